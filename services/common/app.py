@@ -1,0 +1,76 @@
+"""The app factory every service uses: one FastAPI app, the same plumbing everywhere.
+
+It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/healthz`` and
+``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
+and the service's lifespan (which opens its clients and registers readiness checks).
+
+    def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
+        settings = settings or RideDurationSettings()
+        return create_service_app(settings=settings, title="ride-duration", version="1",
+                                  routers=[predict.router], lifespan=lifespan)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
+
+from services.common import health
+from services.common.errors import install_error_handlers
+from services.common.logging import configure_logging
+from services.common.metrics import LATENCY_BUCKETS
+from services.common.middleware import RequestIdMiddleware
+from services.common.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    version: str,
+    description: str = "",
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan,
+) -> FastAPI:
+    """Build a service's FastAPI app; ``lifespan`` owns the service's own resources."""
+    configure_logging(
+        level=settings.log_level, json_logs=settings.log_json, service=settings.service_name
+    )
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.readiness = {}
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=app_lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.readiness = {}
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+
+    instrumentator = Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=_UNINSTRUMENTED,
+    )
+    instrumentator.add(metrics.requests())
+    instrumentator.add(metrics.latency(buckets=LATENCY_BUCKETS))
+    instrumentator.instrument(app).expose(app, include_in_schema=False, should_gzip=False)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,28 @@
+"""FastAPI dependency aliases for the shared clients, defined once.
+
+Handlers declare what they use: ``async def predict(ride: Ride, triton: TritonDep)``. The clients
+are created by the service's lifespan and kept on ``app.state``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from services.common.triton import TritonClient
+
+
+def get_triton(request: Request) -> TritonClient:
+    client: TritonClient = request.app.state.triton
+    return client
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+TritonDep = Annotated[TritonClient, Depends(get_triton)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]

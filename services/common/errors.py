@@ -1,0 +1,248 @@
+"""The exception tree of modelfleet and its mapping to RFC 9457 problem+json.
+
+Third-party errors (tritonclient, asyncpg, nats) are translated once, at the boundary that
+sees them (``triton.py``, ``db.py``, ``nats.py``), into this tree with ``raise ... from exc``.
+The HTTP layer maps the tree to responses in one place (:func:`install_error_handlers`):
+
+    ModelfleetError                 500 (never raised on purpose)
+    +-- ClientError                 4xx: the caller's input is wrong
+    |   +-- InvalidInput            422
+    |   +-- NotFound                404
+    |   +-- Conflict                409
+    |   +-- PayloadTooLarge         413
+    |   +-- UnsupportedMediaType    415
+    +-- DependencyError             503 + Retry-After: a dependency is down or not ready
+    |   +-- TritonUnavailable, DatabaseUnavailable, BrokerUnavailable
+    +-- DependencyTimeout           504: a dependency missed its deadline
+    +-- DependencyFailed            502: a dependency answered with an error
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://modelfleet.dev/problems/"
+
+log = logging.getLogger(__name__)
+
+
+class ModelfleetError(Exception):
+    """Base of every error modelfleet raises on purpose."""
+
+    status: ClassVar[int] = 500
+    type_slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class ClientError(ModelfleetError):
+    status = 400
+    type_slug = "bad-request"
+    title = "Bad request"
+
+
+class InvalidInput(ClientError):
+    status = 422
+    type_slug = "validation"
+    title = "Invalid input"
+
+
+class NotFound(ClientError):
+    status = 404
+    type_slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ClientError):
+    status = 409
+    type_slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    type_slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    type_slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class DependencyError(ModelfleetError):
+    """A dependency is down or not ready: retry later."""
+
+    status = 503
+    type_slug = "dependency-unavailable"
+    title = "Dependency unavailable"
+    retry_after_s: ClassVar[int] = 1
+    dependency: ClassVar[str] = "dependency"
+
+
+class TritonUnavailable(DependencyError):
+    type_slug = "triton-unavailable"
+    title = "Inference server unavailable"
+    dependency = "triton"
+
+
+class DatabaseUnavailable(DependencyError):
+    type_slug = "database-unavailable"
+    title = "Database unavailable"
+    dependency = "postgres"
+
+
+class BrokerUnavailable(DependencyError):
+    type_slug = "broker-unavailable"
+    title = "Message broker unavailable"
+    dependency = "nats"
+
+
+class DependencyTimeout(ModelfleetError):
+    """A dependency did not answer within its deadline."""
+
+    status = 504
+    type_slug = "dependency-timeout"
+    title = "Dependency timed out"
+
+
+class DependencyFailed(ModelfleetError):
+    """A dependency answered with an error that retrying will not fix."""
+
+    status = 502
+    type_slug = "dependency-failed"
+    title = "Dependency failed"
+
+
+def problem_response(
+    *,
+    status: int,
+    type_slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Build an RFC 9457 problem+json response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + type_slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return Response(
+        content=orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI validation errors as ``{"field", "message", "type"}`` with dotted paths.
+
+    The leading ``body``/``query``/``path`` location is kept out of ``field`` and given as
+    ``in`` so a client sees ``rides.3.trip_distance``, not ``body.rides.3.trip_distance``.
+    """
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc and loc[0] in {"body", "query", "path", "header"} else "body"
+        path = loc[1:] if loc and loc[0] in {"body", "query", "path", "header"} else loc
+        out.append(
+            {
+                "field": ".".join(path) or "(body)",
+                "in": where,
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the exception tree, validation errors and HTTP errors to problem+json, once."""
+
+    async def on_modelfleet_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ModelfleetError)
+        headers: dict[str, str] = {}
+        if isinstance(exc, DependencyError):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if exc.status >= 500:
+            log.warning(
+                "request failed: %s",
+                exc.detail,
+                extra={"error_type": exc.type_slug, "path": request.url.path},
+            )
+        return problem_response(
+            status=exc.status,
+            type_slug=exc.type_slug,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            headers=headers or None,
+            **exc.extra,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc.errors())
+        fields = ", ".join(e["field"] for e in errors[:5])
+        return problem_response(
+            status=422,
+            type_slug=InvalidInput.type_slug,
+            title=InvalidInput.title,
+            detail=f"{len(errors)} invalid field(s): {fields}",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+        }.get(exc.status_code, f"http-{exc.status_code}")
+        return problem_response(
+            status=exc.status_code,
+            type_slug=slug,
+            title=str(exc.detail) if exc.status_code < 500 else "Server error",
+            detail=str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(
+            status=500,
+            type_slug="internal",
+            title="Internal error",
+            detail="An unexpected error occurred; it has been logged.",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(ModelfleetError, on_modelfleet_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,184 @@
+"""The one Triton client of modelfleet: async gRPC, a deadline on every call, bounded retry.
+
+One :class:`TritonClient` per process (one gRPC channel). Every call has a deadline (tritonclient's
+default is none at all). Only ``UNAVAILABLE`` is retried, with jittered backoff, inside the same
+overall deadline: it means the request never reached a model (server down, model reloading).
+Errors leave this module as the :mod:`services.common.errors` tree:
+
+    UNAVAILABLE, NOT_FOUND (model not loaded)  -> TritonUnavailable (503)
+    DEADLINE_EXCEEDED, our own deadline        -> DependencyTimeout (504)
+    anything else                              -> DependencyFailed (502)
+
+    client = TritonClient("127.0.0.1:8101", timeout_s=1.0, retries=2)
+    result = await client.infer("ride_duration", {"features": x}, outputs=["duration_minutes"])
+    result.outputs["duration_minutes"], result.model_version
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from services.common.errors import DependencyFailed, DependencyTimeout, TritonUnavailable
+from services.common.logging import request_id_var
+from services.common.metrics import TRITON_BATCH_ROWS, TRITON_LATENCY, TRITON_RETRIES
+
+_BACKOFF_BASE_S = 0.05
+_BACKOFF_CAP_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class InferOutput:
+    """Outputs of one inference call and the model version that computed them."""
+
+    outputs: dict[str, npt.NDArray[Any]]
+    model_name: str
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionState:
+    """One row of Triton's repository index."""
+
+    name: str
+    version: str
+    state: str
+    reason: str
+
+
+def _status(exc: InferenceServerException) -> str:
+    status = exc.status() or ""
+    return status.removeprefix("StatusCode.")
+
+
+def translate_error(exc: InferenceServerException, *, model: str) -> Exception:
+    """Map a tritonclient error onto the modelfleet error tree."""
+    status = _status(exc)
+    message = exc.message() or str(exc)
+    if status in {"UNAVAILABLE", "NOT_FOUND"}:
+        return TritonUnavailable(f"Triton cannot serve model {model!r} now: {message}")
+    if status == "DEADLINE_EXCEEDED":
+        return DependencyTimeout(f"Triton did not answer for model {model!r} in time")
+    return DependencyFailed(f"Triton failed on model {model!r}: {status or message}")
+
+
+class TritonClient:
+    """Async Triton gRPC client with deadlines, retry on UNAVAILABLE and metrics."""
+
+    def __init__(self, url: str, *, timeout_s: float, retries: int = 2) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._client = InferenceServerClient(url=url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.NDArray[Any]],
+        *,
+        outputs: Sequence[str],
+        version: str = "",
+        timeout_s: float | None = None,
+    ) -> InferOutput:
+        """Run one inference call; the whole call, retries included, ends by the deadline."""
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        rows = next(iter(inputs.values())).shape[0] if inputs else 0
+        TRITON_BATCH_ROWS.labels(model).observe(rows)
+        infer_inputs = []
+        for name, array in inputs.items():
+            item = InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            item.set_data_from_numpy(array)
+            infer_inputs.append(item)
+        requested = [InferRequestedOutput(name) for name in outputs]
+        request_id = request_id_var.get() or ""
+        start = time.perf_counter()
+        attempt = 0
+        outcome = "ok"
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DependencyTimeout(f"Triton did not answer for model {model!r} in time")
+                try:
+                    result = await self._client.infer(
+                        model,
+                        infer_inputs,
+                        model_version=version,
+                        outputs=requested,
+                        request_id=request_id,
+                        client_timeout=remaining,
+                    )
+                except InferenceServerException as exc:
+                    retryable = _status(exc) == "UNAVAILABLE"
+                    if not retryable or attempt >= self.retries:
+                        raise translate_error(exc, model=model) from exc
+                    attempt += 1
+                    TRITON_RETRIES.labels(model).inc()
+                    backoff = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+                    await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    continue
+                response = result.get_response()
+                return InferOutput(
+                    outputs={name: result.as_numpy(name) for name in outputs},
+                    model_name=response.model_name,
+                    model_version=response.model_version,
+                )
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            TRITON_LATENCY.labels(model, outcome).observe(time.perf_counter() - start)
+
+    async def model_ready(self, model: str, version: str = "", *, timeout_s: float = 1.0) -> bool:
+        """True when Triton says this model (version) is ready; False when it says not, or fails."""
+        try:
+            return bool(await self._client.is_model_ready(model, version, client_timeout=timeout_s))
+        except InferenceServerException:
+            return False
+
+    async def repository_index(self, *, timeout_s: float = 2.0) -> list[ModelVersionState]:
+        """Every model version Triton knows about, with its state (READY, UNAVAILABLE ...)."""
+        try:
+            index = await self._client.get_model_repository_index(
+                as_json=True, client_timeout=timeout_s
+            )
+        except InferenceServerException as exc:
+            raise translate_error(exc, model="*") from exc
+        return [
+            ModelVersionState(
+                name=str(entry.get("name", "")),
+                version=str(entry.get("version", "")),
+                state=str(entry.get("state", "")),
+                reason=str(entry.get("reason", "")),
+            )
+            for entry in index.get("models", [])
+        ]
+
+    async def model_config(self, model: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """The model's configuration as Triton serves it (JSON form of ModelConfig)."""
+        try:
+            response = await self._client.get_model_config(
+                model, as_json=True, client_timeout=timeout_s
+            )
+        except InferenceServerException as exc:
+            raise translate_error(exc, model=model) from exc
+        config: dict[str, Any] = response.get("config", {})
+        return config
+
+
+def as_float32_rows(rows: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
+    """A 2-D float32 array, the shape Triton's batched models take."""
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)

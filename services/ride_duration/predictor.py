@@ -1,0 +1,95 @@
+"""Ride -> features -> Triton -> minutes. The only place the service touches the model.
+
+Features come from :mod:`services.common.taxi.features`, the module training uses too, so the
+service and the model never disagree about them. Concurrent requests are coalesced into one
+Triton call (:class:`services.common.batching.Coalescer`) unless disabled in settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.batching import Coalescer
+from services.common.errors import TritonUnavailable
+from services.common.taxi import features
+from services.common.triton import TritonClient
+from services.ride_duration.schemas import Ride
+
+NEW_YORK = ZoneInfo("America/New_York")
+INPUT_NAME = "features"
+OUTPUT_NAME = "duration_minutes"
+#: No taxi ride is shorter than this; the model's raw output is clipped to it.
+MIN_DURATION_MINUTES = 1.0
+
+
+def local_naive(moment: datetime) -> datetime:
+    """TLC records are in New York local time without a zone: convert aware times to that."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(NEW_YORK).replace(tzinfo=None)
+
+
+def ride_feature_matrix(rides: Sequence[Ride]) -> npt.NDArray[np.float32]:
+    """The (n, N_FEATURES) float32 matrix the model takes, for these rides."""
+    return features.ride_features(
+        pickup_datetime=np.array(
+            [local_naive(r.pickup_datetime) for r in rides], dtype="datetime64[s]"
+        ),
+        pickup_location_id=np.array([r.pickup_location_id for r in rides]),
+        dropoff_location_id=np.array([r.dropoff_location_id for r in rides]),
+        trip_distance=np.array([r.trip_distance for r in rides]),
+        passenger_count=np.array([r.passenger_count for r in rides]),
+        ratecode_id=np.array([r.ratecode_id or features.DEFAULT_RATECODE_ID for r in rides]),
+        payment_type=np.array(
+            [
+                features.DEFAULT_PAYMENT_TYPE if r.payment_type is None else r.payment_type
+                for r in rides
+            ]
+        ),
+    )
+
+
+class DurationPredictor:
+    """Predicts ride durations with the Triton model ``model``."""
+
+    def __init__(
+        self,
+        triton: TritonClient,
+        *,
+        model: str,
+        coalesce: bool = True,
+        coalesce_max_rows: int = 256,
+        coalesce_max_in_flight: int = 2,
+    ) -> None:
+        self.triton = triton
+        self.model = model
+        self._coalescer: Coalescer[str] | None = (
+            Coalescer(self._infer, max_rows=coalesce_max_rows, max_in_flight=coalesce_max_in_flight)
+            if coalesce
+            else None
+        )
+
+    async def _infer(self, matrix: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], str]:
+        result = await self.triton.infer(self.model, {INPUT_NAME: matrix}, outputs=[OUTPUT_NAME])
+        return result.outputs[OUTPUT_NAME].reshape(-1), result.model_version
+
+    async def predict(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
+        """Minutes per ride (same order) and the model version that computed them."""
+        matrix = ride_feature_matrix(rides)
+        if self._coalescer is not None:
+            minutes, version = await self._coalescer.submit(matrix)
+        else:
+            minutes, version = await self._infer(matrix)
+        clipped = np.maximum(minutes.astype(np.float64), MIN_DURATION_MINUTES)
+        return [round(float(m), 2) for m in clipped], version
+
+    async def ready(self) -> None:
+        """Readiness: the model itself is loaded (server-wide readiness flaps during reloads)."""
+        if not await self.triton.model_ready(self.model):
+            raise TritonUnavailable(f"model {self.model!r} is not ready in Triton")
