@@ -1,0 +1,40 @@
+# modelfleet: every target is one documented command (see README.md). No logic hides here.
+# The virtual environment is (re)installed when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up down status test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,train,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)      ## create .venv and install modelfleet with every extra
+
+up: $(STAMP)           ## build the models, start the whole stack in the foreground (Ctrl-C stops it)
+	$(BIN)/modelfleet up
+
+down: $(STAMP)         ## stop a stack started with `modelfleet up --detach`
+	$(BIN)/modelfleet down
+
+status: $(STAMP)       ## each component: URL, pid, ready
+	$(BIN)/modelfleet status
+
+test: $(STAMP)         ## unit, integration (real Postgres, NATS, Triton) and chart tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)         ## ruff and mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)        ## benchmarks; prints ratios and rewrites bench/RESULTS.md
+	$(BIN)/modelfleet bench
+
+clean:                 ## remove local state (.modelfleet) but keep .venv
+	rm -rf .modelfleet
