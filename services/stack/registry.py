@@ -1,0 +1,68 @@
+"""The one list of the modelfleet services the local stack starts (after Postgres, NATS, Triton).
+
+Add a service here: name (also its log/run file name), app factory, and the name of its port
+setting in `StackSettings`. A service whose module is not importable yet is skipped with a log
+line, so the stack runs while services are still being written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+
+from services.stack.service import ServiceProcess
+from services.stack.settings import StackSettings
+
+log = logging.getLogger("modelfleet.stack")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service."""
+
+    name: str
+    app: str  # "package.module:factory"
+    port_setting: str  # field of StackSettings
+
+    @property
+    def module(self) -> str:
+        """The module part of `app`."""
+        return self.app.partition(":")[0]
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        name="ride-duration",
+        app="services.ride_duration.app:create_app",
+        port_setting="ride_duration_port",
+    ),
+)
+
+
+def importable(module: str) -> bool:
+    """True when `module` can be found (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def service_processes(
+    settings: StackSettings, specs: tuple[ServiceSpec, ...] = SERVICES
+) -> list[ServiceProcess]:
+    """A ServiceProcess per importable spec, in registry order."""
+    processes: list[ServiceProcess] = []
+    for spec in specs:
+        if not importable(spec.module):
+            log.info("skipping service %s: module %s is not importable yet", spec.name, spec.module)
+            continue
+        port = getattr(settings, spec.port_setting)
+        if not isinstance(port, int):
+            raise TypeError(f"StackSettings.{spec.port_setting} is not a port")
+        processes.append(
+            ServiceProcess(
+                settings, spec.name, app=spec.app, port=port, port_setting=spec.port_setting
+            )
+        )
+    return processes

@@ -1,0 +1,117 @@
+"""Settings of the local stack (`modelfleet up`): state folder, ports, timeouts, derived URLs.
+
+Every value is overridable through the environment with the `MODELFLEET_` prefix, e.g.
+`MODELFLEET_HOME=/data/mf MODELFLEET_POSTGRES_PORT=6543 modelfleet up`. The derived URLs
+(`database_url`, `nats_url`, `triton_grpc_url`) are what each service process receives as
+`DATABASE_URL`, `NATS_URL` and `TRITON_GRPC_URL`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = int
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Absolute paths of everything the stack keeps under its home folder."""
+
+    home: Path
+    logs: Path
+    run: Path
+    postgres_data: Path
+    nats_store: Path
+    model_repository: Path
+    triton_root: Path
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack keeps its state and which loopback ports it uses."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELFLEET_", extra="ignore")
+
+    home: Path = Path(".modelfleet")
+    host: str = "127.0.0.1"
+
+    postgres_port: Port = Field(default=5433, ge=1, le=65535)
+    postgres_user: str = "modelfleet"
+    postgres_db: str = "modelfleet"
+    nats_port: Port = Field(default=4222, ge=1, le=65535)
+    # 0 disables the NATS HTTP monitor (readiness then falls back to TCP + INFO).
+    nats_monitor_port: Port = Field(default=8222, ge=0, le=65535)
+    triton_http_port: Port = Field(default=8100, ge=1, le=65535)
+    triton_grpc_port: Port = Field(default=8101, ge=1, le=65535)
+    triton_metrics_port: Port = Field(default=8102, ge=1, le=65535)
+    backend_port: Port = Field(default=8000, ge=1, le=65535)
+    ride_duration_port: Port = Field(default=8001, ge=1, le=65535)
+    classifier_port: Port = Field(default=8002, ge=1, le=65535)
+    chatbot_port: Port = Field(default=8003, ge=1, le=65535)
+
+    # Seconds each component may take to become ready after its process is started.
+    postgres_startup_timeout: float = Field(default=60.0, gt=0)
+    nats_startup_timeout: float = Field(default=30.0, gt=0)
+    triton_startup_timeout: float = Field(default=180.0, gt=0)
+    service_startup_timeout: float = Field(default=60.0, gt=0)
+    # Seconds a component gets to exit after the graceful signal before it is killed.
+    stop_timeout: float = Field(default=15.0, gt=0)
+
+    @property
+    def paths(self) -> StackPaths:
+        """The state folder layout (see docs/architecture.md), as absolute paths."""
+        home = self.home.expanduser().absolute()
+        return StackPaths(
+            home=home,
+            logs=home / "logs",
+            run=home / "run",
+            postgres_data=home / "postgres",
+            nats_store=home / "nats",
+            model_repository=home / "model-repository",
+            triton_root=home / "triton",
+        )
+
+    @property
+    def database_url(self) -> str:
+        """`DATABASE_URL` for the services (trust auth on loopback: no password)."""
+        return (
+            f"postgresql://{self.postgres_user}@{self.host}:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @property
+    def nats_url(self) -> str:
+        """`NATS_URL` for the services."""
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def nats_monitor_url(self) -> str | None:
+        """The NATS HTTP monitor, or None when it is disabled."""
+        if self.nats_monitor_port == 0:
+            return None
+        return f"http://{self.host}:{self.nats_monitor_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        """`TRITON_GRPC_URL` for the services (host:port, as tritonclient.grpc expects)."""
+        return f"{self.host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        """Triton's HTTP/REST endpoint (KServe v2 protocol)."""
+        return f"http://{self.host}:{self.triton_http_port}"
+
+    @property
+    def triton_metrics_url(self) -> str:
+        """Triton's Prometheus metrics."""
+        return f"http://{self.host}:{self.triton_metrics_port}/metrics"
+
+    def service_env(self) -> dict[str, str]:
+        """The environment shared by every service process (names without prefix)."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "NATS_URL": self.nats_url,
+            "TRITON_GRPC_URL": self.triton_grpc_url,
+        }
