@@ -1,0 +1,265 @@
+"""Ride-duration training: features, split, gradient boosting, baseline, ONNX export and check.
+
+``train(trips, seed=..., onnx_path=...)`` takes raw TLC trips (synthetic or real), cleans them,
+computes features with ``services.common.taxi.features.ride_features`` (the same code the service
+runs), and:
+
+- splits by time: trips sorted by pickup time, the last ``test_fraction`` (20%) is held out, so
+  the test set is "the future" as in production (ties keep file order; deterministic);
+- trains a ``HistGradientBoostingRegressor`` (squared error, fixed iterations, no early
+  stopping, ``random_state=seed``) on the features -> ``duration_minutes``;
+- fits the baseline: a linear regression on ``trip_distance`` only;
+- reports RMSE/MAE of both on the held-out trips;
+- exports the model to ONNX (input ``features`` float32 [None, N_FEATURES], output
+  ``duration_minutes`` float32 [None, 1]) and checks that ONNX Runtime matches sklearn;
+- returns the model card (a JSON-able dict; the repository adds version and dates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import onnxruntime as ort
+import pandas as pd
+import skl2onnx
+import sklearn
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression
+
+from models.ride_duration.data import clean_trips
+from services.common.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
+
+MODEL_NAME: Final = "ride_duration"
+INPUT_NAME: Final = "features"
+OUTPUT_NAME: Final = "duration_minutes"
+TEST_FRACTION: Final = 0.2
+ONNX_TARGET_OPSET: Final = {"": 17, "ai.onnx.ml": 3}
+MAX_ONNX_ABS_DIFF: Final = 1e-3
+"""Largest allowed |ONNX Runtime - sklearn| over the test set, in minutes."""
+
+HGB_PARAMS: Final[dict[str, Any]] = {
+    "loss": "squared_error",
+    "learning_rate": 0.1,
+    "max_iter": 300,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "early_stopping": False,
+}
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def trip_features(trips: pd.DataFrame) -> FloatArray:
+    """``ride_features`` of a TLC-schema frame (one row per trip)."""
+    return ride_features(
+        pickup_datetime=trips["tpep_pickup_datetime"].to_numpy(dtype="datetime64[us]"),
+        pickup_location_id=trips["PULocationID"].to_numpy(),
+        dropoff_location_id=trips["DOLocationID"].to_numpy(),
+        trip_distance=trips["trip_distance"].to_numpy(dtype=np.float64),
+        passenger_count=trips["passenger_count"].to_numpy(dtype=np.float64),
+        ratecode_id=trips["RatecodeID"].to_numpy(dtype=np.float64),
+        payment_type=trips["payment_type"].to_numpy(dtype=np.float64),
+    )
+
+
+def split_by_time(
+    trips: pd.DataFrame, *, test_fraction: float = TEST_FRACTION
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): the last ``test_fraction`` of trips by pickup time is the test set."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError("test_fraction must be in (0, 1)")
+    ordered = trips.sort_values("tpep_pickup_datetime", kind="stable").reset_index(drop=True)
+    cut = int(round(len(ordered) * (1.0 - test_fraction)))
+    if cut <= 0 or cut >= len(ordered):
+        raise ValueError(f"not enough trips to split ({len(ordered)})")
+    return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def fit_model(
+    x: FloatArray, y: npt.NDArray[np.float64], *, seed: int
+) -> HistGradientBoostingRegressor:
+    """The gradient boosting regressor on the feature matrix."""
+    model = HistGradientBoostingRegressor(random_state=seed, **HGB_PARAMS)
+    model.fit(x, y)
+    return model
+
+
+def fit_baseline(distance: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> LinearRegression:
+    """The baseline: linear regression of duration on trip distance only."""
+    baseline = LinearRegression()
+    baseline.fit(distance.reshape(-1, 1), y)
+    return baseline
+
+
+def export_onnx(model: HistGradientBoostingRegressor) -> bytes:
+    """ONNX bytes: input ``features`` float32 [None, N_FEATURES], output ``duration_minutes``
+    float32 [None, 1]."""
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 passes Python bools for the leaves' nodes_missing_value_tracks_true
+        # (an ints attribute); protobuf 6 converts them (to 0) with a DeprecationWarning.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
+            category=DeprecationWarning,
+        )
+        proto = to_onnx(
+            model,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, N_FEATURES]))],
+            target_opset=ONNX_TARGET_OPSET,
+        )
+    graph = proto.graph
+    if len(graph.output) != 1:
+        raise RuntimeError(f"expected one ONNX output, got {len(graph.output)}")
+    old = graph.output[0].name
+    if old != OUTPUT_NAME:
+        for node in graph.node:
+            node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
+            node.input[:] = [OUTPUT_NAME if name == old else name for name in node.input]
+        graph.output[0].name = OUTPUT_NAME
+    proto.doc_string = "ride_duration: trip duration in minutes from ride_features"
+    onnx.checker.check_model(proto)
+    return bytes(proto.SerializeToString())
+
+
+def onnx_session(onnx_bytes: bytes) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session with one intra-op thread (as served)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def onnx_max_abs_diff(
+    onnx_bytes: bytes, model: HistGradientBoostingRegressor, x: FloatArray
+) -> float:
+    """max |ONNX Runtime - sklearn| over the rows of ``x``."""
+    session = onnx_session(onnx_bytes)
+    (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    want = model.predict(x)
+    if got.shape != (x.shape[0], 1) or got.dtype != np.float32:
+        raise RuntimeError(f"unexpected ONNX output {got.dtype} {got.shape}")
+    return float(np.max(np.abs(got[:, 0].astype(np.float64) - want))) if len(x) else 0.0
+
+
+def _rmse(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
+    return float(np.sqrt(np.mean((y - pred) ** 2)))
+
+
+def _mae(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
+    return float(np.mean(np.abs(y - pred)))
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions of the libraries that made the model."""
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What ``train_model`` produced: the fitted models, the ONNX bytes and the card."""
+
+    model: HistGradientBoostingRegressor
+    baseline: LinearRegression
+    onnx_bytes: bytes
+    card: dict[str, Any]
+
+
+def train_model(
+    trips: pd.DataFrame,
+    *,
+    seed: int,
+    source: str = "synthetic-tlc",
+    test_fraction: float = TEST_FRACTION,
+) -> TrainedModel:
+    """Clean, split, train, evaluate, export and check; see the module docstring."""
+    started = time.perf_counter()
+    clean = clean_trips(trips)
+    train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
+    x_train, x_test = trip_features(train_df), trip_features(test_df)
+    y_train = train_df["duration_minutes"].to_numpy(dtype=np.float64)
+    y_test = test_df["duration_minutes"].to_numpy(dtype=np.float64)
+
+    fit_started = time.perf_counter()
+    model = fit_model(x_train, y_train, seed=seed)
+    fit_seconds = time.perf_counter() - fit_started
+    baseline = fit_baseline(train_df["trip_distance"].to_numpy(dtype=np.float64), y_train)
+
+    pred = model.predict(x_test)
+    base_pred = baseline.predict(test_df["trip_distance"].to_numpy(dtype=np.float64).reshape(-1, 1))
+    rmse, mae = _rmse(y_test, pred), _mae(y_test, pred)
+    base_rmse, base_mae = _rmse(y_test, base_pred), _mae(y_test, base_pred)
+
+    onnx_bytes = export_onnx(model)
+    diff = onnx_max_abs_diff(onnx_bytes, model, x_test)
+    if diff > MAX_ONNX_ABS_DIFF:
+        raise RuntimeError(f"ONNX Runtime differs from sklearn by {diff:.3g} minutes")
+
+    card: dict[str, Any] = {
+        "name": MODEL_NAME,
+        "task": "regression: NYC yellow-taxi trip duration in minutes",
+        "algorithm": "sklearn HistGradientBoostingRegressor",
+        "hyperparameters": {**HGB_PARAMS, "random_state": seed},
+        "data": {
+            "source": source,
+            "seed": seed,
+            "rows_raw": int(len(trips)),
+            "rows_clean": int(len(clean)),
+            "rows_train": int(len(train_df)),
+            "rows_test": int(len(test_df)),
+            "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
+            "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
+        },
+        "features": list(FEATURE_NAMES),
+        "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
+        "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, 1]}},
+        "metrics": {
+            "rmse": round(rmse, 4),
+            "mae": round(mae, 4),
+            "baseline_rmse": round(base_rmse, 4),
+            "baseline_mae": round(base_mae, 4),
+            "rmse_improvement_vs_baseline": round(1.0 - rmse / base_rmse, 4),
+            "baseline": "linear regression on trip_distance",
+            "onnx_max_abs_diff": diff,
+        },
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "fit_seconds": round(fit_seconds, 2),
+        "frameworks": framework_versions(),
+    }
+    return TrainedModel(model=model, baseline=baseline, onnx_bytes=onnx_bytes, card=card)
+
+
+def train(
+    trips: pd.DataFrame,
+    *,
+    seed: int,
+    onnx_path: Path,
+    source: str = "synthetic-tlc",
+    test_fraction: float = TEST_FRACTION,
+) -> dict[str, Any]:
+    """Train on raw TLC trips, write the ONNX model to ``onnx_path``, return the model card."""
+    trained = train_model(trips, seed=seed, source=source, test_fraction=test_fraction)
+    onnx_path.write_bytes(trained.onnx_bytes)
+    return trained.card

@@ -1,0 +1,1 @@
+"""NYC TLC taxi domain shared by training and serving: zone table and ride features."""
