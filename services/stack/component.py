@@ -170,6 +170,8 @@ class ProcessComponent(Component):
         super().__init__(settings)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        #: what the last failed readiness probe saw (shown when the startup times out)
+        self.last_probe = ""
 
     # -- hooks for subclasses -------------------------------------------------------------
     @abstractmethod
@@ -268,6 +270,7 @@ class ProcessComponent(Component):
     def wait_ready(self, deadline: float) -> None:
         if self._proc is None:
             raise ComponentFailed(f"{self.name} was not started")
+        pause = POLL_SECONDS / 2
         while True:
             returncode = self._proc.poll()
             if returncode is not None:
@@ -280,8 +283,11 @@ class ProcessComponent(Component):
                 self.after_ready(deadline)
                 return
             if time.monotonic() >= deadline:
-                raise ComponentFailed(f"not ready after {self.startup_timeout:.0f} s")
-            time.sleep(POLL_SECONDS)
+                last = f" (last probe: {self.last_probe})" if self.last_probe else ""
+                raise ComponentFailed(f"not ready after {self.startup_timeout:.0f} s{last}")
+            # Back off from 50 ms to 500 ms: fast when quick, little log noise when slow.
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 10 * POLL_SECONDS)
 
     def stop(self) -> bool:
         record = self.record()

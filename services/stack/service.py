@@ -88,6 +88,10 @@ class ServiceProcess(ProcessComponent):
     def is_ready(self) -> bool:
         try:
             response = httpx.get(f"{self.url}/readyz", timeout=2.0, trust_env=False)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            self.last_probe = f"GET /readyz: {type(exc).__name__}"
             return False
-        return response.status_code == 200
+        if response.status_code != 200:
+            self.last_probe = f"GET /readyz: {response.status_code} {response.text[:300]}"
+            return False
+        return True

@@ -174,9 +174,15 @@ class Triton(ProcessComponent):
         paths = [f"/v2/models/{m}/ready" for m in self.models] or ["/v2/health/ready"]
         try:
             with httpx.Client(base_url=base, timeout=1.0, trust_env=False) as client:
-                return all(client.get(path).status_code == 200 for path in paths)
-        except httpx.HTTPError:
+                for path in paths:
+                    code = client.get(path).status_code
+                    if code != 200:
+                        self.last_probe = f"GET {path}: {code}"
+                        return False
+        except httpx.HTTPError as exc:
+            self.last_probe = f"{type(exc).__name__} from {base}"
             return False
+        return True
 
     # -- stop -----------------------------------------------------------------------------
     def _stubs(self, pgid: int | None) -> set[int]:

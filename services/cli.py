@@ -1,0 +1,289 @@
+"""The `modelfleet` command line: run the local stack, build the models, run the benchmarks.
+
+    modelfleet up [--detach]        build the model repository, start everything, print URLs;
+                                    foreground until Ctrl-C/SIGTERM (then stops it all)
+    modelfleet down                 stop what `$MODELFLEET_HOME/run` records (any process's)
+    modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
+    modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
+    modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
+
+Settings come from `MODELFLEET_*` environment variables (see services/stack/settings.py);
+`--home` overrides `MODELFLEET_HOME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from services.stack import (
+    AlreadyRunningError,
+    ComponentStatus,
+    PortInUseError,
+    Stack,
+    StackError,
+    StackSettings,
+    StartupError,
+)
+
+log = logging.getLogger("modelfleet.cli")
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_INTERRUPTED = 130
+DESCRIPTION = "modelfleet: run the local stack, build the models, run the benchmarks."
+
+
+class Output:
+    """Everything the CLI prints goes through here (stdout for results, stderr for errors)."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self._out = out if out is not None else sys.stdout
+        self._err = err if err is not None else sys.stderr
+
+    def line(self, text: str = "") -> None:
+        """One line of normal output."""
+        print(text, file=self._out, flush=True)
+
+    def error(self, text: str) -> None:
+        """One (possibly multi-line) error message."""
+        print(f"modelfleet: {text}", file=self._err, flush=True)
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A plain aligned table."""
+        widths = [len(h) for h in headers]
+        for row in rows:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        for row in (headers, *rows):
+            self.line(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+
+def _status_rows(statuses: Sequence[ComponentStatus]) -> list[list[str]]:
+    return [
+        [s.name, s.url, "-" if s.pid is None else str(s.pid), "yes" if s.ready else "no"]
+        for s in statuses
+    ]
+
+
+def _print_urls(out: Output, statuses: Sequence[ComponentStatus]) -> None:
+    rows: list[list[str]] = []
+    for s in statuses:
+        rows.append([s.name, s.url, "-" if s.pid is None else str(s.pid)])
+        rows.extend([f"  {label}", url, ""] for label, url in s.extra_urls.items())
+    out.table(["COMPONENT", "URL", "PID"], rows)
+    out.line(f"logs: {statuses[0].log_file.parent}" if statuses else "")
+
+
+# -- models / bench (lazy imports: those packages are written elsewhere) -------------------
+def _build_repository(
+    out: Output,
+    settings: StackSettings,
+    *,
+    seed: int,
+    rows: int | None,
+    data: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Call models.repository.build_repository(home/model-repository, seed=..., rows=...)."""
+    module = importlib.import_module("models.repository")
+    kwargs: dict[str, Any] = {"seed": seed}
+    if rows is not None:
+        kwargs["rows"] = rows
+    if data is not None:
+        kwargs["data"] = data
+    if force:
+        kwargs["force"] = True
+    target = settings.paths.model_repository
+    out.line(f"building the model repository in {target} ...")
+    result = module.build_repository(target, **kwargs)
+    if result is not None:
+        out.line(f"model repository: {result}")
+
+
+def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet models build`."""
+    _build_repository(
+        out, settings, seed=args.seed, rows=args.rows, data=args.data, force=args.force
+    )
+    return EXIT_OK
+
+
+def cmd_bench(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet bench [ARGS...]`: bench.run.main() with ARGS as its argv."""
+    module = importlib.import_module("bench.run")
+    sys.argv = ["modelfleet bench", *args.args]
+    result = module.main()
+    return result if isinstance(result, int) else EXIT_OK
+
+
+# -- stack commands ------------------------------------------------------------------------
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_up(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet up [--detach]`."""
+    stack = Stack(settings)
+    running = stack.running()
+    if running:
+        raise AlreadyRunningError(running, home=settings.paths.home)
+    stack.check_ports()
+    if not args.no_build:
+        try:
+            _build_repository(out, settings, seed=args.seed, rows=args.rows)
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("models.repository", "models"):
+                raise
+            out.error("models.repository is not available yet: using the repository as it is")
+    # SIGTERM during startup behaves like Ctrl-C: Stack.start stops what it started.
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        statuses = stack.start()
+    except KeyboardInterrupt:
+        out.error("interrupted during startup; everything started was stopped")
+        return EXIT_FAIL
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    _print_urls(out, statuses)
+    timings = ", ".join(f"{name} {sec:.1f} s" for name, sec in stack.startup_seconds.items())
+    out.line(f"ready ({timings})")
+    if args.detach:
+        out.line("running detached: `modelfleet status`, `modelfleet down`")
+        return EXIT_OK
+    return _serve_foreground(out, stack)
+
+
+def _serve_foreground(out: Output, stack: Stack) -> int:
+    """Wait for Ctrl-C/SIGTERM (warning when a component dies), then stop everything."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    handlers = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    out.line("press Ctrl-C to stop")
+    reported: set[str] = set()
+    try:
+        while not stop.wait(1.0):
+            for status in stack.status():
+                if status.pid is None and status.name not in reported:
+                    reported.add(status.name)
+                    out.error(f"{status.name} is not running any more (log: {status.log_file})")
+        out.line("stopping ...")
+        stopped = stack.stop()
+        out.line(f"stopped {', '.join(stopped) or 'nothing'}")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return EXIT_OK
+
+
+def cmd_down(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet down`."""
+    stopped = Stack(settings).stop()
+    out.line(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+    return EXIT_OK
+
+
+def cmd_status(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet status [--json]`: exit 0 when every component is ready, else 1."""
+    statuses = Stack(settings).status()
+    if args.json:
+        out.line(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "url": s.url,
+                        "pid": s.pid,
+                        "ready": s.ready,
+                        "extra_urls": dict(s.extra_urls),
+                    }
+                    for s in statuses
+                ],
+                indent=2,
+            )
+        )
+    else:
+        out.table(["NAME", "URL", "PID", "READY"], _status_rows(statuses))
+    return EXIT_OK if statuses and all(s.ready for s in statuses) else EXIT_FAIL
+
+
+# -- parser --------------------------------------------------------------------------------
+Command = Callable[[Output, StackSettings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `modelfleet`."""
+    parser = argparse.ArgumentParser(prog="modelfleet", description=DESCRIPTION)
+    parser.add_argument("--home", type=Path, help="state folder (default: $MODELFLEET_HOME)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings in the log")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="build the models and start the whole local stack")
+    up.add_argument("--detach", action="store_true", help="leave it running and return")
+    up.add_argument("--seed", type=int, default=42, help="seed of the model build")
+    up.add_argument("--rows", type=int, help="training rows of the model build")
+    up.add_argument("--no-build", action="store_true", help="use the model repository as it is")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the stack recorded in $MODELFLEET_HOME/run")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="url, pid and readiness of each component")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    models = sub.add_parser("models", help="model repository commands")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    build = models_sub.add_parser("build", help="train and export into the model repository")
+    build.add_argument("--seed", type=int, default=42)
+    build.add_argument("--rows", type=int)
+    build.add_argument("--data", type=Path, help="real NYC TLC parquet/CSV file or folder")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.set_defaults(func=cmd_models_build)
+
+    bench = sub.add_parser("bench", help="run the benchmarks (bench/run.py)")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmarks")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `modelfleet` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    out = Output()
+    settings = StackSettings() if args.home is None else StackSettings(home=args.home)
+    func: Command = args.func
+    try:
+        return func(out, settings, args)
+    except (AlreadyRunningError, PortInUseError, StartupError) as exc:
+        out.error(str(exc))
+        return EXIT_FAIL
+    except StackError as exc:
+        out.error(f"{type(exc).__name__}: {exc}")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

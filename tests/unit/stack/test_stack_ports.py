@@ -1,0 +1,106 @@
+"""Unit tests of the checks `Stack.start`/`modelfleet up` make before starting anything."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from services import cli
+from services.stack import AlreadyRunningError, PortInUseError, Stack, procs, runfiles
+from services.stack.registry import ServiceSpec, service_processes
+from services.stack.runfiles import RunRecord
+from services.stack.testing import free_port, settings_for_tests
+from services.stack.triton import list_models
+
+
+def test_port_in_use_detects_a_listener() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert procs.port_in_use("127.0.0.1", sock.getsockname()[1])
+    assert not procs.port_in_use("127.0.0.1", free_port())
+
+
+def test_start_refuses_a_taken_port_and_names_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        settings = settings_for_tests(tmp_path, nats_port=sock.getsockname()[1])
+        with pytest.raises(PortInUseError) as caught:
+            Stack(settings).start(["nats"])
+    message = str(caught.value)
+    assert str(settings.nats_port) in message
+    assert "MODELFLEET_NATS_PORT" in message
+    assert not (tmp_path / "run" / "nats.json").exists()
+
+
+def test_start_refuses_when_already_running(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path)
+    me = procs.os.getpid()
+    info = procs.proc_info(me)
+    assert info is not None
+    record = RunRecord(
+        name="nats",
+        pid=me,
+        pgid=me,
+        url=settings.nats_url,
+        started_at=runfiles.now_iso(),
+        log_file="x",
+        start_ticks=info.start_ticks,
+    )
+    runfiles.write(settings.paths.run, record)
+    stack = Stack(settings)
+    assert [r.name for r in stack.running()] == ["nats"]
+    with pytest.raises(AlreadyRunningError, match="nats"):
+        stack.start(["postgres", "nats"])
+    assert not (tmp_path / "postgres").exists()  # nothing was started
+
+
+def test_unknown_component_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="redis"):
+        Stack(settings_for_tests(tmp_path)).start(["redis"])
+
+
+def test_registry_skips_services_that_are_not_importable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    specs = (
+        ServiceSpec(
+            name="ghost", app="services.no_such_service.app:create_app", port_setting="chatbot_port"
+        ),
+        ServiceSpec(name="cli", app="services.cli:main", port_setting="backend_port"),
+    )
+    settings = settings_for_tests(tmp_path)
+    with caplog.at_level("INFO", logger="modelfleet.stack"):
+        processes = service_processes(settings, specs)
+    assert [p.name for p in processes] == ["cli"]
+    assert processes[0].port == settings.backend_port
+    assert processes[0].url == f"http://127.0.0.1:{settings.backend_port}"
+    assert "ghost" in caplog.text
+    env = processes[0].environment()
+    assert env["DATABASE_URL"] == settings.database_url
+    assert env["TRITON_GRPC_URL"] == settings.triton_grpc_url
+    assert "--factory" in processes[0].command()
+
+
+def test_list_models_needs_a_config(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.pbtxt").write_text("")
+    (tmp_path / "b").mkdir()
+    assert list_models(tmp_path) == ["a"]
+    assert list_models(tmp_path / "missing") == []
+
+
+def test_cli_status_fails_when_nothing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--home", str(tmp_path), "status", "--json"]) == 1
+    out = capsys.readouterr().out
+    assert '"ready": false' in out and '"name": "postgres"' in out
+
+
+def test_cli_down_with_nothing_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--home", str(tmp_path), "down"]) == 0
+    assert "nothing was running" in capsys.readouterr().out
