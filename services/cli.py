@@ -17,6 +17,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -101,14 +102,16 @@ def _build_repository(
     if rows is not None:
         kwargs["rows"] = rows
     if data is not None:
-        kwargs["data"] = data
+        kwargs["data_path"] = data
     if force:
         kwargs["force"] = True
     target = settings.paths.model_repository
     out.line(f"building the model repository in {target} ...")
     result = module.build_repository(target, **kwargs)
-    if result is not None:
-        out.line(f"model repository: {result}")
+    model, version, path = (getattr(result, a, None) for a in ("model", "version", "path"))
+    if model is not None:
+        state = "built" if getattr(result, "built", True) else "already up to date"
+        out.line(f"model {model} version {version} {state}: {path}")
 
 
 def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
@@ -176,10 +179,11 @@ def _serve_foreground(out: Output, stack: Stack) -> int:
     reported: set[str] = set()
     try:
         while not stop.wait(1.0):
-            for status in stack.status():
-                if status.pid is None and status.name not in reported:
-                    reported.add(status.name)
-                    out.error(f"{status.name} is not running any more (log: {status.log_file})")
+            for name in stack.names:
+                component = stack.component(name)
+                if name not in reported and component.pid is None:
+                    reported.add(name)
+                    out.error(f"{name} is not running any more (log: {component.log_path})")
         out.line("stopping ...")
         stopped = stack.stop()
         out.line(f"stopped {', '.join(stopped) or 'nothing'}")
@@ -283,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: not an error; keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -104,3 +104,14 @@ def test_cli_status_fails_when_nothing_runs(
 def test_cli_down_with_nothing_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--home", str(tmp_path), "down"]) == 0
     assert "nothing was running" in capsys.readouterr().out
+
+
+def test_postgres_retries_only_on_the_lock_file_error(tmp_path: Path) -> None:
+    from services.stack.postgres import LOCK_FILE_ERROR, Postgres
+
+    pg = Postgres(settings_for_tests(tmp_path))
+    pg.log_path.parent.mkdir(parents=True)
+    pg.log_path.write_text(f"FATAL:  {LOCK_FILE_ERROR}\nHINT:  Is another postmaster running?\n")
+    assert pg.on_early_exit(1)
+    pg.log_path.write_text("FATAL:  data directory has wrong ownership\n")
+    assert not pg.on_early_exit(1)
