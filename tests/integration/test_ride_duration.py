@@ -1,0 +1,184 @@
+"""ride-duration over HTTP against the real stack: predictions from Triton, errors, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from services.ride_duration.predictor import ride_feature_matrix
+from services.ride_duration.schemas import Ride
+from services.stack.settings import StackSettings
+from services.stack.supervisor import Stack
+
+pytestmark = pytest.mark.integration
+
+RIDE: dict[str, Any] = {
+    "pickup_datetime": "2024-03-14T08:30:00",
+    "pickup_location_id": 161,
+    "dropoff_location_id": 236,
+    "trip_distance": 2.4,
+    "passenger_count": 1,
+}
+
+
+def in_process(onnx_path: Path, rides: list[dict[str, Any]]) -> np.ndarray:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    matrix = ride_feature_matrix([Ride.model_validate(r) for r in rides])
+    return np.maximum(session.run(None, {"features": matrix})[0].reshape(-1), 1.0)
+
+
+async def test_predict_one_ride_comes_from_the_model(
+    http: httpx.AsyncClient, onnx_path: Path
+) -> None:
+    response = await http.post("/v1/predict", json=RIDE, headers={"x-request-id": "it-one"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "ride_duration", "version": "1"}
+    uuid.UUID(body["prediction_id"])
+    expected = in_process(onnx_path, [RIDE])[0]
+    assert body["duration_minutes"] == pytest.approx(expected, abs=0.01)
+    assert response.headers["x-request-id"] == "it-one"
+
+
+async def test_batch_matches_single_predictions(http: httpx.AsyncClient, onnx_path: Path) -> None:
+    rides = [
+        {**RIDE, "trip_distance": d, "pickup_location_id": pu, "pickup_datetime": when}
+        for d, pu, when in [
+            (0.8, 236, "2024-03-16T23:10:00"),
+            (17.9, 132, "2024-03-18T17:45:00"),
+            (5.5, 79, "2024-03-19T03:00:00"),
+        ]
+    ] * 334
+    response = await http.post("/v1/predict/batch", json={"rides": rides[:1000]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 1000
+    got = np.array([p["duration_minutes"] for p in body["predictions"]])
+    np.testing.assert_allclose(got, in_process(onnx_path, rides[:1000]), atol=0.01)
+    assert len({p["prediction_id"] for p in body["predictions"]}) == 1000
+    # An airport run at rush hour takes longer than a short night ride.
+    assert got[1] > got[0]
+
+
+async def test_concurrent_requests_each_get_their_own_answer(
+    http: httpx.AsyncClient, onnx_path: Path
+) -> None:
+    rides = [{**RIDE, "trip_distance": 0.5 + i * 0.37} for i in range(64)]
+    responses = await asyncio.gather(*(http.post("/v1/predict", json=r) for r in rides))
+    got = np.array([r.json()["duration_minutes"] for r in responses])
+    np.testing.assert_allclose(got, in_process(onnx_path, rides), atol=0.01)
+
+
+async def test_bad_input_is_422_problem_and_nothing_is_logged(
+    http: httpx.AsyncClient, stack_settings: StackSettings
+) -> None:
+    cases = [
+        ({**RIDE, "pickup_location_id": 300}, "pickup_location_id"),
+        ({**RIDE, "trip_distance": 0}, "trip_distance"),
+        ({**RIDE, "passenger_count": 0}, "passenger_count"),
+    ]
+    for ride, field in cases:
+        response = await http.post(
+            "/v1/predict", json=ride, headers={"x-request-id": "it-bad-input"}
+        )
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"][0]["field"] == field
+    not_json = await http.post(
+        "/v1/predict", content=b"trip please", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    await asyncio.sleep(0.5)  # longer than the prediction log's flush interval
+    conn = await asyncpg.connect(stack_settings.database_url)
+    try:
+        count = await conn.fetchval(
+            "select count(*) from ride_duration_predictions where request_id = 'it-bad-input'"
+        )
+    finally:
+        await conn.close()
+    assert count == 0
+
+
+async def test_predictions_are_logged_in_postgres(
+    http: httpx.AsyncClient, stack_settings: StackSettings
+) -> None:
+    request_id = f"it-log-{uuid.uuid4().hex[:8]}"
+    response = await http.post("/v1/predict", json=RIDE, headers={"x-request-id": request_id})
+    prediction_id = uuid.UUID(response.json()["prediction_id"])
+    conn = await asyncpg.connect(stack_settings.database_url)
+    try:
+        row = None
+        for _ in range(50):
+            row = await conn.fetchrow(
+                "select * from ride_duration_predictions where prediction_id = $1", prediction_id
+            )
+            if row is not None:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["request_id"] == request_id
+    assert row["model_version"] == "1"
+    assert row["pickup_location_id"] == 161
+    assert row["duration_minutes"] == pytest.approx(response.json()["duration_minutes"], abs=0.01)
+
+
+async def test_models_lists_the_version_with_its_card(http: httpx.AsyncClient) -> None:
+    response = await http.get("/v1/models")
+    assert response.status_code == 200
+    (model,) = response.json()["models"]
+    assert model["name"] == "ride_duration"
+    assert model["version"] == "1"
+    assert model["state"] == "READY"
+    metrics = model["card"]["metrics"]
+    assert metrics["rmse"] < metrics["baseline_rmse"]
+    assert metrics["rmse_improvement_vs_baseline"] >= 0.25
+
+
+async def test_health_readiness_and_metrics(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).status_code == 200
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"triton": "ok", "postgres": "ok"}}
+    await http.post("/v1/predict", json=RIDE)
+    metrics = (await http.get("/metrics")).text
+    assert (
+        'modelfleet_triton_request_duration_seconds_count{model="ride_duration",outcome="ok"}'
+        in metrics
+    )
+    assert 'http_requests_total{handler="/v1/predict",method="POST",status="200"}' in metrics
+
+
+async def test_triton_down_gives_503_then_recovers(http: httpx.AsyncClient, stack: Stack) -> None:
+    triton = stack.component("triton")
+    triton.stop()
+    try:
+        response = await http.post("/v1/predict", json=RIDE)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["type"].endswith("/triton-unavailable")
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert (await http.get("/healthz")).status_code == 200  # liveness is not readiness
+    finally:
+        began = time.monotonic()
+        triton.start()
+        triton.wait_ready(began + triton.startup_timeout)
+    for _ in range(100):
+        response = await http.post("/v1/predict", json=RIDE)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert response.status_code == 200
+    assert (await http.get("/readyz")).status_code == 200
