@@ -329,6 +329,7 @@ class ProcessComponent(Component):
                 )
         else:
             procs.wait_gone([pid], deadline=deadline)
+            procs.reap_own_zombie(pid)
         # Whatever is left of the family (children that outlived the main process, or all of
         # it after a timeout) gets SIGKILL.
         leftovers = (family | procs.family(pid, pgid=pgid)) - {0}

@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from services.stack import procs
 from services.stack.component import ComponentFailed, ProcessComponent
 
 log = logging.getLogger("modelfleet.stack")
@@ -158,10 +159,16 @@ class Postgres(ProcessComponent):
     def on_early_exit(self, returncode: int) -> bool:
         # Right after a kill -9 the old postmaster (or its children) may not be reaped yet:
         # PostgreSQL then refuses to start for 1-2 s. Retry; never delete postmaster.pid.
-        if LOCK_FILE_ERROR in self.log_tail(50):
-            log.info("postgres: lock file still held by a dying postmaster, retrying")
-            return True
-        return False
+        if LOCK_FILE_ERROR not in self.log_tail(50):
+            return False
+        try:
+            old_pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            old_pid = 0
+        if old_pid and procs.reap_own_zombie(old_pid):
+            log.info("postgres: reaped the killed postmaster %d (our child)", old_pid)
+        log.info("postgres: lock file still held by a dying postmaster, retrying")
+        return True
 
     def _client(self, tool: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         argv = [

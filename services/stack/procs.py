@@ -76,6 +76,23 @@ def is_alive(pid: int, start_ticks: int | None = None) -> bool:
     return start_ticks is None or info.start_ticks == start_ticks
 
 
+def reap_own_zombie(pid: int) -> bool:
+    """Reap PID if it is an exited child of this very process; True when reaped.
+
+    A zombie still "exists" for kill(pid, 0): PostgreSQL then refuses to start on a data dir
+    whose postmaster.pid names it. Another Stack object in this process (or a test that killed
+    a component) may hold that child; subprocess.Popen copes with a child reaped elsewhere.
+    """
+    info = proc_info(pid)
+    if info is None or info.alive or info.ppid != os.getpid():
+        return False
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return reaped == pid
+
+
 def cmdline(pid: int) -> list[str]:
     """argv of PID ([] when gone or unreadable)."""
     try:

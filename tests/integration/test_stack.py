@@ -117,7 +117,8 @@ async def test_data_survives_the_restart(stack: Stack) -> None:
         await conn.close(timeout=5)
 
 
-def test_kill_9_then_stop_reaps_stubs_and_restart_works(stack: Stack) -> None:
+def test_kill_9_then_down_from_another_stack_reaps_and_restarts(stack: Stack) -> None:
+    """Like `kill -9` followed by `modelfleet down` and `up` in another process."""
     statuses = {s.name: s for s in stack.status()}
     triton_pid, pg_pid = statuses["triton"].pid, statuses["postgres"].pid
     assert triton_pid is not None and pg_pid is not None
@@ -128,11 +129,13 @@ def test_kill_9_then_stop_reaps_stubs_and_restart_works(stack: Stack) -> None:
     os.kill(pg_pid, signal.SIGKILL)
     assert procs.wait_gone([triton_pid, pg_pid], deadline=time.monotonic() + 10) == set()
 
-    stack.stop()
+    other = Stack(stack.settings)  # knows the stack only through the run files
+    other.stop()
     assert not [p for p in stubs if procs.is_alive(p)]
     assert not our_regions & _shm_regions()
 
     began = time.monotonic()
-    stack.start(INFRA)  # Postgres may need retries while the killed postmaster is reaped
+    other.start(INFRA)  # Postgres retries while the killed postmaster still holds its lock
     assert time.monotonic() - began < 60
     assert all(s.ready for s in stack.status() if s.name in INFRA)
+    assert set(other.stop()) == set(INFRA)
