@@ -304,9 +304,10 @@ class ProcessComponent(Component):
         if proc is not None:
             try:
                 proc.wait(timeout=self.settings.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.error("%s (pid %d) did not exit even after SIGKILL", self.name, proc.pid)
-                raise
+            except subprocess.TimeoutExpired as exc:
+                raise ComponentFailed(
+                    f"{self.name} (pid {proc.pid}) did not exit even after SIGKILL"
+                ) from exc
         self._proc = None
         self.after_stop(record)
         runfiles.remove(self.paths.run, self.name)
