@@ -123,10 +123,10 @@ def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namesp
 
 
 def cmd_bench(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
-    """`modelfleet bench [ARGS...]`: bench.run.main() with ARGS as its argv."""
+    """`modelfleet bench [ARGS...]`: bench.run.main(ARGS)."""
     module = importlib.import_module("bench.run")
-    sys.argv = ["modelfleet bench", *args.args]
-    result = module.main()
+    os.environ["MODELFLEET_HOME"] = str(settings.home)  # bench reads StackSettings() itself
+    result = module.main(list(args.args))
     return result if isinstance(result, int) else EXIT_OK
 
 
@@ -258,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.set_defaults(func=cmd_models_build)
 
-    bench = sub.add_parser("bench", help="run the benchmarks (bench/run.py)")
+    # prefix_chars="\0": every argument, --help included, goes to bench.run's own parser.
+    bench = sub.add_parser(
+        "bench", help="run the benchmarks (bench/run.py)", add_help=False, prefix_chars="\0"
+    )
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmarks")
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from services.stack.settings import StackSettings
 from services.stack.testing import PORT_SETTINGS, settings_for_tests
+
+
+@pytest.fixture(autouse=True)
+def _no_modelfleet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("MODELFLEET_")]:
+        monkeypatch.delenv(name)
 
 
 def test_defaults_match_the_documented_ports() -> None:
