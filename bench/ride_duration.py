@@ -41,14 +41,15 @@ def make_workload(rows: int, *, seed: int) -> Workload:
     """Rides from the synthetic TLC generator, as request bodies and as feature rows."""
     from models.ride_duration.data import clean_trips, generate_trips
 
-    trips = clean_trips(generate_trips(rows * 2, seed=seed)).head(rows)
+    trips = clean_trips(generate_trips(rows * 2, seed=seed))
+    trips = trips[trips.passenger_count.between(1, 9)].head(rows)
     rides = [
         Ride(
             pickup_datetime=t.tpep_pickup_datetime.to_pydatetime(),
             pickup_location_id=int(t.PULocationID),
             dropoff_location_id=int(t.DOLocationID),
             trip_distance=float(t.trip_distance),
-            passenger_count=min(9, max(1, int(t.passenger_count))),
+            passenger_count=int(t.passenger_count),
         )
         for t in trips.itertuples()
     ]
@@ -71,7 +72,10 @@ async def bench_triton(
 
     try:
         return await run_async(
-            "triton-direct", call, concurrency=concurrency, duration_s=duration_s,
+            "triton-direct",
+            call,
+            concurrency=concurrency,
+            duration_s=duration_s,
             warmup_s=warmup_s,
         )
     finally:
@@ -100,7 +104,10 @@ async def bench_service(
 
     try:
         return await run_async(
-            "service-http", call, concurrency=concurrency, duration_s=duration_s,
+            "service-http",
+            call,
+            concurrency=concurrency,
+            duration_s=duration_s,
             warmup_s=warmup_s,
         )
     finally:

@@ -70,7 +70,11 @@ def configure_logging(*, level: str, json_logs: bool, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if access.handlers:  # access logging is on (uvicorn without --no-access-log): make it JSON
+        access.handlers[:] = []
+        access.propagate = True

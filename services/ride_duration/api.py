@@ -40,12 +40,12 @@ PREDICTION_LOG_COLUMNS = (
 )
 
 
-def get_predictor(request: Request) -> DurationPredictor:
+async def get_predictor(request: Request) -> DurationPredictor:
     predictor: DurationPredictor = request.app.state.predictor
     return predictor
 
 
-def get_prediction_log(request: Request) -> BufferedCopyWriter | None:
+async def get_prediction_log(request: Request) -> BufferedCopyWriter | None:
     writer: BufferedCopyWriter | None = request.app.state.prediction_log
     return writer
 
