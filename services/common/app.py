@@ -2,7 +2,8 @@
 
 It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/healthz`` and
 ``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
-and the service's lifespan (which opens its clients and registers readiness checks).
+the service's hot JSON routes, and the service's lifespan (which opens its clients and registers
+readiness checks).
 
     def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         settings = settings or RideDurationSettings()
@@ -17,12 +18,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import ORJSONResponse
-from prometheus_fastapi_instrumentator import Instrumentator, metrics
+from prometheus_fastapi_instrumentator import Instrumentator
 
 from services.common import health
 from services.common.errors import install_error_handlers
+from services.common.fastroute import FastJsonRoute, FastRoutes
 from services.common.logging import configure_logging
-from services.common.metrics import LATENCY_BUCKETS
+from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
 from services.common.settings import ServiceSettings
 
@@ -39,8 +41,13 @@ def create_service_app(
     description: str = "",
     routers: Sequence[APIRouter],
     lifespan: Lifespan,
+    fast_routes: Sequence[FastJsonRoute] = (),
 ) -> FastAPI:
-    """Build a service's FastAPI app; ``lifespan`` owns the service's own resources."""
+    """Build a service's FastAPI app; ``lifespan`` owns the service's own resources.
+
+    ``fast_routes`` (hot JSON endpoints, see :mod:`services.common.fastroute`) are served
+    beneath FastAPI's routing unless ``settings.http_fast_routes`` is false.
+    """
     configure_logging(
         level=settings.log_level, json_logs=settings.log_json, service=settings.service_name
     )
@@ -69,8 +76,9 @@ def create_service_app(
         should_group_status_codes=False,
         excluded_handlers=_UNINSTRUMENTED,
     )
-    instrumentator.add(metrics.requests())
-    instrumentator.add(metrics.latency(buckets=LATENCY_BUCKETS))
+    instrumentator.add(instrumentator_http_metrics)
     instrumentator.instrument(app).expose(app, include_in_schema=False, should_gzip=False)
-    app.add_middleware(RequestIdMiddleware)
+    if fast_routes and settings.http_fast_routes:
+        app.add_middleware(FastRoutes, routes=fast_routes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so fast routes get it too
     return app

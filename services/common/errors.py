@@ -178,42 +178,60 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def problem_for(exc: ModelfleetError, *, instance: str) -> Response:
+    """The problem+json response of one error of the tree (Retry-After on 503s)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DependencyError):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.status >= 500:
+        log.warning("request failed: %s", exc.detail, extra={"error_type": exc.type_slug})
+    return problem_response(
+        status=exc.status,
+        type_slug=exc.type_slug,
+        title=exc.title,
+        detail=exc.detail,
+        instance=instance,
+        headers=headers or None,
+        **exc.extra,
+    )
+
+
+def validation_problem(errors: Sequence[Any], *, instance: str) -> Response:
+    """422 problem+json listing every invalid field (pydantic/FastAPI error dicts)."""
+    fields = validation_errors(errors)
+    names = ", ".join(e["field"] for e in fields[:5])
+    return problem_response(
+        status=422,
+        type_slug=InvalidInput.type_slug,
+        title=InvalidInput.title,
+        detail=f"{len(fields)} invalid field(s): {names}",
+        instance=instance,
+        errors=fields,
+    )
+
+
+def unexpected_problem(*, instance: str) -> Response:
+    """500 problem+json that tells the client nothing about the internals (logged instead)."""
+    log.exception("unhandled error", extra={"path": instance})
+    return problem_response(
+        status=500,
+        type_slug="internal",
+        title="Internal error",
+        detail="An unexpected error occurred; it has been logged.",
+        instance=instance,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the exception tree, validation errors and HTTP errors to problem+json, once."""
 
     async def on_modelfleet_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ModelfleetError)
-        headers: dict[str, str] = {}
-        if isinstance(exc, DependencyError):
-            headers["Retry-After"] = str(exc.retry_after_s)
-        if exc.status >= 500:
-            log.warning(
-                "request failed: %s",
-                exc.detail,
-                extra={"error_type": exc.type_slug, "path": request.url.path},
-            )
-        return problem_response(
-            status=exc.status,
-            type_slug=exc.type_slug,
-            title=exc.title,
-            detail=exc.detail,
-            instance=request.url.path,
-            headers=headers or None,
-            **exc.extra,
-        )
+        return problem_for(exc, instance=request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = validation_errors(exc.errors())
-        fields = ", ".join(e["field"] for e in errors[:5])
-        return problem_response(
-            status=422,
-            type_slug=InvalidInput.type_slug,
-            title=InvalidInput.title,
-            detail=f"{len(errors)} invalid field(s): {fields}",
-            instance=request.url.path,
-            errors=errors,
-        )
+        return validation_problem(exc.errors(), instance=request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -233,14 +251,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(
-            status=500,
-            type_slug="internal",
-            title="Internal error",
-            detail="An unexpected error occurred; it has been logged.",
-            instance=request.url.path,
-        )
+        return unexpected_problem(instance=request.url.path)
 
     app.add_exception_handler(ModelfleetError, on_modelfleet_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -57,6 +57,10 @@ class ServiceSettings(BaseSettings):
         default=2, ge=0, le=5, description="Extra attempts on UNAVAILABLE only."
     )
 
+    http_fast_routes: bool = Field(
+        default=True,
+        description="Serve the service's hot JSON endpoints beneath FastAPI's routing layer.",
+    )
     startup_timeout_s: float = Field(
         default=30.0, gt=0, description="How long start-up waits for dependencies."
     )

@@ -1,18 +1,25 @@
-"""HTTP routes of ride-duration: predict one ride, predict a batch, list the model versions."""
+"""HTTP routes of ride-duration: predict one ride, predict a batch, list the model versions.
+
+The two prediction endpoints are hot: their handlers (:func:`predict_one`, :func:`predict_many`)
+are served as fast routes (see :mod:`services.common.fastroute`) and declared as FastAPI routes
+too, which define the OpenAPI contract and serve when fast routes are off.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
+from starlette.datastructures import State
 
 from services.common.buffered_writer import BufferedCopyWriter
 from services.common.deps import TritonDep
 from services.common.errors import TritonUnavailable
+from services.common.fastroute import FastJsonRoute
 from services.common.logging import request_id_var
 from services.ride_duration.predictor import DurationPredictor, local_naive
 from services.ride_duration.schemas import (
@@ -39,19 +46,11 @@ PREDICTION_LOG_COLUMNS = (
     "duration_minutes",
 )
 
-
-async def get_predictor(request: Request) -> DurationPredictor:
-    predictor: DurationPredictor = request.app.state.predictor
-    return predictor
-
-
-async def get_prediction_log(request: Request) -> BufferedCopyWriter | None:
-    writer: BufferedCopyWriter | None = request.app.state.prediction_log
-    return writer
-
-
-PredictorDep = Annotated[DurationPredictor, Depends(get_predictor)]
-PredictionLogDep = Annotated[BufferedCopyWriter | None, Depends(get_prediction_log)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid ride(s), problem+json naming each field"},
+    503: {"description": "Triton or the model is unavailable (Retry-After)"},
+    504: {"description": "Triton missed its deadline"},
+}
 
 
 def _record(
@@ -85,47 +84,33 @@ def _record(
         )
 
 
-@router.post(
-    "/predict",
-    response_model=Prediction,
-    summary="Predict the duration of one ride",
-    responses={422: {"description": "Invalid ride (problem+json)"}, 503: {}, 504: {}},
-)
-async def predict(
-    ride: Ride, predictor: PredictorDep, prediction_log: PredictionLogDep
-) -> ORJSONResponse:
+async def predict_one(state: State, ride: Ride) -> dict[str, Any]:
+    """Handler of POST /v1/predict."""
+    predictor: DurationPredictor = state.predictor
     minutes, version = await predictor.predict([ride])
     prediction_id = uuid.uuid4()
     _record(
-        prediction_log,
+        state.prediction_log,
         ids=[prediction_id],
         rides=[ride],
         minutes=minutes,
         model=predictor.model,
         version=version,
     )
-    return ORJSONResponse(
-        {
-            "prediction_id": str(prediction_id),
-            "duration_minutes": minutes[0],
-            "model": {"name": predictor.model, "version": version},
-        }
-    )
+    return {
+        "prediction_id": str(prediction_id),
+        "duration_minutes": minutes[0],
+        "model": {"name": predictor.model, "version": version},
+    }
 
 
-@router.post(
-    "/predict/batch",
-    response_model=BatchPrediction,
-    summary="Predict the durations of up to 1,000 rides in one call",
-    responses={422: {"description": "Invalid rides (problem+json)"}, 503: {}, 504: {}},
-)
-async def predict_batch(
-    body: BatchRequest, predictor: PredictorDep, prediction_log: PredictionLogDep
-) -> ORJSONResponse:
+async def predict_many(state: State, body: BatchRequest) -> dict[str, Any]:
+    """Handler of POST /v1/predict/batch."""
+    predictor: DurationPredictor = state.predictor
     minutes, version = await predictor.predict(body.rides)
     ids = [uuid.uuid4() for _ in body.rides]
     _record(
-        prediction_log,
+        state.prediction_log,
         ids=ids,
         rides=body.rides,
         minutes=minutes,
@@ -133,19 +118,44 @@ async def predict_batch(
         version=version,
     )
     model = {"name": predictor.model, "version": version}
-    return ORJSONResponse(
-        {
-            "predictions": [
-                {"prediction_id": str(i), "duration_minutes": m, "model": model}
-                for i, m in zip(ids, minutes, strict=True)
-            ],
-            "model": model,
-        }
-    )
+    return {
+        "predictions": [
+            {"prediction_id": str(i), "duration_minutes": m, "model": model}
+            for i, m in zip(ids, minutes, strict=True)
+        ],
+        "model": model,
+    }
+
+
+FAST_ROUTES = (
+    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one),
+    FastJsonRoute(method="POST", path="/v1/predict/batch", body=BatchRequest, handler=predict_many),
+)
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    summary="Predict the duration of one ride",
+    responses=_ERRORS,
+)
+async def predict(ride: Ride, request: Request) -> ORJSONResponse:
+    return ORJSONResponse(await predict_one(request.app.state, ride))
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchPrediction,
+    summary="Predict the durations of up to 1,000 rides in one call",
+    responses=_ERRORS,
+)
+async def predict_batch(body: BatchRequest, request: Request) -> ORJSONResponse:
+    return ORJSONResponse(await predict_many(request.app.state, body))
 
 
 @router.get("/models", response_model=ModelList, summary="Model versions and their model cards")
-async def list_models(predictor: PredictorDep, triton: TritonDep) -> ORJSONResponse:
+async def list_models(request: Request, triton: TritonDep) -> ORJSONResponse:
+    predictor: DurationPredictor = request.app.state.predictor
     index = await triton.repository_index()
     versions = [entry for entry in index if entry.name == predictor.model and entry.version]
     if not versions:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -69,25 +68,37 @@ class DurationPredictor:
     ) -> None:
         self.triton = triton
         self.model = model
-        self._coalescer: Coalescer[str] | None = (
-            Coalescer(self._infer, max_rows=coalesce_max_rows, max_in_flight=coalesce_max_in_flight)
+        self._coalescer: Coalescer[Ride, float, str] | None = (
+            Coalescer(
+                self._predict_now,
+                max_items=coalesce_max_rows,
+                max_in_flight=coalesce_max_in_flight,
+            )
             if coalesce
             else None
         )
 
-    async def _infer(self, matrix: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], str]:
-        result = await self.triton.infer(self.model, {INPUT_NAME: matrix}, outputs=[OUTPUT_NAME])
-        return result.outputs[OUTPUT_NAME].reshape(-1), result.model_version
+    async def _predict_now(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
+        """One Triton call for these rides: minutes per ride and the model version."""
+        result = await self.triton.infer(
+            self.model, {INPUT_NAME: ride_feature_matrix(rides)}, outputs=[OUTPUT_NAME]
+        )
+        minutes = np.maximum(
+            result.outputs[OUTPUT_NAME].reshape(-1).astype(np.float64), MIN_DURATION_MINUTES
+        )
+        rounded: list[float] = np.round(minutes, 2).tolist()
+        return rounded, result.model_version
 
     async def predict(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
-        """Minutes per ride (same order) and the model version that computed them."""
-        matrix = ride_feature_matrix(rides)
-        if self._coalescer is not None:
-            minutes, version = await self._coalescer.submit(matrix)
-        else:
-            minutes, version = await self._infer(matrix)
-        clipped = np.maximum(minutes.astype(np.float64), MIN_DURATION_MINUTES)
-        return [round(float(m), 2) for m in clipped], version
+        """Minutes per ride (same order) and the model version that computed them.
+
+        With coalescing on, the rides of concurrent requests share one feature computation and
+        one Triton call.
+        """
+        if self._coalescer is None:
+            return await self._predict_now(rides)
+        minutes, version = await self._coalescer.submit(rides)
+        return list(minutes), version
 
     async def ready(self) -> None:
         """Readiness: the model itself is loaded (server-wide readiness flaps during reloads)."""

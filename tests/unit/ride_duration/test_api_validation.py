@@ -1,4 +1,7 @@
-"""ride-duration rejects bad rides with 422 problem+json naming the field, before any model call."""
+"""ride-duration rejects bad rides with 422 problem+json naming the field, before any model call.
+
+Every test runs twice: hot routes served as fast routes, and as plain FastAPI routes.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,16 @@ GOOD_RIDE: dict[str, Any] = {
 }
 
 
-@pytest_asyncio.fixture(scope="module")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+@pytest_asyncio.fixture(scope="module", params=[True, False], ids=["fast-routes", "fastapi"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
     # Nothing listens on port 1: a request that got past validation would fail with 503.
+    # Both ways of serving the hot routes must behave the same.
     settings = RideDurationSettings(
-        prediction_log=False, log_json=False, triton_grpc_url="127.0.0.1:1", triton_retries=0
+        prediction_log=False,
+        log_json=False,
+        triton_grpc_url="127.0.0.1:1",
+        triton_retries=0,
+        http_fast_routes=request.param,
     )
     async with asgi_client(create_app(settings)) as test_client:
         yield test_client
