@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.types import Receive, Scope, Send
 
 from services.common import health
 from services.common.errors import install_error_handlers
-from services.common.fastroute import FastJsonRoute, FastRoutes
+from services.common.fastroute import FastJsonRoute, JsonResponse, serve_fast_route
 from services.common.logging import configure_logging
 from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
@@ -31,6 +31,20 @@ from services.common.settings import ServiceSettings
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
+
+
+class ServiceApp(FastAPI):
+    """A FastAPI app that serves its fast routes before FastAPI's own stack sees the request."""
+
+    fast_routes: dict[tuple[str, str], FastJsonRoute]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast_routes:
+            route = self.fast_routes.get((scope["method"], scope["path"]))
+            if route is not None:
+                await serve_fast_route(route, self.state, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_service_app(
@@ -59,12 +73,12 @@ def create_service_app(
         async with lifespan(app):
             yield
 
-    app = FastAPI(
+    app = ServiceApp(
         title=title,
         version=version,
         description=description,
         lifespan=app_lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
     )
     app.state.readiness = {}
     install_error_handlers(app)
@@ -78,7 +92,10 @@ def create_service_app(
     )
     instrumentator.add(instrumentator_http_metrics)
     instrumentator.instrument(app).expose(app, include_in_schema=False, should_gzip=False)
-    if fast_routes and settings.http_fast_routes:
-        app.add_middleware(FastRoutes, routes=fast_routes)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so fast routes get it too
+    app.add_middleware(RequestIdMiddleware)
+    app.fast_routes = (
+        {(route.method, route.path): route for route in fast_routes}
+        if settings.http_fast_routes
+        else {}
+    )
     return app

@@ -54,6 +54,13 @@ class Coalescer(Generic[Item, Result, Meta]):
         """Results for ``items`` (same order), computed in a call shared with concurrent items."""
         if len(items) >= self.max_items:
             return await self._run_batch(list(items))
+        if not self._queue and self._in_flight < self.max_in_flight:
+            # Nothing waiting and a free slot: run in the caller's task (no task, no future).
+            self._in_flight += 1
+            try:
+                return await self._run_batch(list(items))
+            finally:
+                self._on_call_done(None)
         future: asyncio.Future[tuple[Sequence[Result], Meta]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -77,7 +84,7 @@ class Coalescer(Generic[Item, Result, Meta]):
         task = asyncio.ensure_future(self._call(batch))
         task.add_done_callback(self._on_call_done)
 
-    def _on_call_done(self, _task: asyncio.Future[None]) -> None:
+    def _on_call_done(self, _task: asyncio.Future[None] | None) -> None:
         self._in_flight -= 1
         if self._queue:
             self._start_call()

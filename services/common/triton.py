@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Histogram
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
@@ -72,6 +73,18 @@ def translate_error(exc: InferenceServerException, *, model: str) -> Exception:
     return DependencyFailed(f"Triton failed on model {model!r}: {status or message}")
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelMetrics:
+    """A model's metric children, looked up once (``labels()`` costs a lock and a dict lookup)."""
+
+    batch_rows: Histogram
+    latency_ok: Histogram
+
+    @classmethod
+    def of(cls, model: str) -> _ModelMetrics:
+        return cls(TRITON_BATCH_ROWS.labels(model), TRITON_LATENCY.labels(model, "ok"))
+
+
 class TritonClient:
     """Async Triton gRPC client with deadlines, retry on UNAVAILABLE and metrics."""
 
@@ -80,6 +93,7 @@ class TritonClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self._client = InferenceServerClient(url=url)
+        self._metrics: dict[str, _ModelMetrics] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -95,8 +109,10 @@ class TritonClient:
     ) -> InferOutput:
         """Run one inference call; the whole call, retries included, ends by the deadline."""
         deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        rows = next(iter(inputs.values())).shape[0] if inputs else 0
-        TRITON_BATCH_ROWS.labels(model).observe(rows)
+        metrics = self._metrics.get(model)
+        if metrics is None:
+            metrics = self._metrics[model] = _ModelMetrics.of(model)
+        metrics.batch_rows.observe(next(iter(inputs.values())).shape[0] if inputs else 0)
         infer_inputs = []
         for name, array in inputs.items():
             item = InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
@@ -106,7 +122,6 @@ class TritonClient:
         request_id = request_id_var.get() or ""
         start = time.perf_counter()
         attempt = 0
-        outcome = "ok"
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -131,16 +146,16 @@ class TritonClient:
                     await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                     continue
                 response = result.get_response()
-                return InferOutput(
+                output = InferOutput(
                     outputs={name: result.as_numpy(name) for name in outputs},
                     model_name=response.model_name,
                     model_version=response.model_version,
                 )
+                metrics.latency_ok.observe(time.perf_counter() - start)
+                return output
         except BaseException as exc:
-            outcome = type(exc).__name__
+            TRITON_LATENCY.labels(model, type(exc).__name__).observe(time.perf_counter() - start)
             raise
-        finally:
-            TRITON_LATENCY.labels(model, outcome).observe(time.perf_counter() - start)
 
     async def model_ready(self, model: str, version: str = "", *, timeout_s: float = 1.0) -> bool:
         """True when Triton says this model (version) is ready; False when it says not, or fails."""

@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from starlette.datastructures import State
 
 from services.common.buffered_writer import BufferedCopyWriter
 from services.common.deps import TritonDep
 from services.common.errors import TritonUnavailable
-from services.common.fastroute import FastJsonRoute
+from services.common.fastroute import FastJsonRoute, JsonResponse
 from services.common.logging import request_id_var
 from services.ride_duration.predictor import DurationPredictor, local_naive
 from services.ride_duration.schemas import (
@@ -139,8 +138,8 @@ FAST_ROUTES = (
     summary="Predict the duration of one ride",
     responses=_ERRORS,
 )
-async def predict(ride: Ride, request: Request) -> ORJSONResponse:
-    return ORJSONResponse(await predict_one(request.app.state, ride))
+async def predict(ride: Ride, request: Request) -> JsonResponse:
+    return JsonResponse(await predict_one(request.app.state, ride))
 
 
 @router.post(
@@ -149,12 +148,12 @@ async def predict(ride: Ride, request: Request) -> ORJSONResponse:
     summary="Predict the durations of up to 1,000 rides in one call",
     responses=_ERRORS,
 )
-async def predict_batch(body: BatchRequest, request: Request) -> ORJSONResponse:
-    return ORJSONResponse(await predict_many(request.app.state, body))
+async def predict_batch(body: BatchRequest, request: Request) -> JsonResponse:
+    return JsonResponse(await predict_many(request.app.state, body))
 
 
 @router.get("/models", response_model=ModelList, summary="Model versions and their model cards")
-async def list_models(request: Request, triton: TritonDep) -> ORJSONResponse:
+async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
     predictor: DurationPredictor = request.app.state.predictor
     index = await triton.repository_index()
     versions = [entry for entry in index if entry.name == predictor.model and entry.version]
@@ -173,4 +172,4 @@ async def list_models(request: Request, triton: TritonDep) -> ORJSONResponse:
                 "card": json.loads(raw) if raw else None,
             }
         )
-    return ORJSONResponse({"models": models})
+    return JsonResponse({"models": models})

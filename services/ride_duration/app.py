@@ -72,5 +72,6 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         version="1.0.0",
         description="Online NYC taxi trip-duration prediction served by Triton.",
         routers=[api.router],
+        fast_routes=api.FAST_ROUTES,
         lifespan=lifespan,
     )

@@ -25,6 +25,9 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "duration_minutes"
 #: No taxi ride is shorter than this; the model's raw output is clipped to it.
 MIN_DURATION_MINUTES = 1.0
+#: Below this many rides, plain Python per ride beats numpy's fixed cost (measured: 3.5 us vs
+#: 50 us for one ride, 93 us vs 130 us for 32, 743 us vs 656 us for 256).
+ROW_PATH_MAX_RIDES = 64
 
 
 def local_naive(moment: datetime) -> datetime:
@@ -35,7 +38,27 @@ def local_naive(moment: datetime) -> datetime:
 
 
 def ride_feature_matrix(rides: Sequence[Ride]) -> npt.NDArray[np.float32]:
-    """The (n, N_FEATURES) float32 matrix the model takes, for these rides."""
+    """The (n, N_FEATURES) float32 matrix the model takes, for these rides.
+
+    Small batches (the online path) go through the one-row feature code, large ones through the
+    vectorized code: both are the shared feature module, equal to the last bit.
+    """
+    if len(rides) < ROW_PATH_MAX_RIDES:
+        return np.array(
+            [
+                features.ride_feature_row(
+                    pickup_datetime=local_naive(r.pickup_datetime),
+                    pickup_location_id=r.pickup_location_id,
+                    dropoff_location_id=r.dropoff_location_id,
+                    trip_distance=r.trip_distance,
+                    passenger_count=r.passenger_count,
+                    ratecode_id=r.ratecode_id,
+                    payment_type=r.payment_type,
+                )
+                for r in rides
+            ],
+            dtype=np.float32,
+        ).reshape(len(rides), features.N_FEATURES)
     return features.ride_features(
         pickup_datetime=np.array(
             [local_naive(r.pickup_datetime) for r in rides], dtype="datetime64[s]"

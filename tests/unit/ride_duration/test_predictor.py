@@ -50,3 +50,29 @@ def test_one_ride_equals_its_row_in_a_batch() -> None:
     rides = [ride(trip_distance=float(d)) for d in (1, 5, 9)]
     batch = ride_feature_matrix(rides)
     np.testing.assert_array_equal(ride_feature_matrix([rides[1]])[0], batch[1])
+
+
+def test_row_path_and_vectorized_path_agree_exactly() -> None:
+    rng = np.random.default_rng(3)
+    rides = [
+        ride(
+            pickup_datetime=datetime(2024, 1, 1) + timedelta(minutes=int(m)),
+            pickup_location_id=int(pu),
+            dropoff_location_id=int(do),
+            trip_distance=float(d),
+            ratecode_id=[1, 2, 5, None][i % 4],
+            payment_type=[None, 1, 2, 0][i % 4],
+        )
+        for i, (m, pu, do, d) in enumerate(
+            zip(
+                rng.integers(0, 60 * 24 * 365, 200),
+                rng.integers(1, 266, 200),
+                rng.integers(1, 266, 200),
+                rng.uniform(0.01, 60, 200),
+                strict=True,
+            )
+        )
+    ]
+    vectorized = ride_feature_matrix(rides)  # 200 rides: the numpy path
+    one_by_one = np.vstack([ride_feature_matrix([r]) for r in rides])  # the row path
+    np.testing.assert_array_equal(one_by_one, vectorized)

@@ -113,3 +113,42 @@ def test_single_row_equals_batch_row() -> None:
     for i in range(0, n, 17):
         single = ride_features(**{k: v[i : i + 1] for k, v in batch.items()})
         np.testing.assert_array_equal(single[0], full[i])
+
+
+def test_row_function_equals_vectorized_on_random_rides() -> None:
+    from datetime import datetime, timedelta
+
+    from services.common.taxi.features import ride_feature_row
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    seconds = rng.integers(1_500_000_000, 1_900_000_000, n)
+    pu = rng.integers(-2, 270, n)  # includes out-of-range ids
+    do = rng.integers(0, 266, n)
+    distance = np.round(rng.exponential(3.0, n), 2)
+    passengers = rng.integers(1, 7, n)
+    vectorized = ride_features(
+        pickup_datetime=seconds.astype("datetime64[s]"),
+        pickup_location_id=pu,
+        dropoff_location_id=do,
+        trip_distance=distance,
+        passenger_count=passengers,
+        ratecode_id=np.full(n, 2),
+        payment_type=np.full(n, 2),
+    )
+    rows = np.array(
+        [
+            ride_feature_row(
+                pickup_datetime=datetime(1970, 1, 1) + timedelta(seconds=int(s)),
+                pickup_location_id=int(a),
+                dropoff_location_id=int(b),
+                trip_distance=float(d),
+                passenger_count=int(p),
+                ratecode_id=2,
+                payment_type=2,
+            )
+            for s, a, b, d, p in zip(seconds, pu, do, distance, passengers, strict=True)
+        ],
+        dtype=np.float32,
+    )
+    np.testing.assert_array_equal(rows, vectorized)
