@@ -103,9 +103,14 @@ def fit_baseline(distance: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) 
     return baseline
 
 
-def export_onnx(model: HistGradientBoostingRegressor) -> bytes:
-    """ONNX bytes: input ``features`` float32 [None, N_FEATURES], output ``duration_minutes``
-    float32 [None, 1]."""
+def export_onnx(
+    model: HistGradientBoostingRegressor,
+    *,
+    output_name: str = OUTPUT_NAME,
+    doc: str = "ride_duration: trip duration in minutes from ride_features",
+) -> bytes:
+    """ONNX bytes: input ``features`` float32 [None, N_FEATURES], output ``output_name``
+    (default ``duration_minutes``) float32 [None, 1]."""
     with warnings.catch_warnings():
         # skl2onnx 1.20 passes Python bools for the leaves' nodes_missing_value_tracks_true
         # (an ints attribute); protobuf 6 converts them (to 0) with a DeprecationWarning.
@@ -123,12 +128,12 @@ def export_onnx(model: HistGradientBoostingRegressor) -> bytes:
     if len(graph.output) != 1:
         raise RuntimeError(f"expected one ONNX output, got {len(graph.output)}")
     old = graph.output[0].name
-    if old != OUTPUT_NAME:
+    if old != output_name:
         for node in graph.node:
-            node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
-            node.input[:] = [OUTPUT_NAME if name == old else name for name in node.input]
-        graph.output[0].name = OUTPUT_NAME
-    proto.doc_string = "ride_duration: trip duration in minutes from ride_features"
+            node.output[:] = [output_name if name == old else name for name in node.output]
+            node.input[:] = [output_name if name == old else name for name in node.input]
+        graph.output[0].name = output_name
+    proto.doc_string = doc
     onnx.checker.check_model(proto)
     return bytes(proto.SerializeToString())
 
@@ -144,22 +149,26 @@ def onnx_session(onnx_bytes: bytes) -> ort.InferenceSession:
 
 
 def onnx_max_abs_diff(
-    onnx_bytes: bytes, model: HistGradientBoostingRegressor, x: FloatArray
+    onnx_bytes: bytes,
+    model: HistGradientBoostingRegressor,
+    x: FloatArray,
+    *,
+    output_name: str = OUTPUT_NAME,
 ) -> float:
     """max |ONNX Runtime - sklearn| over the rows of ``x``."""
     session = onnx_session(onnx_bytes)
-    (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    (got,) = session.run([output_name], {INPUT_NAME: x})
     want = model.predict(x)
     if got.shape != (x.shape[0], 1) or got.dtype != np.float32:
         raise RuntimeError(f"unexpected ONNX output {got.dtype} {got.shape}")
     return float(np.max(np.abs(got[:, 0].astype(np.float64) - want))) if len(x) else 0.0
 
 
-def _rmse(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
+def rmse_of(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
     return float(np.sqrt(np.mean((y - pred) ** 2)))
 
 
-def _mae(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
+def mae_of(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
     return float(np.mean(np.abs(y - pred)))
 
 
@@ -208,8 +217,8 @@ def train_model(
 
     pred = model.predict(x_test)
     base_pred = baseline.predict(test_df["trip_distance"].to_numpy(dtype=np.float64).reshape(-1, 1))
-    rmse, mae = _rmse(y_test, pred), _mae(y_test, pred)
-    base_rmse, base_mae = _rmse(y_test, base_pred), _mae(y_test, base_pred)
+    rmse, mae = rmse_of(y_test, pred), mae_of(y_test, pred)
+    base_rmse, base_mae = rmse_of(y_test, base_pred), mae_of(y_test, base_pred)
 
     onnx_bytes = export_onnx(model)
     diff = onnx_max_abs_diff(onnx_bytes, model, x_test)

@@ -134,3 +134,24 @@ def test_pbtxt_string_escapes() -> None:
         model_config_pb2.ModelConfig(),
     )
     assert config.parameters["k"].string_value == value
+
+
+def test_registry_builds_tip_and_cost_beside_ride_duration(
+    built: tuple[Path, BuildResult],
+) -> None:
+    repo, _ = built
+    results = repository.build_models(repo, seed=1, rows=ROWS, log=lambda _m: None)
+    assert [r.model for r in results] == ["ride_duration", "tip_amount", "total_amount"]
+    assert not any(r.built for r in results)  # built together by the fixture's call
+    for result in results[1:]:
+        config = _config(repo / result.model / "configs" / "local.pbtxt")
+        assert config.name == result.model and config.backend == "python"
+        assert [(o.name, list(o.dims)) for o in config.output] == [(result.model, [1])]
+        assert [(i.name, list(i.dims)) for i in config.input] == [("features", [N_FEATURES])]
+        card = json.loads(config.parameters["model_card.v1"].string_value)
+        assert card == result.card and card["metrics"]["unit"] == "USD"
+        assert card["code_hash"] == repository.code_hash(repository.MODELS[1].code_paths)
+        x = trip_features(clean_trips(generate_trips(200, seed=9)))
+        onnx_bytes = (result.path / "model.onnx").read_bytes()
+        (pred,) = onnx_session(onnx_bytes).run([result.model], {"features": x})
+        assert pred.shape == (len(x), 1) and np.isfinite(pred).all()

@@ -1,0 +1,213 @@
+"""Tip and total-cost training: the ride-duration pipeline, other targets, their own baselines.
+
+Both models take the very input of ride-duration (``features``: float32 [None, N_FEATURES] from
+``services.common.taxi.features.ride_features``), so a worker computes one feature row per ride
+and calls any of the three models with it. Both are ``HistGradientBoostingRegressor`` with the
+ride-duration hyperparameters, trained on the same cleaned trips with the same time split, and
+exported to ONNX with one output named like the model:
+
+- ``tip_amount`` (USD). Baseline: the mean tip rate (tip / fare) per TLC payment type over the
+  training trips, times the trip's *actual* metered fare.
+- ``total_amount`` (USD, what the rider pays: fare, surcharges, tolls, tip). Baseline: the
+  metered-fare formula ($3 + $0.70 per 1/5 mile or slow minute) on the trip's distance and *actual*
+  duration, plus the fixed MTA tax and improvement surcharge ($1.50).
+
+The baselines see what the meter saw at the end of the trip (actual fare and duration); the
+models see only what is known when the ride is requested. So "better than the baseline" is a
+conservative claim.
+
+    trained = train_tip_model(generate_trips(40_000, seed=7), seed=7)
+    trained.card["metrics"]["rmse"], trained.card["metrics"]["baseline_rmse"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from models.ride_duration.data import clean_trips
+from models.ride_duration.train import (
+    HGB_PARAMS,
+    INPUT_NAME,
+    MAX_ONNX_ABS_DIFF,
+    TEST_FRACTION,
+    export_onnx,
+    fit_model,
+    framework_versions,
+    mae_of,
+    onnx_max_abs_diff,
+    rmse_of,
+    split_by_time,
+    trip_features,
+)
+from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
+
+TIP_MODEL: Final = "tip_amount"
+COST_MODEL: Final = "total_amount"
+FIXED_SURCHARGES: Final = 1.5
+"""MTA tax ($0.50) + improvement surcharge ($1.00): on every metered trip."""
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def metered_fare(distance_miles: FloatArray, duration_minutes: FloatArray) -> FloatArray:
+    """The NYC standard-rate meter: $3 + $0.70 per 1/5 mile or per minute in slow traffic."""
+    units = np.ceil(np.maximum(5.0 * np.asarray(distance_miles), np.asarray(duration_minutes)))
+    return np.asarray(3.0 + 0.70 * units, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A fitted baseline: what it is, and its predictions for a frame of trips."""
+
+    description: str
+    predict: Callable[[pd.DataFrame], FloatArray]
+
+
+def tip_baseline(train: pd.DataFrame) -> Baseline:
+    """Mean tip rate by payment type (from ``train``) x the trip's actual fare."""
+    fare = train["fare_amount"].to_numpy(dtype=np.float64)
+    rate_per_trip = np.where(fare > 0, train["tip_amount"].to_numpy() / np.maximum(fare, 1e-9), 0)
+    rates = pd.Series(rate_per_trip).groupby(train["payment_type"].to_numpy()).mean()
+
+    def predict(trips: pd.DataFrame) -> FloatArray:
+        rate = trips["payment_type"].map(rates).fillna(0.0).to_numpy(dtype=np.float64)
+        return np.asarray(rate * trips["fare_amount"].to_numpy(dtype=np.float64))
+
+    return Baseline("mean tip rate by payment type x actual fare", predict)
+
+
+def cost_baseline(_train: pd.DataFrame) -> Baseline:
+    """Metered fare on actual distance and duration, plus the fixed surcharges."""
+
+    def predict(trips: pd.DataFrame) -> FloatArray:
+        fare = metered_fare(
+            trips["trip_distance"].to_numpy(dtype=np.float64),
+            trips["duration_minutes"].to_numpy(dtype=np.float64),
+        )
+        return np.asarray(fare + FIXED_SURCHARGES)
+
+    return Baseline("metered-fare formula on distance and actual duration + $1.50", predict)
+
+
+@dataclass(frozen=True)
+class TrainedRegressor:
+    """A trained tip or cost model: the sklearn model, its ONNX bytes and its card."""
+
+    model: HistGradientBoostingRegressor
+    onnx_bytes: bytes
+    card: dict[str, Any]
+
+
+def _train(
+    trips: pd.DataFrame,
+    *,
+    name: str,
+    target: str,
+    task: str,
+    make_baseline: Callable[[pd.DataFrame], Baseline],
+    seed: int,
+    source: str,
+    test_fraction: float,
+) -> TrainedRegressor:
+    started = time.perf_counter()
+    clean = clean_trips(trips)
+    train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
+    x_train, x_test = trip_features(train_df), trip_features(test_df)
+    y_train = train_df[target].to_numpy(dtype=np.float64)
+    y_test = test_df[target].to_numpy(dtype=np.float64)
+    fit_started = time.perf_counter()
+    model = fit_model(x_train, y_train, seed=seed)
+    fit_seconds = time.perf_counter() - fit_started
+    baseline = make_baseline(train_df)
+    pred = model.predict(x_test)
+    base_pred = baseline.predict(test_df)
+    rmse, mae = rmse_of(y_test, pred), mae_of(y_test, pred)
+    base_rmse, base_mae = rmse_of(y_test, base_pred), mae_of(y_test, base_pred)
+    onnx_bytes = export_onnx(model, output_name=name, doc=f"{name}: {task}")
+    diff = onnx_max_abs_diff(onnx_bytes, model, x_test, output_name=name)
+    if diff > MAX_ONNX_ABS_DIFF:
+        raise RuntimeError(f"{name}: ONNX Runtime differs from sklearn by {diff:.3g}")
+    card: dict[str, Any] = {
+        "name": name,
+        "task": task,
+        "algorithm": "sklearn HistGradientBoostingRegressor",
+        "hyperparameters": {**HGB_PARAMS, "random_state": seed},
+        "data": {
+            "source": source,
+            "seed": seed,
+            "rows_raw": int(len(trips)),
+            "rows_clean": int(len(clean)),
+            "rows_train": int(len(train_df)),
+            "rows_test": int(len(test_df)),
+            "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
+            "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
+            "target": target,
+        },
+        "features": list(FEATURE_NAMES),
+        "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
+        "outputs": {name: {"dtype": "float32", "shape": [-1, 1]}},
+        "metrics": {
+            "unit": "USD",
+            "rmse": round(rmse, 4),
+            "mae": round(mae, 4),
+            "baseline_rmse": round(base_rmse, 4),
+            "baseline_mae": round(base_mae, 4),
+            "rmse_improvement_vs_baseline": round(1.0 - rmse / base_rmse, 4),
+            "baseline": baseline.description,
+            "onnx_max_abs_diff": diff,
+        },
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "fit_seconds": round(fit_seconds, 2),
+        "frameworks": framework_versions(),
+    }
+    return TrainedRegressor(model=model, onnx_bytes=onnx_bytes, card=card)
+
+
+def train_tip_model(
+    trips: pd.DataFrame,
+    *,
+    seed: int,
+    source: str = "synthetic-tlc",
+    test_fraction: float = TEST_FRACTION,
+) -> TrainedRegressor:
+    """The ``tip_amount`` model (USD) and its card; see the module docstring."""
+    return _train(
+        trips,
+        name=TIP_MODEL,
+        target="tip_amount",
+        task="regression: NYC yellow-taxi tip amount in USD at request time",
+        make_baseline=tip_baseline,
+        seed=seed,
+        source=source,
+        test_fraction=test_fraction,
+    )
+
+
+def train_cost_model(
+    trips: pd.DataFrame,
+    *,
+    seed: int,
+    source: str = "synthetic-tlc",
+    test_fraction: float = TEST_FRACTION,
+) -> TrainedRegressor:
+    """The ``total_amount`` model (USD) and its card; see the module docstring."""
+    return _train(
+        trips,
+        name=COST_MODEL,
+        target="total_amount",
+        task="regression: NYC yellow-taxi total amount paid in USD at request time",
+        make_baseline=cost_baseline,
+        seed=seed,
+        source=source,
+        test_fraction=test_fraction,
+    )

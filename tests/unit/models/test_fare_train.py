@@ -1,0 +1,92 @@
+"""Unit tests of the tip and total-cost models: baselines, metrics, ONNX export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.fare.train import (
+    COST_MODEL,
+    TIP_MODEL,
+    TrainedRegressor,
+    cost_baseline,
+    metered_fare,
+    tip_baseline,
+    train_cost_model,
+    train_tip_model,
+)
+from models.ride_duration.data import clean_trips, generate_trips
+from models.ride_duration.train import INPUT_NAME, onnx_session, trip_features
+from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
+
+
+@pytest.fixture(scope="module")
+def trips() -> pd.DataFrame:
+    return generate_trips(20_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def tip(trips: pd.DataFrame) -> TrainedRegressor:
+    return train_tip_model(trips, seed=5)
+
+
+@pytest.fixture(scope="module")
+def cost(trips: pd.DataFrame) -> TrainedRegressor:
+    return train_cost_model(trips, seed=5)
+
+
+def test_metered_fare_formula() -> None:
+    # 1 mile in 4 minutes: 5 units of 1/5 mile; 1 mile in 12 minutes: 12 slow minutes.
+    got = metered_fare(np.array([1.0, 1.0, 0.0]), np.array([4.0, 12.0, 0.5]))
+    np.testing.assert_allclose(got, [3.0 + 0.7 * 5, 3.0 + 0.7 * 12, 3.0 + 0.7])
+
+
+def test_tip_baseline_is_rate_by_payment_type_times_fare() -> None:
+    train = pd.DataFrame(
+        {"payment_type": [1, 1, 2], "fare_amount": [10.0, 20.0, 10.0], "tip_amount": [2, 6, 0.0]}
+    )
+    baseline = tip_baseline(train)
+    test = pd.DataFrame({"payment_type": [1, 2, 4], "fare_amount": [10.0, 50.0, 10.0]})
+    np.testing.assert_allclose(baseline.predict(test), [2.5, 0.0, 0.0])  # mean(0.2, 0.3) = 0.25
+
+
+def test_cost_baseline_adds_fixed_surcharges() -> None:
+    test = pd.DataFrame({"trip_distance": [2.0], "duration_minutes": [5.0]})
+    assert cost_baseline(test).predict(test)[0] == pytest.approx(3.0 + 0.7 * 10 + 1.5)
+
+
+@pytest.mark.parametrize("which", ["tip", "cost"])
+def test_models_hold_against_their_baselines(
+    which: str, tip: TrainedRegressor, cost: TrainedRegressor
+) -> None:
+    metrics = (tip if which == "tip" else cost).card["metrics"]
+    assert metrics["unit"] == "USD"
+    if which == "tip":
+        # The baseline sees the trip's actual fare, the model only the request: they are level
+        # (tips are 15-30 % of the fare plus noise, 10 % are zero).
+        assert metrics["rmse"] < 1.05 * metrics["baseline_rmse"]
+    else:
+        assert metrics["rmse"] < metrics["baseline_rmse"]
+    assert metrics["rmse_improvement_vs_baseline"] == pytest.approx(
+        1 - metrics["rmse"] / metrics["baseline_rmse"], abs=1e-3
+    )
+    if which == "cost":  # the fare formula misses tips, tolls and surcharges by far
+        assert metrics["rmse_improvement_vs_baseline"] >= 0.3
+
+
+@pytest.mark.parametrize("name", [TIP_MODEL, COST_MODEL])
+def test_onnx_export_matches_and_card_is_complete(
+    name: str, tip: TrainedRegressor, cost: TrainedRegressor
+) -> None:
+    trained = tip if name == TIP_MODEL else cost
+    card = json.loads(json.dumps(trained.card))
+    assert card["name"] == name and card["features"] == list(FEATURE_NAMES)
+    assert card["inputs"] == {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}}
+    assert card["outputs"] == {name: {"dtype": "float32", "shape": [-1, 1]}}
+    x = trip_features(clean_trips(generate_trips(300, seed=77)))
+    (got,) = onnx_session(trained.onnx_bytes).run([name], {INPUT_NAME: x})
+    np.testing.assert_allclose(got[:, 0], trained.model.predict(x), atol=1e-3)
+    assert card["metrics"]["onnx_max_abs_diff"] <= 1e-3
