@@ -1,0 +1,135 @@
+{{/*
+modelfleet.name: the chart name, or nameOverride.
+*/}}
+{{- define "modelfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+modelfleet.fullname: the release-qualified name every resource starts with (63 characters at most,
+the DNS label limit). The release name alone when it already contains the chart name.
+*/}}
+{{- define "modelfleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+modelfleet.chart: chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "modelfleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+modelfleet.componentName: the name of one component's resources, "<fullname>-<component>",
+cut to 63 characters. Call with (dict "root" $ "name" "ride-duration").
+*/}}
+{{- define "modelfleet.componentName" -}}
+{{- printf "%s-%s" (include "modelfleet.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+modelfleet.selectorLabels: the labels that select one component's pods (immutable in a
+Deployment: never add to these). Call with (dict "root" $ "name" "ride-duration").
+*/}}
+{{- define "modelfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelfleet.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/*
+modelfleet.labels: the standard app.kubernetes.io/* labels of one component's resources.
+Call with (dict "root" $ "name" "ride-duration").
+*/}}
+{{- define "modelfleet.labels" -}}
+helm.sh/chart: {{ include "modelfleet.chart" .root }}
+{{ include "modelfleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: modelfleet
+{{- end }}
+
+{{/*
+modelfleet.serviceAccountName: the ServiceAccount of one component (one per component).
+Call with (dict "root" $ "name" "ride-duration").
+*/}}
+{{- define "modelfleet.serviceAccountName" -}}
+{{- include "modelfleet.componentName" . }}
+{{- end }}
+
+{{/*
+modelfleet.image: "<repository>:<tag>" with the tag defaulting to the chart's appVersion.
+Call with (dict "root" $ "image" .Values.image).
+*/}}
+{{- define "modelfleet.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+modelfleet.component: one component's settings, `default` merged under its own block (its own
+keys win, lists are replaced whole). Returns YAML; use with fromYaml.
+Call with (dict "root" $ "name" "ride-duration" "values" $component).
+*/}}
+{{- define "modelfleet.component" -}}
+{{- $merged := mergeOverwrite (deepCopy .root.Values.default) (deepCopy .values) }}
+{{- toYaml $merged }}
+{{- end }}
+
+{{/*
+modelfleet.postgresqlHost: the database host, in-cluster or external.
+*/}}
+{{- define "modelfleet.postgresqlHost" -}}
+{{- if .Values.postgresql.enabled }}
+{{- include "modelfleet.componentName" (dict "root" . "name" "postgresql") }}
+{{- else }}
+{{- required "postgresql.external.host is required when postgresql.enabled is false" .Values.postgresql.external.host }}
+{{- end }}
+{{- end }}
+
+{{/*
+modelfleet.databaseUrl: DATABASE_URL without the password (the services read PGPASSWORD, which
+asyncpg takes from the environment like libpq).
+*/}}
+{{- define "modelfleet.databaseUrl" -}}
+{{- $pg := .Values.postgresql }}
+{{- $port := ternary 5432 (int $pg.external.port) $pg.enabled }}
+{{- $url := printf "postgresql://%s@%s:%d/%s" $pg.username (include "modelfleet.postgresqlHost" .) $port $pg.database }}
+{{- if and (not $pg.enabled) $pg.external.options }}
+{{- $url = printf "%s?%s" $url $pg.external.options }}
+{{- end }}
+{{- $url }}
+{{- end }}
+
+{{/*
+modelfleet.natsUrl: NATS_URL, in-cluster or external.
+*/}}
+{{- define "modelfleet.natsUrl" -}}
+{{- if .Values.nats.enabled }}
+{{- printf "nats://%s:4222" (include "modelfleet.componentName" (dict "root" . "name" "nats")) }}
+{{- else }}
+{{- required "nats.externalUrl is required when nats.enabled is false" .Values.nats.externalUrl }}
+{{- end }}
+{{- end }}
+
+{{/*
+modelfleet.ports: the named container ports of a component kind, as YAML {name: port}.
+*/}}
+{{- define "modelfleet.ports" -}}
+{{- if eq .kind "triton" }}
+http: 8000
+grpc: 8001
+metrics: 8002
+{{- else }}
+http: 8000
+{{- end }}
+{{- end }}

@@ -1,0 +1,407 @@
+{{/*
+The objects of one component, rendered by templates/components.yaml for each enabled entry of
+`components` (opentelemetry-demo style). Every define takes a context
+(dict "root" $ "name" <component name> "c" <component values merged over `default`>).
+*/}}
+
+{{/*
+modelfleet.callers: the enabled components that list this one in their dependencies, as YAML list.
+*/}}
+{{- define "modelfleet.callers" -}}
+{{- $callers := list }}
+{{- range $name, $values := .root.Values.components }}
+{{- if and $values.enabled (has $.name (default (list) $values.dependencies)) }}
+{{- $callers = append $callers $name }}
+{{- end }}
+{{- end }}
+{{- toYaml $callers }}
+{{- end }}
+
+{{- define "modelfleet.serviceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "modelfleet.serviceAccountName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+  {{- with .c.serviceAccountAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# No RBAC: the services never call the Kubernetes API, so the token is not even mounted.
+automountServiceAccountToken: false
+{{- end }}
+
+{{- define "modelfleet.configMap" -}}
+{{- $root := .root }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+data:
+  {{- if eq .c.kind "service" }}
+  # Shared names of services/common/settings.py (no prefix).
+  DATABASE_URL: {{ include "modelfleet.databaseUrl" $root | quote }}
+  NATS_URL: {{ include "modelfleet.natsUrl" $root | quote }}
+  TRITON_GRPC_URL: {{ printf "%s:8001" (include "modelfleet.componentName" (dict "root" $root "name" "triton")) | quote }}
+  {{ .c.envPrefix }}ENVIRONMENT: {{ $root.Values.config.environment | quote }}
+  {{- range $key, $value := .c.settings }}
+  {{ $.c.envPrefix }}{{ $key }}: {{ $value | toString | quote }}
+  {{- end }}
+  {{- end }}
+  {{- range $key, $value := .c.env }}
+  {{ $key }}: {{ $value | toString | quote }}
+  {{- end }}
+{{- end }}
+
+{{- define "modelfleet.securityContexts" -}}
+securityContext:
+  {{- toYaml .c.securityContext | nindent 2 }}
+{{- end }}
+
+{{- define "modelfleet.deployment" -}}
+{{- $root := .root }}
+{{- $ports := include "modelfleet.ports" (dict "kind" .c.kind) | fromYaml }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  {{- if not .c.autoscaling.enabled }}
+  replicas: {{ .c.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "modelfleet.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "modelfleet.labels" . | nindent 8 }}
+      annotations:
+        checksum/config: {{ include "modelfleet.configMap" . | sha256sum }}
+        {{- with .c.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "modelfleet.serviceAccountName" . }}
+      automountServiceAccountToken: false
+      securityContext:
+        {{- toYaml .c.podSecurityContext | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .c.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- range . }}
+        - labelSelector:
+            matchLabels:
+              {{- include "modelfleet.selectorLabels" $ | nindent 14 }}
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
+      {{- end }}
+      {{- with .c.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .c.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .c.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if eq .c.kind "triton" }}
+      initContainers:
+        # Trains and exports the models into the repository volume (Dockerfile target model-builder).
+        - name: model-builder
+          image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.modelRepository.builder) }}
+          imagePullPolicy: {{ $root.Values.modelRepository.builder.pullPolicy }}
+          args:
+            {{- toYaml $root.Values.modelRepository.builder.args | nindent 12 }}
+          resources:
+            {{- toYaml $root.Values.modelRepository.builder.resources | nindent 12 }}
+          {{- include "modelfleet.securityContexts" . | nindent 10 }}
+          volumeMounts:
+            - {name: models, mountPath: /models}
+            - {name: tmp, mountPath: /tmp}
+      {{- end }}
+      containers:
+        - name: {{ .name }}
+          {{- if eq .c.kind "triton" }}
+          image: {{ include "modelfleet.image" (dict "root" $root "image" .c.image) }}
+          imagePullPolicy: {{ .c.image.pullPolicy }}
+          command: [tritonserver]
+          args:
+            - --model-repository=/models
+            - --http-port=8000
+            - --grpc-port=8001
+            - --metrics-port=8002
+            {{- range .c.extraArgs }}
+            - {{ . | quote }}
+            {{- end }}
+          {{- else }}
+          image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.image) }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command:
+            {{- toYaml .c.command | nindent 12 }}
+          {{- end }}
+          ports:
+            {{- range $name, $port := $ports }}
+            - name: {{ $name }}
+              containerPort: {{ $port }}
+              protocol: TCP
+            {{- end }}
+          envFrom:
+            - configMapRef:
+                name: {{ include "modelfleet.componentName" . }}
+          {{- if has "postgresql" (default (list) .c.dependencies) }}
+          env:
+            # asyncpg reads PGPASSWORD like libpq: DATABASE_URL carries no password.
+            - name: PGPASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.postgresql.auth.existingSecret }}
+                  key: {{ $root.Values.postgresql.auth.secretKey }}
+          {{- end }}
+          {{- if eq .c.kind "triton" }}
+          startupProbe:
+            httpGet: {path: /v2/health/live, port: http}
+            periodSeconds: 5
+            failureThreshold: 60
+          livenessProbe:
+            httpGet: {path: /v2/health/live, port: http}
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          # Per model, not server-wide: /v2/health/ready answers 400 during any model reload.
+          readinessProbe:
+            httpGet: {path: {{ printf "/v2/models/%s/ready" (first .c.models) }}, port: http}
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 3
+          {{- else }}
+          startupProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 2
+            failureThreshold: 30
+          livenessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: {path: /readyz, port: http}
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 3
+          {{- end }}
+          resources:
+            {{- toYaml .c.resources | nindent 12 }}
+          {{- include "modelfleet.securityContexts" . | nindent 10 }}
+          volumeMounts:
+            - {name: tmp, mountPath: /tmp}
+            {{- if eq .c.kind "triton" }}
+            - {name: models, mountPath: /models}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {sizeLimit: 256Mi}
+        {{- if eq .c.kind "triton" }}
+        - name: models
+          {{- if eq $root.Values.modelRepository.volume.type "persistentVolumeClaim" }}
+          persistentVolumeClaim:
+            claimName: {{ required "modelRepository.volume.existingClaim is required for persistentVolumeClaim" $root.Values.modelRepository.volume.existingClaim }}
+          {{- else }}
+          emptyDir: {sizeLimit: {{ $root.Values.modelRepository.volume.sizeLimit }}}
+          {{- end }}
+        {{- end }}
+{{- end }}
+
+{{- define "modelfleet.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "modelfleet.selectorLabels" . | nindent 4 }}
+  ports:
+    {{- range $name, $port := include "modelfleet.ports" (dict "kind" .c.kind) | fromYaml }}
+    - name: {{ $name }}
+      port: {{ $port }}
+      targetPort: {{ $name }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+
+{{- define "modelfleet.hpa" -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "modelfleet.componentName" . }}
+  minReplicas: {{ .c.autoscaling.minReplicas }}
+  maxReplicas: {{ .c.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ .c.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+
+{{- define "modelfleet.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ .c.pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "modelfleet.selectorLabels" . | nindent 6 }}
+{{- end }}
+
+{{- define "modelfleet.serviceMonitor" -}}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+    release: {{ .root.Values.monitoring.release | quote }}
+spec:
+  # job="<component>" (ride-duration, triton) whatever the release name: the rules rely on it.
+  jobLabel: app.kubernetes.io/component
+  namespaceSelector:
+    matchNames: [{{ .root.Release.Namespace }}]
+  selector:
+    matchLabels:
+      {{- include "modelfleet.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: {{ ternary "metrics" "http" (eq .c.kind "triton") }}
+      path: /metrics
+      interval: {{ .root.Values.monitoring.serviceMonitor.interval }}
+{{- end }}
+
+{{/*
+modelfleet.egressTo: one NetworkPolicy egress rule to a dependency (a component, postgresql, nats).
+Call with (dict "root" $ "dep" "triton").
+*/}}
+{{- define "modelfleet.egressTo" -}}
+{{- $root := .root }}
+{{- if eq .dep "postgresql" }}
+{{- if $root.Values.postgresql.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "modelfleet.selectorLabels" (dict "root" $root "name" "postgresql") | nindent 10 }}
+  ports:
+    - {port: 5432, protocol: TCP}
+{{- end }}
+{{- else if eq .dep "nats" }}
+{{- if $root.Values.nats.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "modelfleet.selectorLabels" (dict "root" $root "name" "nats") | nindent 10 }}
+  ports:
+    - {port: 4222, protocol: TCP}
+{{- end }}
+{{- else }}
+{{- $dep := required (printf "dependency %q is not a component" .dep) (index $root.Values.components .dep) }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "modelfleet.selectorLabels" (dict "root" $root "name" .dep) | nindent 10 }}
+  ports:
+    {{- if eq (default "service" $dep.kind) "triton" }}
+    - {port: 8001, protocol: TCP}
+    {{- else }}
+    - {port: 8000, protocol: TCP}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "modelfleet.dnsEgress" -}}
+- to:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- end }}
+
+{{- define "modelfleet.networkPolicy" -}}
+{{- $root := .root }}
+{{- $callers := include "modelfleet.callers" . | fromYamlArray }}
+{{- $triton := eq .c.kind "triton" }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "modelfleet.selectorLabels" . | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  ingress:
+    # Its callers and the helm test Pod.
+    - from:
+        {{- range $callers }}
+        - podSelector:
+            matchLabels:
+              {{- include "modelfleet.selectorLabels" (dict "root" $root "name" .) | nindent 14 }}
+        {{- end }}
+        - podSelector:
+            matchLabels:
+              {{- include "modelfleet.selectorLabels" (dict "root" $root "name" "test") | nindent 14 }}
+      ports:
+        - {port: {{ ternary 8001 8000 $triton }}, protocol: TCP}
+        {{- if $triton }}
+        - {port: 8000, protocol: TCP}
+        {{- end }}
+    {{- if .c.ingressPaths }}
+    # The ingress controller.
+    - from:
+        {{- toYaml $root.Values.networkPolicy.ingressFrom | nindent 8 }}
+      ports:
+        - {port: 8000, protocol: TCP}
+    {{- end }}
+    # Prometheus scraping /metrics.
+    - from:
+        {{- toYaml $root.Values.networkPolicy.prometheusFrom | nindent 8 }}
+      ports:
+        - {port: {{ ternary 8002 8000 $triton }}, protocol: TCP}
+  egress:
+    {{- include "modelfleet.dnsEgress" . | nindent 4 }}
+    {{- range (default (list) .c.dependencies) }}
+    {{- include "modelfleet.egressTo" (dict "root" $root "dep" .) | nindent 4 }}
+    {{- end }}
+    {{- if and (or (has "postgresql" (default (list) .c.dependencies)) (has "nats" (default (list) .c.dependencies))) $root.Values.networkPolicy.externalEgress }}
+    {{- toYaml $root.Values.networkPolicy.externalEgress | nindent 4 }}
+    {{- end }}
+{{- end }}

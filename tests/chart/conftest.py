@@ -1,0 +1,69 @@
+"""Renders charts/modelfleet with real Helm (PyPI ``helm-python-sdk``) once per scenario.
+
+Scenarios are the files in ``charts/modelfleet/ci/<scenario>-values.yaml``; ``rendered`` maps a
+scenario to its objects (hooks included: the ``helm test`` Pod).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "modelfleet"
+SCENARIOS = ("default", "minikube", "eks")
+RELEASE = "mf"
+NAMESPACE = "modelfleet"
+
+Obj = dict[str, Any]
+
+
+def scenario_values(scenario: str) -> dict[str, Any]:
+    """The values of one ci/ scenario file."""
+    loaded = yaml.safe_load((CHART / "ci" / f"{scenario}-values.yaml").read_text())
+    return loaded or {}
+
+
+@functools.cache
+def _chart() -> helm_python.Chart:
+    return helm_python.Chart.load(str(CHART))
+
+
+def render(values: dict[str, Any], *, release: str = RELEASE) -> list[Obj]:
+    """Render the chart as `helm install` would and return every object (NOTES.txt left out)."""
+    files = _chart().render(values, name=release, namespace=NAMESPACE, is_install=True)
+    objects: list[Obj] = []
+    for path, text in sorted(files.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+@functools.cache
+def _rendered(scenario: str) -> tuple[Obj, ...]:
+    return tuple(render(scenario_values(scenario)))
+
+
+@pytest.fixture(params=SCENARIOS)
+def scenario(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def objects(scenario: str) -> list[Obj]:
+    """The rendered objects of one scenario (the cache renders each scenario once)."""
+    return list(_rendered(scenario))
+
+
+def by_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def component(obj: Obj) -> str:
+    return str(obj["metadata"]["labels"]["app.kubernetes.io/component"])

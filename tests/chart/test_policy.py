@@ -1,0 +1,222 @@
+"""Policy over the rendered objects: what every workload and every service must have."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.chart.conftest import CHART, Obj, by_kind, component, scenario_values
+
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+
+
+def _pod_specs(objects: list[Obj]) -> list[tuple[str, Obj]]:
+    specs = [(component(o), o["spec"]["template"]["spec"]) for o in objects
+             if o["kind"] in ("Deployment", "StatefulSet")]  # fmt: skip
+    specs += [(component(o), o["spec"]) for o in by_kind(objects, "Pod")]
+    return specs
+
+
+def _components(objects: list[Obj], kind: str = "Deployment") -> set[str]:
+    return {component(o) for o in by_kind(objects, kind)}
+
+
+def test_every_container_has_resources_and_a_locked_down_security_context(
+    objects: list[Obj],
+) -> None:
+    for name, spec in _pod_specs(objects):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            where = f"{name}/{container['name']}"
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), where
+            assert {"cpu", "memory"} <= set(resources["limits"]), where
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"]["drop"] == ["ALL"], where
+            assert ":latest" not in container["image"] and ":" in container["image"], where
+
+
+def test_every_deployment_has_probes_tmp_and_topology_spread(objects: list[Obj]) -> None:
+    for deployment in by_kind(objects, "Deployment"):
+        name = component(deployment)
+        spec = deployment["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        assert "livenessProbe" in container and "readinessProbe" in container, name
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert "/tmp" in mounts, name
+        assert spec["topologySpreadConstraints"], name
+        for constraint in spec["topologySpreadConstraints"]:
+            selector = constraint["labelSelector"]["matchLabels"]
+            assert selector["app.kubernetes.io/component"] == name
+
+
+def test_service_probes_are_healthz_and_readyz(objects: list[Obj]) -> None:
+    for deployment in by_kind(objects, "Deployment"):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        if component(deployment) == "triton":
+            ready = container["readinessProbe"]["httpGet"]["path"]
+            assert ready == "/v2/models/ride_duration/ready"  # per model, not /v2/health/ready
+            continue
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_each_component_has_service_hpa_pdb_monitor_policy(
+    scenario: str, objects: list[Obj]
+) -> None:
+    deployments = _components(objects)
+    assert {"ride-duration", "triton"} <= deployments
+    for kind in ("Service", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"):
+        assert deployments <= _components(objects, kind), kind
+    autoscaled = deployments - ({"triton"} if scenario == "minikube" else set())
+    assert autoscaled <= _components(objects, "HorizontalPodAutoscaler")
+    for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_each_http_service_has_an_ingress_path(objects: list[Obj]) -> None:
+    ingress = by_kind(objects, "Ingress")[0]
+    backends = {
+        p["backend"]["service"]["name"] for rule in ingress["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }  # fmt: skip
+    services = {d["metadata"]["name"] for d in by_kind(objects, "Deployment")
+                if component(d) != "triton"}  # fmt: skip
+    assert services and services <= backends
+
+
+def test_servicemonitors_carry_the_release_label(scenario: str, objects: list[Obj]) -> None:
+    release = (
+        scenario_values(scenario).get("monitoring", {}).get("release", "kube-prometheus-stack")
+    )
+    for obj in by_kind(objects, "ServiceMonitor") + by_kind(objects, "PrometheusRule"):
+        assert obj["metadata"]["labels"]["release"] == release
+    for monitor in by_kind(objects, "ServiceMonitor"):
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"
+
+
+def test_network_policies_default_deny_and_only_declared_egress(objects: list[Obj]) -> None:
+    policies = {component(p): p for p in by_kind(objects, "NetworkPolicy")}
+    deny = policies["default-deny"]["spec"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny and "egress" not in deny
+    ride = policies["ride-duration"]["spec"]
+    targets = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for rule in ride["egress"] for peer in rule.get("to", [])
+        if "matchLabels" in peer.get("podSelector", {})
+        and "app.kubernetes.io/component" in peer["podSelector"]["matchLabels"]
+    }  # fmt: skip
+    assert targets <= {"triton", "postgresql"}
+    triton = policies["triton"]["spec"]
+    assert len(triton["egress"]) == 1, "Triton calls nothing but DNS"
+
+
+def test_no_secret_values_in_config_maps(objects: list[Obj]) -> None:
+    suspicious = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY)", re.IGNORECASE)
+    for config_map in by_kind(objects, "ConfigMap"):
+        if config_map["metadata"]["labels"]["app.kubernetes.io/component"] == "monitoring":
+            continue  # dashboards
+        for key, value in (config_map.get("data") or {}).items():
+            assert not suspicious.search(key), key
+            assert not re.search(r"://[^/@:]+:[^/@]+@", value), f"{key} carries a password"
+    assert by_kind(objects, "Secret") == [], "secrets only through existingSecret"
+
+
+def test_password_comes_from_the_existing_secret(scenario: str, objects: list[Obj]) -> None:
+    secret = (
+        scenario_values(scenario)
+        .get("postgresql", {})
+        .get("auth", {})
+        .get("existingSecret", "modelfleet-db")
+    )
+    deployment = next(d for d in by_kind(objects, "Deployment") if component(d) == "ride-duration")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == secret
+
+
+def _settings_names() -> set[str]:
+    """Environment names the settings classes read: shared (unprefixed) and prefixed fields."""
+    names = {"DATABASE_URL", "NATS_URL", "TRITON_GRPC_URL"}
+    for path in SERVICES_DIR.glob("*/settings.py"):
+        text = path.read_text()
+        prefix = re.search(r'env_prefix="([A-Z_]+)"', text)
+        fields = re.findall(r"^    ([a-z_]+): ", text, flags=re.MULTILINE)
+        prefixes = [prefix.group(1)] if prefix else []
+        for p in prefixes:
+            names.update(p + f.upper() for f in fields)
+    common = re.findall(r"^    ([a-z_]+): ", (SERVICES_DIR / "common/settings.py").read_text(),
+                        flags=re.MULTILINE)  # fmt: skip
+    for path in SERVICES_DIR.glob("*/settings.py"):
+        prefix = re.search(r'env_prefix="([A-Z_]+)"', path.read_text())
+        if prefix:
+            names.update(prefix.group(1) + f.upper() for f in common)
+    return names
+
+
+def test_config_map_names_are_the_settings_classes_names(objects: list[Obj]) -> None:
+    known = _settings_names()
+    for config_map in by_kind(objects, "ConfigMap"):
+        if component(config_map) != "ride-duration":
+            continue
+        keys = set(config_map["data"])
+        assert {"DATABASE_URL", "NATS_URL", "TRITON_GRPC_URL"} <= keys
+        assert keys <= known, keys - known
+
+
+def test_no_rbac_grants_yet(objects: list[Obj]) -> None:
+    # Nothing calls the Kubernetes API yet; only the retraining trigger will create Jobs.
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+    for account in by_kind(objects, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+
+
+def test_helm_test_pod_calls_every_readyz(objects: list[Obj]) -> None:
+    pod = by_kind(objects, "Pod")[0]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    urls = [a for a in pod["spec"]["containers"][0]["command"] if a.startswith("http://")]
+    services = [d["metadata"]["name"] for d in by_kind(objects, "Deployment")]
+    for name in services:
+        assert any(f"//{name}:8000/" in u for u in urls), name
+    assert any(u.endswith("/v2/models/ride_duration/ready") for u in urls)
+
+
+def test_triton_serves_the_repository_the_init_container_builds(objects: list[Obj]) -> None:
+    triton = next(d for d in by_kind(objects, "Deployment") if component(d) == "triton")
+    spec = triton["spec"]["template"]["spec"]
+    builder = spec["initContainers"][0]
+    assert builder["args"][:2] == ["--repo", "/models"]
+    assert "/models" in {m["mountPath"] for m in builder["volumeMounts"]}
+    server = spec["containers"][0]
+    assert server["image"].startswith("nvcr.io/nvidia/tritonserver:24.10-py3")
+    assert "--model-repository=/models" in server["args"]
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def test_every_values_key_is_commented() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    values = yaml.safe_load("\n".join(lines))
+    uncommented = []
+
+    def walk(node: object, depth: int) -> None:
+        if not isinstance(node, dict) or depth > 2:
+            return
+        for key, child in node.items():
+            pattern = re.compile(rf"^{'  ' * depth}{re.escape(str(key))}:")
+            index = next(i for i, line in enumerate(lines) if pattern.match(line))
+            if not lines[index - 1].lstrip().startswith("#"):
+                uncommented.append(f"{'  ' * depth}{key}")
+            if key not in ("resources", "podSecurityContext", "securityContext", "settings"):
+                walk(child, depth + 1)
+
+    walk(values, 0)
+    assert uncommented == []

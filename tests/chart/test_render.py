@@ -1,0 +1,144 @@
+"""The chart renders, lints clean and every object is valid for Kubernetes 1.30 / the CRDs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from tests.chart.conftest import CHART, Obj, by_kind, component, render, scenario_values
+
+SCHEMAS = Path(__file__).parent / "schemas"
+CRD_SCHEMAS = {
+    "ServiceMonitor": SCHEMAS / "servicemonitor.schema.json",
+    "PrometheusRule": SCHEMAS / "prometheusrule.schema.json",
+}
+
+# What each scenario renders, (kind, component) -> count. The note of issue 6 lists these.
+PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
+                 "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
+                 "NetworkPolicy"]  # fmt: skip
+STATEFUL = ["ServiceAccount", "Service", "StatefulSet", "NetworkPolicy"]
+
+
+def _inventory(objects: list[Obj]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for obj in objects:
+        key = (obj["kind"], component(obj))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _expected(scenario: str) -> dict[tuple[str, str], int]:
+    expected = {(kind, name): 1 for name in ("ride-duration", "triton") for kind in PER_COMPONENT}
+    if scenario == "minikube":
+        del expected[("HorizontalPodAutoscaler", "triton")]  # off in k8s/values-minikube.yaml
+    if scenario != "eks":  # EKS: RDS and an external NATS cluster
+        for name in ("postgresql", "nats"):
+            expected.update({(kind, name): 1 for kind in STATEFUL})
+    expected.update({
+        ("NetworkPolicy", "default-deny"): 1,
+        ("Ingress", "ingress"): 1,
+        ("PrometheusRule", "monitoring"): 1,
+        ("ConfigMap", "monitoring"): 2,  # dashboards: overview, triton
+        ("Pod", "test"): 1,
+        ("NetworkPolicy", "test"): 1,
+    })  # fmt: skip
+    return expected
+
+
+def test_helm_lint_clean() -> None:
+    result = helm_python.lint(str(CHART), strict=True)
+    assert result["errors"] == []
+    # Severity 1 is INFO ("icon is recommended"); warnings (2) and errors (3) fail.
+    assert [m for m in result["messages"] if m["severity"] > 1] == []
+
+
+def test_helm_lint_clean_with_each_scenario(scenario: str) -> None:
+    result = helm_python.lint(str(CHART), scenario_values(scenario), strict=True)
+    assert result["errors"] == [], result
+
+
+def test_renders_the_expected_objects(scenario: str, objects: list[Obj]) -> None:
+    assert _inventory(objects) == _expected(scenario)
+
+
+def test_every_object_valid_for_kubernetes_1_30(objects: list[Obj]) -> None:
+    for obj in objects:
+        if obj["kind"] in CRD_SCHEMAS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, "1.30", strict=True)
+        except kubernetes_validate.ValidationError as exc:  # pragma: no cover - message on failure
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {exc}")
+
+
+def test_prometheus_operator_objects_match_crd_schemas(objects: list[Obj]) -> None:
+    checked = 0
+    for obj in objects:
+        if obj["kind"] in CRD_SCHEMAS:
+            schema = json.loads(CRD_SCHEMAS[obj["kind"]].read_text())
+            jsonschema.validate(obj, schema)
+            checked += 1
+    assert checked >= 3  # two ServiceMonitors and the rules
+
+
+def test_crd_schemas_reject_a_typo() -> None:
+    monitor = by_kind(render({}), "ServiceMonitor")[0]
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    schema = json.loads(CRD_SCHEMAS["ServiceMonitor"].read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(monitor, schema)
+
+
+def test_names_fit_63_characters() -> None:
+    objects = render({}, release="a-release-name-that-is-much-longer-than-anyone-would-type-x")
+    for obj in objects:
+        assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+
+
+def test_image_tag_defaults_to_app_version() -> None:
+    deployment = next(
+        d for d in by_kind(render({}), "Deployment") if component(d) == "ride-duration"
+    )
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "modelfleet:0.1.0"
+    tagged = render({"image": {"repository": "r", "tag": "abc", "pullPolicy": "Always"}})
+    deployment = next(d for d in by_kind(tagged, "Deployment") if component(d) == "ride-duration")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "r:abc"
+
+
+def test_a_new_service_is_one_values_block() -> None:
+    block = {
+        "enabled": True,
+        "kind": "service",
+        "command": ["uvicorn", "--factory", "services.classifier.app:create_app"],
+        "envPrefix": "CLASSIFIER_",
+        "settings": {"TRITON_MODEL": "classifier"},
+        "dependencies": ["triton", "postgresql"],
+        "ingressPaths": ["/v1/classify"],
+    }
+    objects = render({"components": {"classifier": block}})
+    kinds = {o["kind"] for o in objects if component(o) == "classifier"}
+    assert set(PER_COMPONENT) <= kinds
+    ingress = by_kind(objects, "Ingress")[0]
+    paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+    assert "/v1/classify" in paths
+    triton_policy = next(o for o in by_kind(objects, "NetworkPolicy") if component(o) == "triton")
+    callers = [
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for peer in triton_policy["spec"]["ingress"][0]["from"]
+    ]
+    assert {"ride-duration", "classifier"} <= set(callers)
+
+
+def test_external_database_and_nats_need_their_urls() -> None:
+    with pytest.raises(helm_python.HelmError, match="postgresql.external.host"):
+        render(
+            {"postgresql": {"enabled": False, "auth": {"existingSecret": "s", "secretKey": "k"}}}
+        )
+    with pytest.raises(helm_python.HelmError, match="nats.externalUrl"):
+        render({"nats": {"enabled": False}})
