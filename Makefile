@@ -26,6 +26,7 @@ status: $(STAMP)       ## each component: URL, pid, ready
 	$(BIN)/modelfleet status
 
 test: $(STAMP)         ## unit, integration (real Postgres, NATS, Triton) and chart tests
+	scripts/ensure-tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)         ## ruff and mypy (strict)
