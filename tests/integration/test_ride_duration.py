@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -182,3 +184,27 @@ async def test_triton_down_gives_503_then_recovers(http: httpx.AsyncClient, stac
         await asyncio.sleep(0.2)
     assert response.status_code == 200
     assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_stalled_triton_gives_504_at_the_deadline(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    pid = stack.component("triton").pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        response = await http.post("/v1/predict", json=RIDE)
+        waited = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/dependency-timeout")
+    assert 0.9 <= waited < 3.0  # RIDE_DURATION_TRITON_TIMEOUT_S defaults to 1 s
+    for _ in range(50):
+        response = await http.post("/v1/predict", json=RIDE)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200
