@@ -65,14 +65,20 @@ def discover(directory: Path) -> list[Migration]:
     return migrations
 
 
-async def apply_migrations(pool: asyncpg.Pool, *, service: str, directory: Path) -> list[int]:
-    """Apply the pending migrations of ``service``; return the versions applied now."""
+async def apply_migrations(
+    pool: asyncpg.Pool, *, service: str, directory: Path, timeout_s: float = 300.0
+) -> list[int]:
+    """Apply the pending migrations of ``service``; return the versions applied now.
+
+    ``timeout_s`` bounds the wait for the lock (another replica migrating) and each migration:
+    schema changes can take longer than the pool's per-query deadline.
+    """
     migrations = discover(directory)
     applied_now: list[int] = []
     async with pool.acquire() as conn:
-        await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY, timeout=timeout_s)
         try:
-            await conn.execute(_CREATE_TABLE)
+            await conn.execute(_CREATE_TABLE, timeout=timeout_s)
             rows = await conn.fetch(
                 "select version, checksum from schema_migrations where service = $1", service
             )
@@ -87,7 +93,7 @@ async def apply_migrations(pool: asyncpg.Pool, *, service: str, directory: Path)
                         )
                     continue
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    await conn.execute(migration.sql, timeout=timeout_s)
                     await conn.execute(
                         "insert into schema_migrations (service, version, name, checksum) "
                         "values ($1, $2, $3, $4)",

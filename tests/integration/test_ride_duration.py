@@ -32,6 +32,16 @@ RIDE: dict[str, Any] = {
 }
 
 
+async def until_ok(http: httpx.AsyncClient, *, attempts: int) -> httpx.Response:
+    """POST the ride until it succeeds (recovery after an outage), at most ``attempts`` times."""
+    for _ in range(attempts):
+        response = await http.post("/v1/predict", json=RIDE)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    return response
+
+
 def in_process(onnx_path: Path, rides: list[dict[str, Any]]) -> np.ndarray:
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     matrix = ride_feature_matrix([Ride.model_validate(r) for r in rides])
@@ -177,12 +187,7 @@ async def test_triton_down_gives_503_then_recovers(http: httpx.AsyncClient, stac
         began = time.monotonic()
         triton.start()
         triton.wait_ready(began + triton.startup_timeout)
-    for _ in range(100):
-        response = await http.post("/v1/predict", json=RIDE)
-        if response.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert response.status_code == 200
+    assert (await until_ok(http, attempts=100)).status_code == 200
     assert (await http.get("/readyz")).status_code == 200
 
 
@@ -202,9 +207,4 @@ async def test_stalled_triton_gives_504_at_the_deadline(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/dependency-timeout")
     assert 0.9 <= waited < 3.0  # RIDE_DURATION_TRITON_TIMEOUT_S defaults to 1 s
-    for _ in range(50):
-        response = await http.post("/v1/predict", json=RIDE)
-        if response.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert response.status_code == 200
+    assert (await until_ok(http, attempts=50)).status_code == 200
