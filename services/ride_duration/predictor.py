@@ -106,11 +106,8 @@ class DurationPredictor:
         result = await self.triton.infer(
             self.model, {INPUT_NAME: ride_feature_matrix(rides)}, outputs=[OUTPUT_NAME]
         )
-        minutes = np.maximum(
-            result.outputs[OUTPUT_NAME].reshape(-1).astype(np.float64), MIN_DURATION_MINUTES
-        )
-        rounded: list[float] = np.round(minutes, 2).tolist()
-        return rounded, result.model_version
+        raw: list[float] = result.outputs[OUTPUT_NAME].reshape(-1).tolist()
+        return [round(max(m, MIN_DURATION_MINUTES), 2) for m in raw], result.model_version
 
     async def predict(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
         """Minutes per ride (same order) and the model version that computed them.
