@@ -1,0 +1,160 @@
+"""Every PromQL expression of every dashboard returns data from a real Prometheus.
+
+A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
+ride-duration model, PostgreSQL, ride-duration) after some load, with the labels the chart's
+ServiceMonitors give: job=<component>, namespace. A panel that shows nothing is a bug. The
+recording rules are loaded too, so a rule file Prometheus refuses fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from models.repository import build_repository
+from services.stack.testing import free_port, running_stack, settings_for_tests
+from tests.chart.test_monitoring import DASHBOARDS, RULE_FILES
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+NAMESPACE = "local"
+RIDE = {
+    "pickup_datetime": "2024-03-14T08:30:00",
+    "pickup_location_id": 161,
+    "dropoff_location_id": 236,
+    "trip_distance": 2.4,
+    "passenger_count": 1,
+}
+SCRAPE_INTERVAL_S = 1
+
+
+def _wait(predicate: Any, *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _load(base_url: str, seconds: float) -> None:
+    """Predictions, batch predictions, model listings and a bad request, for `seconds`."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            assert client.post("/v1/predict", json=RIDE).status_code == 200
+            assert client.post("/v1/predict/batch", json={"rides": [RIDE, RIDE]}).status_code in (
+                200,
+                422,
+            )
+            assert client.get("/v1/models").status_code == 200
+            assert client.post("/v1/predict", json={"trip_distance": -1}).status_code == 422
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus missing: apt-get install -y prometheus (scripts/ensure-tools)")
+    home = tmp_path_factory.mktemp("dashboards-stack")
+    settings = settings_for_tests(home)
+    build_repository(settings.paths.model_repository, seed=7, rows=5_000, log=lambda _: None)
+    with running_stack(settings, ["postgres", "nats", "triton", "ride-duration"]):
+        port = free_port()
+        config = {
+            "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in RULE_FILES],
+            "scrape_configs": [
+                {
+                    "job_name": job,
+                    "static_configs": [{"targets": [target], "labels": {"namespace": NAMESPACE}}],
+                }
+                for job, target in (
+                    ("ride-duration", f"{settings.host}:{settings.ride_duration_port}"),
+                    ("triton", f"{settings.host}:{settings.triton_metrics_port}"),
+                )
+            ],
+        }
+        config_file = home / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        log = (home / "prometheus.log").open("w")
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={home / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout_s=30,
+                  what="prometheus ready")  # fmt: skip
+            _load(f"http://{settings.host}:{settings.ride_duration_port}", seconds=6)
+            time.sleep(3 * SCRAPE_INTERVAL_S)  # the last counts are scraped
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+
+
+def _query(url: str, expr: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+    body = response.json()
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def _panels() -> list[tuple[str, str, str]]:
+    return [
+        (path.stem, panel["title"], target["expr"])
+        for path in DASHBOARDS
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel["targets"]
+    ]
+
+
+@pytest.mark.parametrize(("dashboard", "title", "expr"), _panels(), ids=lambda v: str(v)[:40])
+def test_every_panel_shows_data(prometheus: str, dashboard: str, title: str, expr: str) -> None:
+    result = _query(prometheus, expr.replace("$namespace", ".*"))
+    assert result, f"{dashboard} / {title}: no data for {expr}"
+    values = [float(sample["value"][1]) for sample in result]
+    assert any(v == v for v in values), f"{dashboard} / {title}: only NaN"  # NaN != NaN
+
+
+def test_template_variables_find_the_namespace(prometheus: str) -> None:
+    for path in DASHBOARDS:
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            metric = variable["definition"].split("(")[1].split(",")[0].strip()
+            response = httpx.get(
+                f"{prometheus}/api/v1/label/namespace/values", params={"match[]": metric}
+            )
+            assert NAMESPACE in response.json()["data"], (path.name, variable["definition"])
+
+
+def test_rules_load_and_no_alert_fires_on_a_healthy_stack(prometheus: str) -> None:
+    groups = httpx.get(f"{prometheus}/api/v1/rules").json()["data"]["groups"]
+    assert sorted(g["name"] for g in groups) == sorted(
+        g["name"] for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
+    )
+    # "unknown" until a group first runs (the recording group runs every 30 s).
+    assert all(r["health"] in ("ok", "unknown") for g in groups for r in g["rules"]), groups
+    firing = [a for a in httpx.get(f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
+              if a["state"] == "firing"]  # fmt: skip
+    assert firing == []
