@@ -276,6 +276,9 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ .c.autoscaling.targetCPUUtilizationPercentage }}
+    {{- with .c.autoscaling.extraMetrics }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{- define "modelfleet.pdb" -}}
