@@ -1,8 +1,10 @@
-"""Builds the Triton model repository of the taxi models (see docs/architecture.md).
+"""Builds the Triton model repository (see docs/architecture.md).
 
 ``MODELS`` is the registry: ride_duration (minutes), tip_amount and total_amount (USD), all three
 trained from the same trips (synthetic TLC data by default, or real TLC files) with the same
-features. ``build_models(repo_dir)`` builds every one of them by one code path and returns a
+features; and classifier (product category probabilities) trained from a product catalogue
+(synthetic by default, ``catalogue_rows`` products, or a real catalogue file).
+``build_models(repo_dir)`` builds every one of them by one code path and returns a
 result per model; ``build_repository(repo_dir)`` does the same and returns ride_duration's result
 (what its callers show). Per model it writes::
 
@@ -12,6 +14,7 @@ result per model; ``build_repository(repo_dir)`` does the same and returns ride_
       <N>/model.onnx        the model
       <N>/model.py          copy of models/triton/onnx_model.py
       <N>/model_card.json   the model card of version N
+      <N>/<artifact>        extra files of the trainer (classifier: confusion_matrix.png)
       build-stamp.json      what the newest version was built from (to skip rebuilds)
 
 Both configs carry every present version's card as parameter ``model_card.v<N>`` (a JSON string).
@@ -40,9 +43,14 @@ from typing import Any, Final, Protocol
 
 import pandas as pd
 
+from models.classifier.data import generate_catalogue, load_catalogue
+from models.classifier.train import MODEL_NAME as CLASSIFIER_MODEL
+from models.classifier.train import OUTPUT_NAME as CLASSIFIER_OUTPUT
+from models.classifier.train import train_classifier
 from models.fare.train import COST_MODEL, TIP_MODEL, train_cost_model, train_tip_model
 from models.ride_duration.data import generate_trips, load_trips
 from models.ride_duration.train import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, train_model
+from services.common.catalog.features import N_FEATURES as CATALOG_FEATURES
 from services.common.taxi.features import N_FEATURES
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -54,6 +62,18 @@ CODE_PATHS: Final = (
     "services/common/taxi",
 )
 """Source files whose content makes up ride_duration's code hash (folders: their *.py files)."""
+CLASSIFIER_CODE_PATHS: Final = (
+    "models/classifier",
+    "models/triton/onnx_model.py",
+    "models/repository.py",
+    "services/common/catalog",
+)
+CATALOGUE_ROWS: Final = 5000
+"""Most products of the synthetic catalogue the classifier is trained on by default."""
+MIN_CATALOGUE_ROWS: Final = 500
+TRIPS_PER_PRODUCT: Final = 40
+"""Default catalogue size: one product per 40 trips, 500 to 5,000 (the CLI's 200,000 trips give
+5,000 products; a small test build stays small)."""
 
 
 class Trained(Protocol):
@@ -67,26 +87,44 @@ class Trained(Protocol):
 
 
 class Trainer(Protocol):
-    """A training function of the registry: raw TLC trips in, a trained model out."""
+    """A training function of the registry: its data (trips or catalogue) in, a model out."""
 
-    def __call__(self, trips: pd.DataFrame, *, seed: int, source: str) -> Trained: ...
+    def __call__(self, data: pd.DataFrame, /, *, seed: int, source: str) -> Trained: ...
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the repository: its Triton name, output tensor, trainer and code."""
+    """One model of the repository: its Triton name, output tensor, trainer and code.
+
+    ``data`` names the training data (``"trips"`` or ``"catalogue"``); ``input_dim`` and
+    ``output_dim`` are the widths of the ``features`` input and of the output tensor (-1:
+    variable; the classifier has one column per category of its catalogue, named in its card).
+    """
 
     name: str
     output: str
     train: Trainer
     code_paths: tuple[str, ...]
     unit: str
+    data: str = "trips"
+    input_dim: int = N_FEATURES
+    output_dim: int = 1
 
 
 MODELS: Final[tuple[ModelSpec, ...]] = (
     ModelSpec(MODEL_NAME, OUTPUT_NAME, train_model, CODE_PATHS, "min"),
     ModelSpec(TIP_MODEL, TIP_MODEL, train_tip_model, (*CODE_PATHS, "models/fare"), "USD"),
     ModelSpec(COST_MODEL, COST_MODEL, train_cost_model, (*CODE_PATHS, "models/fare"), "USD"),
+    ModelSpec(
+        CLASSIFIER_MODEL,
+        CLASSIFIER_OUTPUT,
+        train_classifier,
+        CLASSIFIER_CODE_PATHS,
+        "macro-F1",
+        data="catalogue",
+        input_dim=CATALOG_FEATURES,
+        output_dim=-1,  # one column per category of the training catalogue
+    ),
 )
 """The registry: every model ``build_models`` builds, ride_duration first."""
 
@@ -98,6 +136,7 @@ STAMP_FILE: Final = "build-stamp.json"
 CARD_FILE: Final = "model_card.json"
 LOCAL_CONFIG_NAME: Final = "local"
 SYNTHETIC_SOURCE: Final = "synthetic-tlc"
+SYNTHETIC_CATALOGUE: Final = "synthetic-catalogue"
 
 _logger = logging.getLogger(__name__)
 
@@ -183,10 +222,10 @@ def render_config(
         f"max_batch_size: {MAX_BATCH_SIZE}",
         "version_policy: { latest: { num_versions: 1 } }",
         "input [",
-        f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ {N_FEATURES} ] }}',
+        f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ {spec.input_dim} ] }}',
         "]",
         "output [",
-        f'  {{ name: "{spec.output}" data_type: TYPE_FP32 dims: [ 1 ] }}',
+        f'  {{ name: "{spec.output}" data_type: TYPE_FP32 dims: [ {spec.output_dim} ] }}',
         "]",
         f"dynamic_batching {{ max_queue_delay_microseconds: {MAX_QUEUE_DELAY_MICROSECONDS} }}",
         f"instance_group [ {{ kind: KIND_CPU count: {INSTANCE_COUNT} }} ]",
@@ -270,10 +309,19 @@ def build_repository(
     data_path: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = _log_info,
+    catalogue_rows: int | None = None,
+    catalogue_path: Path | None = None,
 ) -> BuildResult:
     """Build every model of ``MODELS`` (see :func:`build_models`); return ride_duration's result."""
     results = build_models(
-        repo_dir, seed=seed, rows=rows, data_path=data_path, force=force, log=log
+        repo_dir,
+        seed=seed,
+        rows=rows,
+        data_path=data_path,
+        force=force,
+        log=log,
+        catalogue_rows=catalogue_rows,
+        catalogue_path=catalogue_path,
     )
     return results[0]
 
@@ -305,6 +353,27 @@ class _Trips:
         return self._trips
 
 
+class _Catalogue(_Trips):
+    """The product catalogue of one build call, made or loaded on first use only."""
+
+    @property
+    def source(self) -> str:
+        return str(self.data_path) if self.data_path is not None else SYNTHETIC_CATALOGUE
+
+    def get(self) -> pd.DataFrame:
+        if self._trips is None:
+            if self.data_path is not None:
+                self.log(f"loading the catalogue from {self.data_path}")
+                products = load_catalogue(self.data_path)
+                if len(products) > self.rows:
+                    products = products.sample(n=self.rows, random_state=self.seed)
+            else:
+                self.log(f"generating {self.rows} synthetic products (seed {self.seed})")
+                products = generate_catalogue(self.rows, seed=self.seed)
+            self._trips = products
+        return self._trips
+
+
 def build_models(
     repo_dir: Path,
     *,
@@ -314,17 +383,29 @@ def build_models(
     force: bool = False,
     log: Callable[[str], None] = _log_info,
     models: tuple[ModelSpec, ...] = MODELS,
+    catalogue_rows: int | None = None,
+    catalogue_path: Path | None = None,
 ) -> list[BuildResult]:
     """Train and write a new version of each model in ``repo_dir`` unless already built.
 
     ``data_path``: real TLC parquet/CSV file or folder (else synthetic trips from ``seed``);
-    at most ``rows`` trips are used (a seeded sample of real data). One result per model, in
-    ``models`` order.
+    at most ``rows`` trips are used (a seeded sample of real data). ``catalogue_path``: a real
+    product catalogue (JSON lines/CSV, see ``models.classifier.data.load_catalogue``), else
+    ``catalogue_rows`` synthetic products (default: see ``TRIPS_PER_PRODUCT``); at most
+    ``catalogue_rows`` products of a real one. One result per model, in ``models`` order.
     """
-    if rows <= 0:
+    if catalogue_rows is None:
+        catalogue_rows = min(CATALOGUE_ROWS, max(MIN_CATALOGUE_ROWS, rows // TRIPS_PER_PRODUCT))
+    if rows <= 0 or catalogue_rows <= 0:
         raise ValueError("rows must be positive")
-    trips = _Trips(seed=seed, rows=rows, data_path=data_path, log=log)
-    return [_build_one(Path(repo_dir), spec, trips=trips, force=force, log=log) for spec in models]
+    sources: dict[str, _Trips] = {
+        "trips": _Trips(seed=seed, rows=rows, data_path=data_path, log=log),
+        "catalogue": _Catalogue(seed=seed, rows=catalogue_rows, data_path=catalogue_path, log=log),
+    }
+    return [
+        _build_one(Path(repo_dir), spec, trips=sources[spec.data], force=force, log=log)
+        for spec in models
+    ]
 
 
 def _build_one(
@@ -406,6 +487,9 @@ def _build(
         (staging / "model.onnx").write_bytes(trained.onnx_bytes)
         shutil.copyfile(ONNX_MODEL_PY, staging / "model.py")
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+        artifacts: dict[str, bytes] = getattr(trained, "artifacts", None) or {}
+        for name, content in artifacts.items():
+            (staging / Path(name).name).write_bytes(content)
         for file in staging.iterdir():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -421,9 +505,15 @@ def _build(
     stamp = {"key": key, "version": version, "built_at": card["created_at"]}
     _write_atomic(model_dir / STAMP_FILE, (json.dumps(stamp, indent=2) + "\n").encode())
     metrics = card["metrics"]
-    log(
-        f"{spec.name}: version {version} written: rmse {metrics['rmse']:.2f} {spec.unit} "
-        f"(baseline {metrics['baseline_rmse']:.2f}, "
-        f"{metrics['rmse_improvement_vs_baseline']:.0%} better)"
-    )
+    if "macro_f1" in metrics:
+        log(
+            f"{spec.name}: version {version} written: macro-F1 {metrics['macro_f1']:.3f} "
+            f"(baseline {metrics['baseline_macro_f1']:.3f})"
+        )
+    else:
+        log(
+            f"{spec.name}: version {version} written: rmse {metrics['rmse']:.2f} {spec.unit} "
+            f"(baseline {metrics['baseline_rmse']:.2f}, "
+            f"{metrics['rmse_improvement_vs_baseline']:.0%} better)"
+        )
     return BuildResult(spec.name, version, True, card, model_dir / str(version))

@@ -1,0 +1,1 @@
+"""Product classifier: catalogue data, training (text + image -> category), ONNX export."""

@@ -1,0 +1,1 @@
+"""Product-catalogue domain shared by classifier training and serving: the feature code."""
