@@ -37,6 +37,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         app="services.ride_duration.app:create_app",
         port_setting="ride_duration_port",
     ),
+    ServiceSpec(
+        name="classifier",
+        app="services.classifier.app:create_app",
+        port_setting="classifier_port",
+    ),
 )
 
 

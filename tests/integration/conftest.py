@@ -21,6 +21,7 @@ from services.stack.testing import running_stack, settings_for_tests
 
 TEST_SEED = 7
 TEST_ROWS = 40_000
+TEST_CATALOGUE_ROWS = 2_000
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +32,19 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> StackSettings:
 @pytest.fixture(scope="session")
 def model_build(stack_settings: StackSettings) -> BuildResult:
     return build_repository(
-        stack_settings.paths.model_repository, seed=TEST_SEED, rows=TEST_ROWS, log=lambda _: None
+        stack_settings.paths.model_repository,
+        seed=TEST_SEED,
+        rows=TEST_ROWS,
+        catalogue_rows=TEST_CATALOGUE_ROWS,
+        log=lambda _: None,
     )
 
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: StackSettings, model_build: BuildResult) -> Iterator[Stack]:
-    with running_stack(stack_settings, ["postgres", "nats", "triton", "ride-duration"]) as s:
+    with running_stack(
+        stack_settings, ["postgres", "nats", "triton", "ride-duration", "classifier"]
+    ) as s:
         yield s
 
 

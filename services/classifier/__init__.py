@@ -1,0 +1,1 @@
+"""The classifier service: product category from title, description and image (Triton)."""

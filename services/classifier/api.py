@@ -1,0 +1,393 @@
+"""HTTP routes of the classifier: classify a product, label a prediction, list model versions.
+
+``POST /v1/classify`` takes JSON (``ClassifyRequest``, image as base64) or a multipart upload
+(form fields ``title``, ``description``, ``top_k`` and a file ``image``). Every input check runs
+before anything is written: empty text and no image -> 422, an image over
+``CLASSIFIER_MAX_IMAGE_BYTES`` (or a body that could only hold one) -> 413, bytes that are no
+image -> 415. The prediction row is inserted before the response is sent, so feedback on the
+returned id works at once. ``POST /v1/feedback`` stores the label in one statement, then
+recomputes the rolling quality gauges of that model version from Postgres.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from services.classifier import metrics
+from services.classifier.predictor import CategoryPredictor, cards_from_config, product_features
+from services.classifier.quality import quality
+from services.classifier.schemas import (
+    Classification,
+    ClassifyRequest,
+    Feedback,
+    FeedbackRequest,
+    ModelList,
+)
+from services.classifier.settings import ClassifierSettings
+from services.common.catalog import features
+from services.common.db import database_errors
+from services.common.deps import PoolDep, TritonDep
+from services.common.errors import (
+    DependencyError,
+    DependencyTimeout,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    TritonUnavailable,
+    UnsupportedMediaType,
+)
+from services.common.fastroute import JsonResponse
+from services.common.logging import request_id_var
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["classifier"])
+
+#: Room for the text fields and form framing on top of the image in a request body.
+BODY_OVERHEAD_BYTES = 64 * 1024
+
+_CLASSIFY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ClassifyRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "top_k": {"type": "integer", "minimum": 1},
+                        "image": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "Image (or body) over the size limit"},
+    415: {"description": "Not an image, or a body that is neither JSON nor multipart"},
+    422: {"description": "No text and no image, or invalid fields (problem+json)"},
+    503: {"description": "Triton, the model or Postgres is unavailable (Retry-After)"},
+    504: {"description": "A dependency missed its deadline"},
+}
+
+
+def _settings(request: Request) -> ClassifierSettings:
+    settings: ClassifierSettings = request.app.state.settings
+    return settings
+
+
+def _max_body(settings: ClassifierSettings) -> int:
+    return settings.max_image_bytes * 4 // 3 + 4 + BODY_OVERHEAD_BYTES
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_base64(text: str, *, max_bytes: int) -> bytes:
+    """Image bytes from base64 (standard or URL-safe, optional ``data:`` prefix)."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > max_bytes + 2:
+        raise PayloadTooLarge(f"image is over the limit of {max_bytes} bytes")
+    try:
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(
+            "image is not valid base64",
+            extra={"errors": [{"field": "image", "in": "body", "message": str(exc)}]},
+        ) from exc
+
+
+async def _parse_classify(
+    request: Request, settings: ClassifierSettings
+) -> tuple[ClassifyRequest, bytes | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = _max_body(settings)
+    if content_type in ("application/json", ""):
+        body = await _read_body(request, limit)
+        try:
+            parsed = ClassifyRequest.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from exc
+        image = (
+            _decode_base64(parsed.image, max_bytes=settings.max_image_bytes)
+            if parsed.image
+            else None
+        )
+        return parsed, image
+    if content_type == "multipart/form-data":
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
+        async with request.form(max_files=1, max_fields=10) as form:
+            fields: dict[str, Any] = {}
+            for name in ("title", "description", "top_k"):
+                value = form.get(name)
+                if isinstance(value, str) and value != "":
+                    fields[name] = value
+            upload = form.get("image")
+            image = None
+            if isinstance(upload, UploadFile):
+                image = await upload.read(settings.max_image_bytes + 1)
+                if len(image) > settings.max_image_bytes:
+                    raise PayloadTooLarge(
+                        f"image is over the limit of {settings.max_image_bytes} bytes"
+                    )
+                image = image or None
+            try:
+                parsed = ClassifyRequest.model_validate(fields)
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                ) from exc
+            return parsed, image
+    raise UnsupportedMediaType(
+        f"content type {content_type!r}: send application/json or multipart/form-data"
+    )
+
+
+async def classify_product(
+    *,
+    predictor: CategoryPredictor,
+    pool: asyncpg.Pool,
+    settings: ClassifierSettings,
+    body: ClassifyRequest,
+    image: bytes | None,
+) -> dict[str, Any]:
+    """Validate, featurise, infer, record; the response body of POST /v1/classify."""
+    title, description = body.title.strip(), body.description.strip()
+    if not title and not description and image is None:
+        raise InvalidInput(
+            "send a title, a description or an image",
+            extra={"errors": [{"field": "title", "in": "body", "message": "empty"}]},
+        )
+    if image is not None and len(image) > settings.max_image_bytes:
+        raise PayloadTooLarge(f"image is over the limit of {settings.max_image_bytes} bytes")
+    try:
+        x = await product_features(title=title, description=description, image=image)
+    except features.ImageTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except features.NotAnImage as exc:
+        raise UnsupportedMediaType(
+            "image is not a decodable image (JPEG, PNG, WebP, GIF ...)"
+        ) from exc
+    top_k = body.top_k or settings.default_top_k
+    scores = await predictor.classify(x, top_k=top_k)
+    prediction_id = uuid.uuid4()
+    top = [
+        {"category": c, "probability": p}
+        for c, p in zip(scores.categories, scores.probabilities, strict=True)
+    ]
+    async with database_errors("insert_prediction"):
+        await pool.execute(
+            "insert into classifier_predictions (prediction_id, request_id, model_name,"
+            " model_version, title, description, has_image, category, probability, top_k)"
+            " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+            prediction_id,
+            request_id_var.get(),
+            predictor.model,
+            scores.model_version,
+            title,
+            description,
+            image is not None,
+            scores.categories[0],
+            scores.probabilities[0],
+            json.dumps(top),
+            timeout=settings.database_timeout_s,
+        )
+    metrics.PREDICTIONS.labels(predictor.model, scores.model_version, scores.categories[0]).inc()
+    metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(
+        scores.probabilities[0]
+    )
+    return {
+        "prediction_id": str(prediction_id),
+        "category": scores.categories[0],
+        "probability": scores.probabilities[0],
+        "top_k": top,
+        "model": {"name": predictor.model, "version": scores.model_version},
+    }
+
+
+@router.post(
+    "/classify",
+    response_model=Classification,
+    summary="Top-k categories of a product from its title, description and/or image",
+    responses=_ERRORS,
+    openapi_extra=_CLASSIFY_BODY,
+)
+async def classify(request: Request, pool: PoolDep) -> JsonResponse:
+    settings = _settings(request)
+    body, image = await _parse_classify(request, settings)
+    return JsonResponse(
+        await classify_product(
+            predictor=request.app.state.predictor,
+            pool=pool,
+            settings=settings,
+            body=body,
+            image=image,
+        )
+    )
+
+
+async def refresh_quality(
+    pool: asyncpg.Pool, *, model: str, version: str, settings: ClassifierSettings
+) -> None:
+    """Recompute the rolling gauges of one model version from its last N labelled predictions.
+
+    A failure is logged and leaves the gauges as they were (the feedback itself is stored).
+    """
+    try:
+        async with database_errors("rolling_quality"):
+            rows = await pool.fetch(
+                "select p.category, f.true_category from classifier_feedback f"
+                " join classifier_predictions p using (prediction_id)"
+                " where p.model_name = $1 and p.model_version = $2"
+                " order by f.updated_at desc limit $3",
+                model,
+                version,
+                settings.quality_window,
+                timeout=settings.database_timeout_s,
+            )
+    except (DependencyError, DependencyTimeout) as exc:
+        log.warning("rolling quality not refreshed: %s", exc.detail)
+        return
+    result = quality([r["category"] for r in rows], [r["true_category"] for r in rows])
+    metrics.ROLLING_MACRO_F1.labels(model, version).set(result.macro_f1)
+    metrics.ROLLING_ACCURACY.labels(model, version).set(result.accuracy)
+    metrics.ROLLING_LABELS.labels(model, version).set(result.labels)
+
+
+async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSettings) -> None:
+    """At start-up: gauges of every model version labelled recently (so /metrics is complete)."""
+    try:
+        async with database_errors("recent_versions"):
+            rows = await pool.fetch(
+                "select distinct p.model_name, p.model_version from"
+                " (select prediction_id from classifier_feedback order by updated_at desc"
+                "  limit $1) f join classifier_predictions p using (prediction_id)",
+                settings.quality_window * 10,
+                timeout=settings.database_timeout_s,
+            )
+    except (DependencyError, DependencyTimeout) as exc:
+        log.warning("rolling quality not loaded at start: %s", exc.detail)
+        return
+    for row in rows:
+        await refresh_quality(
+            pool, model=row["model_name"], version=row["model_version"], settings=settings
+        )
+
+
+@router.post(
+    "/feedback",
+    response_model=Feedback,
+    summary="The true category of a prediction (a repeat replaces the label)",
+    responses={
+        404: {"description": "Unknown prediction id"},
+        422: {"description": "Unknown category or invalid fields"},
+        503: {"description": "Postgres is unavailable (Retry-After)"},
+    },
+)
+async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> JsonResponse:
+    settings = _settings(request)
+    predictor: CategoryPredictor = request.app.state.predictor
+    async with database_errors("find_prediction"):
+        row = await pool.fetchrow(
+            "select model_name, model_version, category, created_at"
+            " from classifier_predictions where prediction_id = $1",
+            body.prediction_id,
+            timeout=settings.database_timeout_s,
+        )
+    if row is None:
+        raise NotFound(f"no prediction {body.prediction_id}")
+    model, version = str(row["model_name"]), str(row["model_version"])
+    try:
+        known = await predictor.known_categories(version)
+    except TritonUnavailable:
+        known = set()
+    if known and body.true_category not in known:
+        raise InvalidInput(
+            f"unknown category {body.true_category!r}",
+            extra={
+                "errors": [{"field": "true_category", "in": "body", "message": "unknown category"}]
+            },
+        )
+    if not known:
+        raise TritonUnavailable("the category list of the model is not available now")
+    async with database_errors("insert_feedback"):
+        first = await pool.fetchval(
+            "insert into classifier_feedback (prediction_id, true_category, request_id)"
+            " values ($1, $2, $3) on conflict (prediction_id) do update"
+            " set true_category = excluded.true_category, updated_at = now(),"
+            " request_id = excluded.request_id"
+            " returning (xmax = 0)",
+            body.prediction_id,
+            body.true_category,
+            request_id_var.get(),
+            timeout=settings.database_timeout_s,
+        )
+    correct = body.true_category == row["category"]
+    metrics.FEEDBACK.labels(model, version, "correct" if correct else "incorrect").inc()
+    if first:
+        lag = (datetime.now(UTC) - row["created_at"]).total_seconds()
+        metrics.FEEDBACK_LAG.labels(model, version).observe(max(lag, 0.0))
+    await refresh_quality(pool, model=model, version=version, settings=settings)
+    return JsonResponse(
+        {
+            "prediction_id": str(body.prediction_id),
+            "true_category": body.true_category,
+            "correct": correct,
+            "model": {"name": model, "version": version},
+        }
+    )
+
+
+@router.get("/models", response_model=ModelList, summary="Model versions and their model cards")
+async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
+    predictor: CategoryPredictor = request.app.state.predictor
+    index = await triton.repository_index()
+    versions = [entry for entry in index if entry.name == predictor.model and entry.version]
+    if not versions:
+        raise TritonUnavailable(f"Triton has no version of model {predictor.model!r}")
+    cards = cards_from_config(await triton.model_config(predictor.model))
+    models = [
+        {
+            "name": entry.name,
+            "version": entry.version,
+            "state": entry.state,
+            "card": cards.get(entry.version),
+        }
+        for entry in sorted(versions, key=lambda e: int(e.version) if e.version.isdigit() else 0)
+    ]
+    return JsonResponse({"models": models})

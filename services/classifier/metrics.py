@@ -1,0 +1,49 @@
+"""Metrics of the classifier service (``modelfleet_classifier_*``), defined once.
+
+Live quality per model version: rolling macro-F1 and accuracy over the last N labelled
+predictions (gauges, recomputed from Postgres after each feedback, so every replica reports the
+same figures), the class distribution of predictions, a confidence histogram and the lag between
+a prediction and its feedback.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ROLLING_MACRO_F1 = Gauge(
+    "modelfleet_classifier_rolling_macro_f1",
+    "Macro-F1 over the last N labelled predictions of a model version.",
+    ["model", "version"],
+)
+ROLLING_ACCURACY = Gauge(
+    "modelfleet_classifier_rolling_accuracy",
+    "Accuracy over the last N labelled predictions of a model version.",
+    ["model", "version"],
+)
+ROLLING_LABELS = Gauge(
+    "modelfleet_classifier_rolling_window_labels",
+    "Labelled predictions in the rolling window of a model version (at most N).",
+    ["model", "version"],
+)
+PREDICTIONS = Counter(
+    "modelfleet_classifier_predictions_total",
+    "Classifications served, by model version and predicted category.",
+    ["model", "version", "category"],
+)
+CONFIDENCE = Histogram(
+    "modelfleet_classifier_confidence",
+    "Probability of the top category of each classification.",
+    ["model", "version"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+FEEDBACK = Counter(
+    "modelfleet_classifier_feedback_total",
+    "Labelled feedback received, by model version and whether the prediction was right.",
+    ["model", "version", "outcome"],
+)
+FEEDBACK_LAG = Histogram(
+    "modelfleet_classifier_feedback_lag_seconds",
+    "Time from a prediction to its (first) feedback.",
+    ["model", "version"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+)

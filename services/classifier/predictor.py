@@ -1,0 +1,126 @@
+"""Product -> features -> Triton -> category probabilities. The only place the service touches
+the model.
+
+Features come from :mod:`services.common.catalog.features`, the module training uses too. The
+category of each output column is in the model card of the version that answered (the card
+travels in Triton's model config, parameter ``model_card.v<N>``, key ``classes``), looked up
+once per version, so a new version with other categories is read correctly from its first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.catalog import features
+from services.common.errors import DependencyFailed, TritonUnavailable
+from services.common.triton import TritonClient
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "probabilities"
+#: Image decoding runs in a worker thread (a large JPEG takes milliseconds of CPU).
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """The answer of one classification: categories by falling probability."""
+
+    categories: list[str]
+    probabilities: list[float]
+    model_version: str
+
+
+async def product_features(*, title: str, description: str, image: bytes | None) -> FloatArray:
+    """The (1, N_FEATURES) model input; image decoding runs off the event loop.
+
+    Raises :class:`features.NotAnImage` / :class:`features.ImageTooLarge` for bad images.
+    """
+    text = features.text_features(title, description)
+    if image is None:
+        pixels = features.image_features(None)
+    else:
+        pixels = await asyncio.to_thread(features.image_features, image)
+    return np.concatenate([text, pixels]).reshape(1, features.N_FEATURES)
+
+
+def cards_from_config(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{version: model card} from a Triton model config (``model_card.v<N>`` parameters)."""
+    cards: dict[str, dict[str, Any]] = {}
+    for key, value in config.get("parameters", {}).items():
+        if not key.startswith("model_card.v"):
+            continue
+        try:
+            card = json.loads(value.get("string_value", ""))
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(card, dict):
+            cards[key.removeprefix("model_card.v")] = card
+    return cards
+
+
+class CategoryPredictor:
+    """Classifies products with the Triton model ``model``."""
+
+    def __init__(self, triton: TritonClient, *, model: str) -> None:
+        self.triton = triton
+        self.model = model
+        self._classes: dict[str, list[str]] = {}
+        self.latest_version: str | None = None
+
+    async def _load_classes(self) -> None:
+        cards = cards_from_config(await self.triton.model_config(self.model))
+        for version, card in cards.items():
+            classes = card.get("classes")
+            if isinstance(classes, list) and all(isinstance(c, str) for c in classes):
+                self._classes[version] = list(classes)
+
+    async def classes(self, version: str) -> list[str]:
+        """The categories of ``version``'s outputs; DependencyFailed when its card has none."""
+        if version not in self._classes:
+            await self._load_classes()
+        classes = self._classes.get(version)
+        if classes is None:
+            raise DependencyFailed(
+                f"model {self.model!r} version {version} has no category list in its card"
+            )
+        return classes
+
+    async def known_categories(self, version: str) -> set[str]:
+        """Categories a label for a prediction of ``version`` may name.
+
+        ``version``'s own classes while Triton still has its card; otherwise those of every
+        version seen (an old version's card leaves the config when the version is removed).
+        """
+        try:
+            return set(await self.classes(version))
+        except DependencyFailed:
+            return {c for classes in self._classes.values() for c in classes}
+
+    async def classify(self, x: FloatArray, *, top_k: int) -> Scores:
+        """Top ``top_k`` categories of the one product in ``x`` and the answering version."""
+        result = await self.triton.infer(self.model, {INPUT_NAME: x}, outputs=[OUTPUT_NAME])
+        probabilities = result.outputs[OUTPUT_NAME].reshape(-1).astype(np.float64)
+        classes = await self.classes(result.model_version)
+        if len(classes) != probabilities.shape[0]:
+            raise DependencyFailed(
+                f"model {self.model!r} version {result.model_version} answered "
+                f"{probabilities.shape[0]} probabilities for {len(classes)} categories"
+            )
+        self.latest_version = result.model_version
+        order = np.argsort(-probabilities, kind="stable")[:top_k]
+        return Scores(
+            categories=[classes[int(i)] for i in order],
+            probabilities=[round(float(probabilities[i]), 6) for i in order],
+            model_version=result.model_version,
+        )
+
+    async def ready(self) -> None:
+        """Readiness: the model itself is loaded (server-wide readiness flaps during reloads)."""
+        if not await self.triton.model_ready(self.model):
+            raise TritonUnavailable(f"model {self.model!r} is not ready in Triton")
