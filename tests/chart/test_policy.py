@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from tests.chart.conftest import CHART, Obj, by_kind, component, scenario_values
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
@@ -202,21 +200,32 @@ def test_triton_serves_the_repository_the_init_container_builds(objects: list[Ob
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
 
 
+# Blocks whose keys are Kubernetes fields or settings names, documented by their parent's comment.
+SELF_EXPLAINING = {
+    "resources", "podSecurityContext", "securityContext", "settings", "requests", "limits",
+    "capabilities", "seccompProfile", "ingressFrom", "prometheusFrom",
+    "topologySpreadConstraints", "command", "args", "annotations",
+}  # fmt: skip
+
+
 def test_every_values_key_is_commented() -> None:
     lines = (CHART / "values.yaml").read_text().splitlines()
-    values = yaml.safe_load("\n".join(lines))
+    parents: list[tuple[int, str]] = []
     uncommented = []
-
-    def walk(node: object, depth: int) -> None:
-        if not isinstance(node, dict) or depth > 2:
-            return
-        for key, child in node.items():
-            pattern = re.compile(rf"^{'  ' * depth}{re.escape(str(key))}:")
-            index = next(i for i, line in enumerate(lines) if pattern.match(line))
-            if not lines[index - 1].lstrip().startswith("#"):
-                uncommented.append(f"{'  ' * depth}{key}")
-            if key not in ("resources", "podSecurityContext", "securityContext", "settings"):
-                walk(child, depth + 1)
-
-    walk(values, 0)
+    for index, line in enumerate(lines):
+        match = re.match(r"^( *)(- )?([A-Za-z0-9_.\-/]+):", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        inside = {name for _, name in parents}
+        parents.append((indent, match.group(3)))
+        if match.group(2) or inside & SELF_EXPLAINING:
+            continue
+        above = index - 1
+        while above >= 0 and not lines[above].strip():
+            above -= 1
+        if not lines[above].lstrip().startswith("#"):
+            uncommented.append(f"{index + 1}: {line.strip()}")
     assert uncommented == []
