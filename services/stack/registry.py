@@ -3,12 +3,18 @@
 Add a service here: name (also its log/run file name), app factory, and the name of its port
 setting in `StackSettings`. A service whose module is not importable yet is skipped with a log
 line, so the stack runs while services are still being written.
+
+A process that is not a uvicorn app factory (a streaming worker) gives `argv` instead: it runs as
+`python -m <argv...> --host H --port P` and must serve `/readyz` on that port (the workers do,
+with the same health endpoints as every service). `env` adds environment variables derived from
+the stack's settings (e.g. the URL of another service).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.stack.service import ServiceProcess
@@ -22,13 +28,28 @@ class ServiceSpec:
     """How to run one service."""
 
     name: str
-    app: str  # "package.module:factory"
+    app: str  # "package.module:factory", or the module run by `python -m` when argv is set
     port_setting: str  # field of StackSettings
+    argv: tuple[str, ...] | None = None  # `python -m` arguments (module first); None: uvicorn
+    env: Callable[[StackSettings], dict[str, str]] | None = None
 
     @property
     def module(self) -> str:
         """The module part of `app`."""
         return self.app.partition(":")[0]
+
+
+def _backend_env(settings: StackSettings) -> dict[str, str]:
+    return {"BACKEND_RIDE_DURATION_URL": f"http://{settings.host}:{settings.ride_duration_port}"}
+
+
+def _worker(kind: str, port_setting: str) -> ServiceSpec:
+    return ServiceSpec(
+        name=f"worker-{kind}",
+        app="services.workers",
+        port_setting=port_setting,
+        argv=("services.workers", kind),
+    )
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -42,6 +63,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
         app="services.classifier.app:create_app",
         port_setting="classifier_port",
     ),
+    ServiceSpec(
+        name="backend",
+        app="services.backend.app:create_app",
+        port_setting="backend_port",
+        env=_backend_env,
+    ),
+    _worker("tip", "worker_tip_port"),
+    _worker("cost", "worker_cost_port"),
+    _worker("dynamic-duration", "worker_dynamic_duration_port"),
 )
 
 
@@ -67,7 +97,13 @@ def service_processes(
             raise TypeError(f"StackSettings.{spec.port_setting} is not a port")
         processes.append(
             ServiceProcess(
-                settings, spec.name, app=spec.app, port=port, port_setting=spec.port_setting
+                settings,
+                spec.name,
+                app=spec.app,
+                port=port,
+                port_setting=spec.port_setting,
+                env=spec.env(settings) if spec.env is not None else None,
+                argv=spec.argv,
             )
         )
     return processes

@@ -2,14 +2,16 @@
 
 `ServiceProcess` starts `python -m uvicorn --factory <module:factory>` on settings.host:port
 with uvloop and httptools, passing the shared environment (DATABASE_URL, NATS_URL,
-TRITON_GRPC_URL). Ready when `GET /readyz` answers 200.
+TRITON_GRPC_URL). Ready when `GET /readyz` answers 200. With `argv` (e.g. a streaming worker:
+`("services.workers", "tip")`) it starts `python -m <argv...> --host H --port P` instead, with the
+project root on PYTHONPATH; the probe is the same.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -34,10 +36,12 @@ class ServiceProcess(ProcessComponent):
         port: int,
         port_setting: str,
         env: Mapping[str, str] | None = None,
+        argv: Sequence[str] | None = None,
     ) -> None:
         super().__init__(settings)
         self.name = name
         self.app = app
+        self.argv = list(argv) if argv is not None else None
         self.port = port
         self.port_setting = port_setting
         self.env = dict(env or {})
@@ -59,6 +63,16 @@ class ServiceProcess(ProcessComponent):
         return self.settings.service_startup_timeout
 
     def command(self) -> list[str]:
+        if self.argv is not None:
+            return [
+                sys.executable,
+                "-m",
+                *self.argv,
+                "--host",
+                self.settings.host,
+                "--port",
+                str(self.port),
+            ]
         return [
             sys.executable,
             "-m",
@@ -83,6 +97,10 @@ class ServiceProcess(ProcessComponent):
         env.update(self.settings.service_env())
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
+        if self.argv is not None:  # `python -m` from the state folder: find our packages
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+            )
         return env
 
     def is_ready(self) -> bool:

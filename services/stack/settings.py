@@ -51,6 +51,10 @@ class StackSettings(BaseSettings):
     ride_duration_port: Port = Field(default=8001, ge=1, le=65535)
     classifier_port: Port = Field(default=8002, ge=1, le=65535)
     chatbot_port: Port = Field(default=8003, ge=1, le=65535)
+    # Streaming workers: the port of each one's /healthz, /readyz and /metrics.
+    worker_tip_port: Port = Field(default=8010, ge=1, le=65535)
+    worker_cost_port: Port = Field(default=8011, ge=1, le=65535)
+    worker_dynamic_duration_port: Port = Field(default=8012, ge=1, le=65535)
 
     # Seconds each component may take to become ready after its process is started.
     postgres_startup_timeout: float = Field(default=60.0, gt=0)

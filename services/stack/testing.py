@@ -42,6 +42,9 @@ PORT_SETTINGS = (
     "ride_duration_port",
     "classifier_port",
     "chatbot_port",
+    "worker_tip_port",
+    "worker_cost_port",
+    "worker_dynamic_duration_port",
 )
 
 

@@ -1,4 +1,5 @@
-"""One real stack per test session: Postgres, NATS, Triton (real model) and ride-duration.
+"""One real stack per test session: Postgres, NATS, Triton (real models), ride-duration, the
+taxi backend and its three streaming workers.
 
 It is started with the CLI's own start-up code (services.stack), on free ports, in a temporary
 home, with a model repository built by models/ (small data set to keep the session short).
@@ -22,6 +23,17 @@ from services.stack.testing import running_stack, settings_for_tests
 TEST_SEED = 7
 TEST_ROWS = 40_000
 TEST_CATALOGUE_ROWS = 2_000
+COMPONENTS = [
+    "postgres",
+    "nats",
+    "triton",
+    "ride-duration",
+    "classifier",
+    "backend",
+    "worker-tip",
+    "worker-cost",
+    "worker-dynamic-duration",
+]
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +54,7 @@ def model_build(stack_settings: StackSettings) -> BuildResult:
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: StackSettings, model_build: BuildResult) -> Iterator[Stack]:
-    with running_stack(
-        stack_settings, ["postgres", "nats", "triton", "ride-duration", "classifier"]
-    ) as s:
+    with running_stack(stack_settings, COMPONENTS) as s:
         yield s
 
 
@@ -56,6 +66,17 @@ def ride_duration_url(stack: Stack, stack_settings: StackSettings) -> str:
 @pytest_asyncio.fixture(scope="session")
 async def http(ride_duration_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=ride_duration_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def backend_url(stack: Stack, stack_settings: StackSettings) -> str:
+    return f"http://{stack_settings.host}:{stack_settings.backend_port}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def backend(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=backend_url, timeout=10.0) as client:
         yield client
 
 

@@ -1,0 +1,94 @@
+"""The backend app factory: ``uvicorn --factory services.backend.app:create_app``.
+
+The lifespan opens the Postgres pool (bounded wait), applies the migrations, opens one
+``httpx.AsyncClient`` for ride-duration, and starts two background tasks: the outbox relay
+(``BACKEND_RELAY``) and the LISTEN connection that wakes SSE streams. Readiness: Postgres
+(critical: no ride can be stored without it); NATS and ride-duration are reported but not
+critical (the outbox holds events; a missing duration is a null field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.backend import api
+from services.backend.notify import ResultNotifier
+from services.backend.relay import OutboxRelay
+from services.backend.settings import BackendSettings
+from services.common.app import create_service_app
+from services.common.db import check_database, create_pool
+from services.common.errors import BrokerUnavailable, DependencyError
+from services.common.health import register_readiness
+from services.common.migrations import apply_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: BackendSettings | None = None) -> FastAPI:
+    settings = settings or BackendSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        await apply_migrations(pool, service="backend", directory=MIGRATIONS)
+        http = httpx.AsyncClient(
+            base_url=settings.ride_duration_url,
+            timeout=settings.ride_duration_timeout_s,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            trust_env=False,
+        )
+        notifier = ResultNotifier(settings)
+        relay = OutboxRelay(pool, settings) if settings.relay else None
+        tasks = [asyncio.create_task(notifier.run(), name="results-listener")]
+        if relay is not None:
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        app.state.pool = pool
+        app.state.http = http
+        app.state.notifier = notifier
+        app.state.relay = relay
+
+        async def check_ride_duration() -> None:
+            try:
+                response = await http.get("/readyz", timeout=1.0)
+            except httpx.HTTPError as exc:
+                raise DependencyError(f"ride-duration unreachable: {exc!r}") from exc
+            if response.status_code != 200:
+                raise DependencyError(f"ride-duration not ready ({response.status_code})")
+
+        async def check_relay() -> None:
+            nc = relay._nc if relay is not None else None
+            if relay is not None and (nc is None or not nc.is_connected):
+                raise BrokerUnavailable("the outbox relay is not connected to NATS")
+
+        register_readiness(app, "postgres", lambda: check_database(pool))
+        register_readiness(app, "nats", check_relay, critical=False)
+        register_readiness(app, "ride-duration", check_ride_duration, critical=False)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if relay is not None:
+                await relay.close()
+            await http.aclose()
+            await pool.close()
+
+    return create_service_app(
+        settings=settings,
+        title="backend",
+        version="1.0.0",
+        description="The taxi app: rides with an initial duration, then tip, cost and a "
+        "corrected duration from the streaming workers (GET or Server-Sent Events).",
+        routers=[api.router],
+        lifespan=lifespan,
+    )

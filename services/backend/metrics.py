@@ -1,0 +1,28 @@
+"""Metrics of the backend (``modelfleet_backend_*``); shared HTTP/dependency ones are common."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RIDES_CREATED = Counter(
+    "modelfleet_backend_rides_created_total",
+    "Rides accepted, by outcome of the initial-duration call (ok, timeout, unavailable).",
+    ["initial_duration"],
+)
+TELEMETRY_ACCEPTED = Counter(
+    "modelfleet_backend_telemetry_total", "Telemetry updates accepted (outbox events)."
+)
+OUTBOX_PUBLISHED = Counter(
+    "modelfleet_backend_outbox_published_total",
+    "Outbox events published to JetStream, by outcome (sent, duplicate).",
+    ["outcome"],
+)
+RELAY_ERRORS = Counter(
+    "modelfleet_backend_relay_errors_total",
+    "Outbox relay rounds that failed, by error (the relay retries with backoff).",
+    ["error"],
+)
+SSE_STREAMS = Gauge("modelfleet_backend_sse_streams", "Open Server-Sent Events streams.")
+NOTIFY_LISTENING = Gauge(
+    "modelfleet_backend_results_listener_up", "1 while the LISTEN ride_results connection is up."
+)

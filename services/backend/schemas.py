@@ -1,0 +1,103 @@
+"""Request and response bodies of the backend API (the public contract, versioned /v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
+ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
+
+
+def new_york_local(moment: datetime) -> datetime:
+    """TLC times are New York local time without a zone: convert aware times to that."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(NEW_YORK).replace(tzinfo=None)
+
+
+class RideRequest(BaseModel):
+    """A ride request. Times without a zone are New York local time."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u-123",
+                    "pickup_datetime": "2024-03-14T08:30:00",
+                    "pickup_location_id": 161,
+                    "dropoff_location_id": 236,
+                    "trip_distance": 2.4,
+                    "passenger_count": 1,
+                    "payment_type": 1,
+                }
+            ]
+        },
+    )
+
+    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
+    pickup_datetime: datetime
+    pickup_location_id: LocationId
+    dropoff_location_id: LocationId
+    trip_distance: float = Field(gt=0, le=500, allow_inf_nan=False, description="Miles.")
+    passenger_count: int = Field(default=1, ge=1, le=9)
+    payment_type: int = Field(
+        default=1, ge=0, le=6, description="TLC payment_type 0-6 (1 card, 2 cash)."
+    )
+
+
+class Telemetry(BaseModel):
+    """Progress of a ride during the trip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    elapsed_minutes: float = Field(ge=0, le=600, allow_inf_nan=False)
+    distance_covered: float = Field(ge=0, le=500, allow_inf_nan=False, description="Miles.")
+    speed_mph: float = Field(ge=0, le=150, allow_inf_nan=False, description="Current speed.")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class InitialDuration(BaseModel):
+    """The web-service prediction: a value, or null and why."""
+
+    duration_minutes: float | None
+    model: ModelRef | None
+    reason: Literal["timeout", "unavailable"] | None = None
+
+
+class RideCreated(BaseModel):
+    ride_id: UUID
+    initial_duration: InitialDuration
+    links: dict[str, str]
+
+
+class RideResult(BaseModel):
+    kind: ResultKind
+    value: float
+    unit: str
+    model: ModelRef
+    at: datetime
+
+
+class RideView(BaseModel):
+    ride_id: UUID
+    created_at: datetime
+    ride: RideRequest
+    initial_duration: InitialDuration
+    results: list[RideResult]
+
+
+class TelemetryAccepted(BaseModel):
+    event_id: UUID
+    ride_id: UUID

@@ -1,0 +1,43 @@
+"""Settings of the backend service (env prefix ``BACKEND_``)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class BackendSettings(ServiceSettings):
+    """Environment -> settings for backend; shared names (DATABASE_URL ...) unprefixed."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKEND_")
+
+    service_name: str = "backend"
+    ride_duration_url: str = Field(
+        default="http://127.0.0.1:8001", description="Base URL of the ride-duration service."
+    )
+    ride_duration_timeout_s: float = Field(
+        default=0.5, gt=0, le=10, description="Budget of the initial-duration call."
+    )
+    relay: bool = Field(default=True, description="Run the outbox relay in this process.")
+    relay_batch_size: int = Field(default=256, ge=1, le=5000)
+    relay_idle_interval_s: float = Field(
+        default=0.5, gt=0, description="Outbox poll interval when nothing woke the relay."
+    )
+    relay_publish_timeout_s: float = Field(default=2.0, gt=0, description="PubAck deadline.")
+    relay_retry_max_s: float = Field(default=2.0, gt=0, description="Cap of the error backoff.")
+    sse_recheck_interval_s: float = Field(
+        default=2.0, gt=0, description="SSE re-reads results this often even without a NOTIFY."
+    )
+    sse_max_duration_s: float = Field(default=900.0, gt=0, description="SSE stream lifetime.")
+
+    @field_validator("ride_duration_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("BACKEND_RIDE_DURATION_URL must look like http://host:port")
+        return value.rstrip("/")
