@@ -100,7 +100,9 @@ def test_servicemonitors_carry_the_release_label(scenario: str, objects: list[Ob
         assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"
 
 
-def test_network_policies_default_deny_and_only_declared_egress(objects: list[Obj]) -> None:
+def test_network_policies_default_deny_and_only_declared_egress(
+    scenario: str, objects: list[Obj]
+) -> None:
     policies = {component(p): p for p in by_kind(objects, "NetworkPolicy")}
     deny = policies["default-deny"]["spec"]
     assert deny["policyTypes"] == ["Ingress", "Egress"]
@@ -113,8 +115,11 @@ def test_network_policies_default_deny_and_only_declared_egress(objects: list[Ob
         and "app.kubernetes.io/component" in peer["podSelector"]["matchLabels"]
     }  # fmt: skip
     assert targets <= {"triton", "postgresql"}
-    triton = policies["triton"]["spec"]
-    assert len(triton["egress"]) == 1, "Triton calls nothing but DNS"
+    triton = policies["triton"]["spec"]["egress"]
+    if scenario == "eks":  # copies its model repository from S3 at start
+        assert triton[1:] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]
+    else:
+        assert len(triton) == 1, "Triton calls nothing but DNS"
 
 
 def test_no_secret_values_in_config_maps(objects: list[Obj]) -> None:
@@ -187,12 +192,20 @@ def test_helm_test_pod_calls_every_readyz(objects: list[Obj]) -> None:
     assert any(u.endswith("/v2/models/ride_duration/ready") for u in urls)
 
 
-def test_triton_serves_the_repository_the_init_container_builds(objects: list[Obj]) -> None:
+def test_triton_serves_the_repository_the_init_container_fills(
+    scenario: str, objects: list[Obj]
+) -> None:
     triton = next(d for d in by_kind(objects, "Deployment") if component(d) == "triton")
     spec = triton["spec"]["template"]["spec"]
-    builder = spec["initContainers"][0]
-    assert builder["args"][:2] == ["--repo", "/models"]
-    assert "/models" in {m["mountPath"] for m in builder["volumeMounts"]}
+    (init,) = spec["initContainers"]
+    if scenario == "eks":  # copied from S3 with IRSA credentials
+        assert init["command"][:3] == ["aws", "s3", "sync"]
+        assert init["args"] == ["s3://modelfleet-models-123456789012/model-repository", "/models"]
+        account = next(a for a in by_kind(objects, "ServiceAccount") if component(a) == "triton")
+        assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
+    else:  # trained by the model-builder image
+        assert init["args"][:2] == ["--repo", "/models"]
+    assert "/models" in {m["mountPath"] for m in init["volumeMounts"]}
     server = spec["containers"][0]
     assert server["image"].startswith("nvcr.io/nvidia/tritonserver:24.10-py3")
     assert "--model-repository=/models" in server["args"]

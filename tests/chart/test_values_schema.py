@@ -25,6 +25,8 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"postgresql": {"password": "hunter2"}}, "password"),
     ({"image": {"repository": "r", "tag": "", "pullPolicy": "Sometimes"}}, "pullPolicy"),
     ({"default": {"resources": {"requests": {"cpu": "lots"}}}}, "/default/resources/requests/cpu"),
+    ({"modelRepository": {"source": "s3"}}, "/modelRepository/s3/uri"),
+    ({"modelRepository": {"source": "ftp"}}, "/modelRepository/source"),
 ]
 
 

@@ -130,6 +130,29 @@ spec:
       {{- end }}
       {{- if eq .c.kind "triton" }}
       initContainers:
+        {{- if eq $root.Values.modelRepository.source "s3" }}
+        {{- $s3 := $root.Values.modelRepository.s3 }}
+        # Copies a published model repository from S3 into the repository volume (IRSA credentials).
+        - name: model-repository-s3
+          image: {{ printf "%s:%s" $s3.image.repository $s3.image.tag }}
+          imagePullPolicy: {{ $s3.image.pullPolicy }}
+          command: [aws, s3, sync, --only-show-errors, --delete]
+          args:
+            - {{ required "modelRepository.s3.uri is required when modelRepository.source is s3" $s3.uri | quote }}
+            - /models
+          env:
+            - {name: HOME, value: /tmp}
+            {{- with $s3.region }}
+            - {name: AWS_REGION, value: {{ . | quote }}}
+            {{- end }}
+          resources:
+            requests: {cpu: 100m, memory: 128Mi}
+            limits: {cpu: "1", memory: 512Mi}
+          {{- include "modelfleet.securityContexts" . | nindent 10 }}
+          volumeMounts:
+            - {name: models, mountPath: /models}
+            - {name: tmp, mountPath: /tmp}
+        {{- else }}
         # Trains and exports the models into the repository volume (Dockerfile target model-builder).
         - name: model-builder
           image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.modelRepository.builder) }}
@@ -142,6 +165,7 @@ spec:
           volumeMounts:
             - {name: models, mountPath: /models}
             - {name: tmp, mountPath: /tmp}
+        {{- end }}
       {{- end }}
       containers:
         - name: {{ .name }}
@@ -414,6 +438,9 @@ spec:
     {{- include "modelfleet.dnsEgress" . | nindent 4 }}
     {{- range (default (list) .c.dependencies) }}
     {{- include "modelfleet.egressTo" (dict "root" $root "dep" .) | nindent 4 }}
+    {{- end }}
+    {{- if and $triton (eq $root.Values.modelRepository.source "s3") }}
+    {{- toYaml $root.Values.modelRepository.s3.egress | nindent 4 }}
     {{- end }}
     {{- if and (or (has "postgresql" (default (list) .c.dependencies)) (has "nats" (default (list) .c.dependencies))) $root.Values.networkPolicy.externalEgress }}
     {{- toYaml $root.Values.networkPolicy.externalEgress | nindent 4 }}
