@@ -23,6 +23,8 @@ PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
                  "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
                  "NetworkPolicy"]  # fmt: skip
 STATEFUL = ["ServiceAccount", "Service", "StatefulSet", "NetworkPolicy"]
+COMPONENTS = ("ride-duration", "triton", "backend", "worker-tip", "worker-cost",
+              "worker-dynamic-duration")  # fmt: skip
 
 
 def _inventory(objects: list[Obj]) -> dict[tuple[str, str], int]:
@@ -34,7 +36,7 @@ def _inventory(objects: list[Obj]) -> dict[tuple[str, str], int]:
 
 
 def _expected(scenario: str) -> dict[tuple[str, str], int]:
-    expected = {(kind, name): 1 for name in ("ride-duration", "triton") for kind in PER_COMPONENT}
+    expected = {(kind, name): 1 for name in COMPONENTS for kind in PER_COMPONENT}
     if scenario == "minikube":
         del expected[("HorizontalPodAutoscaler", "triton")]  # off in k8s/values-minikube.yaml
     if scenario != "eks":  # EKS: RDS and an external NATS cluster

@@ -133,3 +133,11 @@ metrics: 8002
 http: 8000
 {{- end }}
 {{- end }}
+
+{{/*
+modelfleet.serviceUrl: the in-cluster base URL of a Python service component (port 8000), for
+settings that name another service. Call with (dict "root" $ "name" "ride-duration").
+*/}}
+{{- define "modelfleet.serviceUrl" -}}
+{{- printf "http://%s:8000" (include "modelfleet.componentName" .) }}
+{{- end }}

@@ -48,7 +48,7 @@ data:
   TRITON_GRPC_URL: {{ printf "%s:8001" (include "modelfleet.componentName" (dict "root" $root "name" "triton")) | quote }}
   {{ .c.envPrefix }}ENVIRONMENT: {{ $root.Values.config.environment | quote }}
   {{- range $key, $value := .c.settings }}
-  {{ $.c.envPrefix }}{{ $key }}: {{ $value | toString | quote }}
+  {{ $.c.envPrefix }}{{ $key }}: {{ tpl ($value | toString) $root | quote }}
   {{- end }}
   {{- end }}
   {{- range $key, $value := .c.env }}
