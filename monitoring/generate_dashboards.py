@@ -252,7 +252,84 @@ def triton() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {"overview": overview, "triton": triton}
+def streaming() -> dict[str, Any]:
+    """The streaming workers: throughput, consumer lag, failures, dead letters, processing time."""
+
+    def per_worker(metric: str) -> str:
+        return f"sum by (worker) (rate({metric}{{{NS}}}[5m]))"
+
+    def or_zero(metric: str) -> str:
+        # Failure counters have no series before the first failure: show 0, not no data.
+        return f"{per_worker(metric)} or {per_worker('modelfleet_worker_processed_total')} * 0"
+
+    seconds = f"rate(modelfleet_worker_processing_seconds_bucket{{{NS}}}[5m])"
+    return dashboard(
+        "modelfleet-streaming",
+        "modelfleet / Streaming workers",
+        [
+            panel(
+                1,
+                "Events processed per second by worker and outcome",
+                [
+                    (
+                        "sum by (worker, outcome) "
+                        f"(rate(modelfleet_worker_processed_total{{{NS}}}[5m]))",
+                        "{{worker}} {{outcome}}",
+                    )
+                ],
+                "ops",
+                x=0,
+                y=0,
+            ),
+            panel(
+                2,
+                "Consumer lag (undelivered events) by worker",
+                [(f"max by (worker) (modelfleet_worker_consumer_lag{{{NS}}})", "{{worker}}")],
+                "none",
+                x=12,
+                y=0,
+                description="Alert ModelfleetConsumerLagGrowing: above 100 and growing.",
+            ),
+            panel(
+                3,
+                "Failed deliveries per second by worker (redelivered)",
+                [(or_zero("modelfleet_worker_failed_total"), "{{worker}}")],
+                "ops",
+                x=0,
+                y=8,
+            ),
+            panel(
+                4,
+                "Dead letters per second by worker",
+                [(or_zero("modelfleet_worker_dead_letters_total"), "{{worker}}")],
+                "ops",
+                x=12,
+                y=8,
+                description="Alert ModelfleetDeadLetters: any in 15 minutes.",
+            ),
+            panel(
+                5,
+                "Processing time p99 by worker (fetch to ack)",
+                [(f"histogram_quantile(0.99, sum by (worker, le) ({seconds}))", "{{worker}}")],
+                "s",
+                x=0,
+                y=16,
+            ),
+            panel(
+                6,
+                "Delivered, not yet acknowledged, by worker",
+                [(f"max by (worker) (modelfleet_worker_ack_pending{{{NS}}})", "{{worker}}")],
+                "none",
+                x=12,
+                y=16,
+            ),
+        ],
+        tags=["streaming"],
+        namespace_of="modelfleet_worker_consumer_lag",
+    )
+
+
+DASHBOARDS = {"overview": overview, "triton": triton, "streaming": streaming}
 
 
 def render() -> dict[str, str]:

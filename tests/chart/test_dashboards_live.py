@@ -1,7 +1,8 @@
 """Every PromQL expression of every dashboard returns data from a real Prometheus.
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
-ride-duration model, PostgreSQL, ride-duration) after some load, with the labels the chart's
+models, PostgreSQL, NATS, ride-duration, the backend and its three streaming workers) after
+some load (predictions and rides), with the labels the chart's
 ServiceMonitors give: job=<component>, namespace. A panel that shows nothing is a bug. The
 recording rules are loaded too, so a rule file Prometheus refuses fails here.
 """
@@ -34,6 +35,16 @@ RIDE = {
     "passenger_count": 1,
 }
 SCRAPE_INTERVAL_S = 1
+COMPONENTS = [
+    "postgres",
+    "nats",
+    "triton",
+    "ride-duration",
+    "backend",
+    "worker-tip",
+    "worker-cost",
+    "worker-dynamic-duration",
+]
 
 
 def _wait(predicate: Any, *, timeout_s: float, what: str) -> None:
@@ -46,6 +57,15 @@ def _wait(predicate: Any, *, timeout_s: float, what: str) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _rides(base_url: str, count: int) -> None:
+    """`count` ride requests to the backend (each becomes an event for the three workers)."""
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        for i in range(count):
+            ride = {**RIDE, "user_id": f"dash-{i}", "trip_distance": 1.0 + i % 7}
+            response = client.post("/v1/rides", json=ride)
+            assert response.status_code == 201, response.text
 
 
 def _load(base_url: str, seconds: float) -> None:
@@ -71,7 +91,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("dashboards-stack")
     settings = settings_for_tests(home)
     build_repository(settings.paths.model_repository, seed=7, rows=5_000, log=lambda _: None)
-    with running_stack(settings, ["postgres", "nats", "triton", "ride-duration"]):
+    with running_stack(settings, COMPONENTS):
         port = free_port()
         config = {
             "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": "1s"},
@@ -84,6 +104,13 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 for job, target in (
                     ("ride-duration", f"{settings.host}:{settings.ride_duration_port}"),
                     ("triton", f"{settings.host}:{settings.triton_metrics_port}"),
+                    ("backend", f"{settings.host}:{settings.backend_port}"),
+                    ("worker-tip", f"{settings.host}:{settings.worker_tip_port}"),
+                    ("worker-cost", f"{settings.host}:{settings.worker_cost_port}"),
+                    (
+                        "worker-dynamic-duration",
+                        f"{settings.host}:{settings.worker_dynamic_duration_port}",
+                    ),
                 )
             ],
         }
@@ -104,7 +131,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             _wait(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout_s=30,
                   what="prometheus ready")  # fmt: skip
+            _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             _load(f"http://{settings.host}:{settings.ride_duration_port}", seconds=6)
+            _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             time.sleep(3 * SCRAPE_INTERVAL_S)  # the last counts are scraped
             yield url
         finally:

@@ -46,7 +46,7 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("NetworkPolicy", "default-deny"): 1,
         ("Ingress", "ingress"): 1,
         ("PrometheusRule", "monitoring"): 1,
-        ("ConfigMap", "monitoring"): 2,  # dashboards: overview, triton
+        ("ConfigMap", "monitoring"): 3,  # dashboards: overview, streaming, triton
         ("Pod", "test"): 1,
         ("NetworkPolicy", "test"): 1,
     })  # fmt: skip
