@@ -471,16 +471,48 @@ def _build(
     log: Callable[[str], None],
 ) -> BuildResult:
     existing = _versions(model_dir)
-    version = (existing[-1] if existing else 0) + 1
     data = trips.get()
-    log(f"{spec.name}: training version {version}")
+    log(f"{spec.name}: training version {(existing[-1] if existing else 0) + 1}")
     trained = spec.train(data, seed=trips.seed, source=trips.source)
+    return write_version(model_dir, spec, trained, key=key, log=log)
+
+
+def publish_version(
+    repo_dir: Path,
+    spec: ModelSpec,
+    trained: Trained,
+    *,
+    key: dict[str, Any],
+    log: Callable[[str], None] = _log_info,
+) -> BuildResult:
+    """Write an already trained model as the next version of ``spec`` (under the build lock).
+
+    For retraining jobs that train (and gate) first; ``key`` goes into the build stamp.
+    """
+    model_dir = Path(repo_dir) / spec.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(model_dir):
+        return write_version(model_dir, spec, trained, key=key, log=log)
+
+
+def write_version(
+    model_dir: Path,
+    spec: ModelSpec,
+    trained: Trained,
+    *,
+    key: dict[str, Any],
+    log: Callable[[str], None],
+) -> BuildResult:
+    """Version max+1 of ``model_dir`` from ``trained``: staged, renamed into place, configs and
+    stamp replaced atomically, only the newest ``KEEP_VERSIONS`` kept. Call under the lock."""
+    existing = _versions(model_dir)
+    version = (existing[-1] if existing else 0) + 1
     card: dict[str, Any] = {
         "name": spec.name,
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **{k: v for k, v in trained.card.items() if k != "name"},
-        "code_hash": key["code_hash"],
+        "code_hash": key.get("code_hash", code_hash(spec.code_paths)),
     }
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
     try:

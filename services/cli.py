@@ -14,6 +14,7 @@ Settings come from `MODELFLEET_*` environment variables (see services/stack/sett
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import logging
@@ -120,6 +121,36 @@ def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namesp
         out, settings, seed=args.seed, rows=args.rows, data=args.data, force=args.force
     )
     return EXIT_OK
+
+
+def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet train classifier`: retrain (catalogue + feedback), gate, load into Triton."""
+    module = importlib.import_module("services.jobs.classifier_retrain")
+    overrides: dict[str, Any] = {"seed": args.seed, "min_gain": args.min_gain}
+    if args.rows is not None:
+        overrides["rows"] = args.rows
+    job_settings = module.RetrainSettings(
+        database_url=settings.database_url,
+        triton_grpc_url=settings.triton_grpc_url,
+        log_json=False,
+        **overrides,
+    )
+    report = asyncio.run(
+        module.run_retrain(
+            settings=job_settings,
+            repo_dir=settings.paths.model_repository,
+            catalogue_path=args.data,
+            say=out.line,
+        )
+    )
+    outcome = report.outcome
+    serving = "-" if outcome.serving_macro_f1 is None else f"{outcome.serving_macro_f1:.4f}"
+    out.line(
+        f"run {report.run_id}: {report.status}; candidate macro-F1 "
+        f"{outcome.candidate_macro_f1:.4f}, serving version {outcome.serving_version} on the "
+        f"same test set {serving}"
+    )
+    return EXIT_OK if report.status in ("serving", "rejected") else EXIT_FAIL
 
 
 def cmd_bench(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
@@ -257,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--data", type=Path, help="real NYC TLC parquet/CSV file or folder")
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.set_defaults(func=cmd_models_build)
+
+    train = sub.add_parser("train", help="retrain a model and roll it out without downtime")
+    train.add_argument("model", choices=["classifier"])
+    train.add_argument("--seed", type=int, default=43, help="seed of the catalogue and split")
+    train.add_argument("--rows", type=int, help="catalogue products (default 5000)")
+    train.add_argument("--data", type=Path, help="real catalogue (JSON lines/CSV)")
+    train.add_argument(
+        "--min-gain", type=float, default=0.0, help="macro-F1 the candidate must gain to serve"
+    )
+    train.set_defaults(func=cmd_train)
 
     # prefix_chars="\0": every argument, --help included, goes to bench.run's own parser.
     bench = sub.add_parser(

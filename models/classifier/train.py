@@ -231,6 +231,8 @@ class TrainedClassifier:
     artifacts: dict[str, bytes] = field(default_factory=dict)
     """Files written beside the model: ``confusion_matrix.png``."""
     test_features: FloatArray | None = None
+    test_labels: npt.NDArray[np.int64] | None = None
+    """The held-out products (features, class indexes) the card's metrics come from."""
 
 
 def train_classifier(
@@ -347,4 +349,5 @@ def train_classifier(
         card=card,
         artifacts={"confusion_matrix.png": confusion_png(matrix, classes)},
         test_features=x_test,
+        test_labels=y_test,
     )

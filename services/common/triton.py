@@ -182,6 +182,21 @@ class TritonClient:
             for entry in index.get("models", [])
         ]
 
+    async def load_model(self, model: str, *, timeout_s: float = 120.0) -> None:
+        """(Re)load ``model`` through the model-control API (``--model-control-mode=explicit``).
+
+        Triton re-reads the model's config and loads the version(s) its policy selects beside
+        the serving one, switches when they are ready, then unloads the old one: requests keep
+        being served. Returns when the load is done; a failed load raises (DependencyFailed) and
+        the old version keeps serving.
+        """
+        start = time.perf_counter()
+        try:
+            await self._client.load_model(model, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            TRITON_LATENCY.labels(model, "load_failed").observe(time.perf_counter() - start)
+            raise translate_error(exc, model=model) from exc
+
     async def model_config(self, model: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
         """The model's configuration as Triton serves it (JSON form of ModelConfig)."""
         try:

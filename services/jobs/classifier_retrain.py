@@ -1,0 +1,195 @@
+"""The classifier retraining job: feedback from Postgres -> gated candidate -> Triton version ->
+zero-downtime load -> model registry row. ``modelfleet train classifier`` runs it.
+
+    report = await run_retrain(settings=RetrainSettings(), repo_dir=home / "model-repository")
+
+Steps: read the labelled predictions (``classifier_feedback`` joined with
+``classifier_predictions``, newest ``max_feedback``); train and gate a candidate
+(:func:`models.classifier.retrain.retrain_classifier`, in a worker thread); record the run in
+``classifier_model_versions``; when accepted, ask Triton to load the model (explicit model
+control: the new version loads beside the old one, then replaces it, so requests never fail);
+mark it serving and the previous one retired. When Triton refuses the new version, its folder is
+removed again (so a restart does not pick it up) and the run is marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pandas as pd
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from models.classifier.retrain import (
+    FEEDBACK_COLUMNS,
+    RetrainOutcome,
+    classifier_spec,
+    retrain_classifier,
+)
+from models.repository import write_configs
+from services.common.db import create_pool, database_errors
+from services.common.errors import ModelfleetError
+from services.common.migrations import apply_migrations
+from services.common.settings import ServiceSettings
+from services.common.triton import TritonClient
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class RetrainSettings(ServiceSettings):
+    """Settings of the retraining job (env prefix ``CLASSIFIER_RETRAIN_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_RETRAIN_")
+
+    service_name: str = "classifier-retrain"
+    triton_model: str = "classifier"
+    seed: int = 43
+    rows: int = Field(default=5000, ge=100)
+    max_feedback: int = Field(default=50_000, ge=0)
+    min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
+    load_timeout_s: float = Field(default=180.0, gt=0)
+
+
+@dataclass(frozen=True)
+class RetrainReport:
+    run_id: uuid.UUID
+    status: str
+    version: int | None
+    outcome: RetrainOutcome
+
+
+async def _feedback(pool: asyncpg.Pool, *, limit: int, timeout_s: float) -> pd.DataFrame:
+    async with database_errors("read_feedback"):
+        exists = await pool.fetchval(
+            "select to_regclass('classifier_feedback') is not null", timeout=timeout_s
+        )
+        if not exists or limit == 0:
+            return pd.DataFrame(columns=list(FEEDBACK_COLUMNS))
+        rows = await pool.fetch(
+            "select f.prediction_id, p.title, p.description, f.true_category,"
+            " f.updated_at as labelled_at from classifier_feedback f"
+            " join classifier_predictions p using (prediction_id)"
+            " order by f.updated_at desc limit $1",
+            limit,
+            timeout=timeout_s * 10,
+        )
+    return pd.DataFrame([dict(r) for r in rows], columns=list(FEEDBACK_COLUMNS))
+
+
+async def _record(
+    pool: asyncpg.Pool,
+    *,
+    run_id: uuid.UUID,
+    status: str,
+    model: str,
+    outcome: RetrainOutcome,
+    timeout_s: float,
+) -> None:
+    version = str(outcome.result.version) if outcome.result is not None else None
+    metrics = {k: v for k, v in outcome.card["metrics"].items() if k != "per_class"}
+    async with database_errors("record_model_version"):
+        await pool.execute(
+            "insert into classifier_model_versions (run_id, model_name, model_version, status,"
+            " candidate_macro_f1, serving_version, serving_macro_f1, metrics, data_window)"
+            " values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)",
+            run_id,
+            model,
+            version,
+            status,
+            outcome.candidate_macro_f1,
+            None if outcome.serving_version is None else str(outcome.serving_version),
+            outcome.serving_macro_f1,
+            json.dumps(metrics),
+            json.dumps(outcome.data_window),
+            timeout=timeout_s,
+        )
+
+
+async def _set_status(
+    pool: asyncpg.Pool, *, run_id: uuid.UUID, model: str, status: str, timeout_s: float
+) -> None:
+    async with database_errors("update_model_version"), pool.acquire() as conn, conn.transaction():
+        if status == "serving":
+            await conn.execute(
+                "update classifier_model_versions set status = 'retired', updated_at = now()"
+                " where model_name = $1 and status = 'serving' and run_id <> $2",
+                model,
+                run_id,
+                timeout=timeout_s,
+            )
+        await conn.execute(
+            "update classifier_model_versions set status = $2, updated_at = now()"
+            " where run_id = $1",
+            run_id,
+            status,
+            timeout=timeout_s,
+        )
+
+
+async def run_retrain(
+    *,
+    settings: RetrainSettings,
+    repo_dir: Path,
+    catalogue_path: Path | None = None,
+    say: Callable[[str], None] = log.info,
+) -> RetrainReport:
+    """One retraining run (see the module docstring); returns what it did."""
+    pool = await create_pool(settings)
+    triton = TritonClient(settings.triton_grpc_url, timeout_s=settings.triton_timeout_s)
+    try:
+        await apply_migrations(pool, service="classifier_retrain", directory=MIGRATIONS)
+        feedback = await _feedback(
+            pool, limit=settings.max_feedback, timeout_s=settings.database_timeout_s
+        )
+        outcome = await asyncio.to_thread(
+            retrain_classifier,
+            repo_dir,
+            seed=settings.seed,
+            rows=settings.rows,
+            catalogue_path=catalogue_path,
+            feedback=feedback,
+            min_gain=settings.min_gain,
+            log=say,
+        )
+        run_id = uuid.uuid4()
+        model = settings.triton_model
+        timeout = settings.database_timeout_s
+        if outcome.result is None:
+            await _record(
+                pool,
+                run_id=run_id,
+                status="rejected",
+                model=model,
+                outcome=outcome,
+                timeout_s=timeout,
+            )
+            return RetrainReport(run_id, "rejected", None, outcome)
+        await _record(
+            pool, run_id=run_id, status="loading", model=model, outcome=outcome, timeout_s=timeout
+        )
+        version = outcome.result.version
+        say(f"classifier: loading version {version} into Triton")
+        try:
+            await triton.load_model(model, timeout_s=settings.load_timeout_s)
+        except ModelfleetError as exc:
+            say(f"classifier: Triton refused version {version}: {exc.detail}")
+            shutil.rmtree(outcome.result.path, ignore_errors=True)
+            write_configs(outcome.result.path.parent, classifier_spec())
+            await _set_status(pool, run_id=run_id, model=model, status="failed", timeout_s=timeout)
+            return RetrainReport(run_id, "failed", version, outcome)
+        await _set_status(pool, run_id=run_id, model=model, status="serving", timeout_s=timeout)
+        say(f"classifier: version {version} serves")
+        return RetrainReport(run_id, "serving", version, outcome)
+    finally:
+        await triton.close()
+        await pool.close()
