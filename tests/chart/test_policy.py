@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.chart.conftest import CHART, Obj, by_kind, component, scenario_values
+from tests.chart.conftest import CHART, Obj, by_kind, component, render, scenario_values
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 
@@ -73,7 +73,8 @@ def test_each_component_has_service_hpa_pdb_monitor_policy(
     for kind in ("Service", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"):
         assert deployments <= _components(objects, kind), kind
     autoscaled = deployments - ({"triton"} if scenario == "minikube" else set())
-    assert autoscaled <= _components(objects, "HorizontalPodAutoscaler")
+    scalers = _components(objects, "HorizontalPodAutoscaler") | _components(objects, "ScaledObject")
+    assert autoscaled <= scalers
     for hpa in by_kind(objects, "HorizontalPodAutoscaler"):
         assert hpa["apiVersion"] == "autoscaling/v2"
         assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
@@ -231,7 +232,7 @@ def test_triton_serves_the_repository_the_init_container_fills(
 # Blocks whose keys are Kubernetes fields or settings names, documented by their parent's comment.
 SELF_EXPLAINING = {
     "resources", "podSecurityContext", "securityContext", "settings", "requests", "limits",
-    "capabilities", "seccompProfile", "ingressFrom", "prometheusFrom",
+    "capabilities", "seccompProfile", "ingressFrom", "prometheusFrom", "operatorFrom",
     "topologySpreadConstraints", "command", "args", "annotations",
 }  # fmt: skip
 
@@ -257,3 +258,22 @@ def test_every_values_key_is_commented() -> None:
         if not lines[above].lstrip().startswith("#"):
             uncommented.append(f"{index + 1}: {line.strip()}")
     assert uncommented == []
+
+
+def test_keda_scales_each_worker_on_its_consumer_lag() -> None:
+    objects = render({"keda": {"enabled": True}})
+    scaled = {component(o): o for o in by_kind(objects, "ScaledObject")}
+    assert set(scaled) == {"worker-tip", "worker-cost", "worker-dynamic-duration"}
+    hpas = _components(objects, "HorizontalPodAutoscaler")
+    assert not hpas & set(scaled), "KEDA owns the workers' HPAs"
+    for name, scaled_object in scaled.items():
+        lag = next(t for t in scaled_object["spec"]["triggers"] if t["type"] == "nats-jetstream")
+        assert lag["metadata"]["stream"] == "RIDES"
+        assert lag["metadata"]["consumer"] == name.removeprefix("worker-")
+        assert lag["metadata"]["natsServerMonitoringEndpoint"] == (
+            "mf-modelfleet-nats.modelfleet.svc.cluster.local:8222"
+        )
+    nats = next(p for p in by_kind(objects, "NetworkPolicy") if component(p) == "nats")
+    assert any(
+        port["port"] == 8222 for rule in nats["spec"]["ingress"] for port in rule["ports"]
+    ), "KEDA may read the consumer lag"

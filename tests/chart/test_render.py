@@ -16,6 +16,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     "ServiceMonitor": SCHEMAS / "servicemonitor.schema.json",
     "PrometheusRule": SCHEMAS / "prometheusrule.schema.json",
+    "ScaledObject": SCHEMAS / "scaledobject.schema.json",
 }
 
 # What each scenario renders, (kind, component) -> count. The note of issue 6 lists these.
@@ -39,6 +40,10 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
     expected = {(kind, name): 1 for name in COMPONENTS for kind in PER_COMPONENT}
     if scenario == "minikube":
         del expected[("HorizontalPodAutoscaler", "triton")]  # off in k8s/values-minikube.yaml
+    if scenario == "eks":  # KEDA scales the workers: a ScaledObject instead of an HPA
+        for worker in ("worker-tip", "worker-cost", "worker-dynamic-duration"):
+            del expected[("HorizontalPodAutoscaler", worker)]
+            expected[("ScaledObject", worker)] = 1
     if scenario != "eks":  # EKS: RDS and an external NATS cluster
         for name in ("postgresql", "nats"):
             expected.update({(kind, name): 1 for kind in STATEFUL})
@@ -86,7 +91,7 @@ def test_prometheus_operator_objects_match_crd_schemas(objects: list[Obj]) -> No
             schema = json.loads(CRD_SCHEMAS[obj["kind"]].read_text())
             jsonschema.validate(obj, schema)
             checked += 1
-    assert checked >= 3  # two ServiceMonitors and the rules
+    assert checked >= 7  # six ServiceMonitors and the rules
 
 
 def test_crd_schemas_reject_a_typo() -> None:

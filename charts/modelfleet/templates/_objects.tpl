@@ -305,6 +305,41 @@ spec:
     {{- end }}
 {{- end }}
 
+{{/*
+modelfleet.scaledObject: KEDA scales a streaming worker on CPU and on its durable JetStream
+consumer's lag (KEDA creates and owns the HPA).
+*/}}
+{{- define "modelfleet.scaledObject" -}}
+{{- $root := .root }}
+{{- $endpoint := $root.Values.keda.natsMonitoringEndpoint }}
+{{- if not $endpoint }}
+{{- $endpoint = printf "%s.%s.svc.cluster.local:8222" (include "modelfleet.componentName" (dict "root" $root "name" "nats")) $root.Release.Namespace }}
+{{- end }}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "modelfleet.componentName" . }}
+  labels:
+    {{- include "modelfleet.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    name: {{ include "modelfleet.componentName" . }}
+  minReplicaCount: {{ .c.autoscaling.minReplicas }}
+  maxReplicaCount: {{ .c.autoscaling.maxReplicas }}
+  triggers:
+    - type: cpu
+      metricType: Utilization
+      metadata:
+        value: {{ .c.autoscaling.targetCPUUtilizationPercentage | quote }}
+    - type: nats-jetstream
+      metadata:
+        natsServerMonitoringEndpoint: {{ $endpoint | quote }}
+        account: "$G"
+        stream: RIDES
+        consumer: {{ .c.autoscaling.jetstreamConsumer | quote }}
+        lagThreshold: {{ .c.autoscaling.lagThreshold | quote }}
+{{- end }}
+
 {{- define "modelfleet.pdb" -}}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
