@@ -76,7 +76,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
     assert names == {
         "ModelfleetHighErrorRatio", "ModelfleetLatencyP99OverBudget", "ModelfleetTritonDown",
         "ModelfleetTritonModelNotReady", "ModelfleetPodCrashLooping",
-        "ModelfleetConsumerLagGrowing", "ModelfleetDeadLetters",
+        "ModelfleetConsumerLagGrowing", "ModelfleetDeadLetters", "ModelfleetClassifierF1Low",
     }  # fmt: skip
     assert names <= fires, names - fires
     assert names <= quiet, names - quiet

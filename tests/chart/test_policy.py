@@ -187,7 +187,7 @@ def test_config_map_names_are_the_settings_classes_names(objects: list[Obj]) -> 
         keys = set(config_map["data"])
         assert {"DATABASE_URL", "NATS_URL", "TRITON_GRPC_URL"} <= keys
         assert keys <= known, keys - known
-    assert checked == 5
+    assert checked == 6
 
 
 def test_no_rbac_grants_yet(objects: list[Obj]) -> None:

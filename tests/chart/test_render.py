@@ -24,7 +24,7 @@ PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
                  "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
                  "NetworkPolicy"]  # fmt: skip
 STATEFUL = ["ServiceAccount", "Service", "StatefulSet", "NetworkPolicy"]
-COMPONENTS = ("ride-duration", "triton", "backend", "worker-tip", "worker-cost",
+COMPONENTS = ("ride-duration", "triton", "backend", "classifier", "worker-tip", "worker-cost",
               "worker-dynamic-duration")  # fmt: skip
 
 
