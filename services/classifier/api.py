@@ -204,7 +204,10 @@ async def classify_product(
             "image is not a decodable image (JPEG, PNG, WebP, GIF ...)"
         ) from exc
     top_k = body.top_k or settings.default_top_k
+    previous = predictor.latest_version
     scores = await predictor.classify(x, top_k=top_k)
+    if previous is not None and previous != scores.model_version:
+        metrics.forget_version(predictor.model, previous)
     prediction_id = uuid.uuid4()
     top = [
         {"category": c, "probability": p}
@@ -262,12 +265,21 @@ async def classify(request: Request, pool: PoolDep) -> JsonResponse:
 
 
 async def refresh_quality(
-    pool: asyncpg.Pool, *, model: str, version: str, settings: ClassifierSettings
+    pool: asyncpg.Pool,
+    *,
+    model: str,
+    version: str,
+    settings: ClassifierSettings,
+    serving: str | None = None,
 ) -> None:
     """Recompute the rolling gauges of one model version from its last N labelled predictions.
 
     A failure is logged and leaves the gauges as they were (the feedback itself is stored).
+    ``serving``: the version now serving, when known; labels of other versions are stored but
+    their gauges are not brought back.
     """
+    if serving is not None and version != serving:
+        return
     try:
         async with database_errors("rolling_quality"):
             rows = await pool.fetch(
@@ -362,7 +374,9 @@ async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> Js
     if first:
         lag = (datetime.now(UTC) - row["created_at"]).total_seconds()
         metrics.FEEDBACK_LAG.labels(model, version).observe(max(lag, 0.0))
-    await refresh_quality(pool, model=model, version=version, settings=settings)
+    await refresh_quality(
+        pool, model=model, version=version, settings=settings, serving=predictor.latest_version
+    )
     return JsonResponse(
         {
             "prediction_id": str(body.prediction_id),

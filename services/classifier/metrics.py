@@ -47,3 +47,13 @@ FEEDBACK_LAG = Histogram(
     ["model", "version"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
 )
+
+
+def forget_version(model: str, version: str) -> None:
+    """Drop the rolling-quality gauges of a version that no longer serves (so a retired
+    version's old F1 cannot keep an alert firing)."""
+    for gauge in (ROLLING_MACRO_F1, ROLLING_ACCURACY, ROLLING_LABELS):
+        try:
+            gauge.remove(model, version)
+        except KeyError:
+            pass

@@ -130,3 +130,13 @@ async def test_retraining_loads_a_new_version_without_a_failed_request(
         json={"prediction_id": answer["prediction_id"], "true_category": answer["category"]},
     )
     assert feedback.status_code == 200 and feedback.json()["model"]["version"] == str(old + 1)
+    metrics = (await client.get("/metrics")).text
+    assert (
+        f'modelfleet_classifier_rolling_macro_f1{{model="classifier",version="{old + 1}"}}'
+        in metrics
+    )
+    # the retired version's gauges are gone, so its old F1 cannot keep an alert firing
+    assert (
+        f'modelfleet_classifier_rolling_macro_f1{{model="classifier",version="{old}"}}'
+        not in metrics
+    )
