@@ -329,7 +329,115 @@ def streaming() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {"overview": overview, "triton": triton, "streaming": streaming}
+def model_quality() -> dict[str, Any]:
+    """The classifier's live quality (services/classifier/metrics.py): rolling macro-F1 and
+    accuracy per version, predicted class distribution, confidence, feedback and its lag."""
+
+    def rate(metric: str) -> str:
+        return f"rate({metric}{{{NS}}}[5m])"
+
+    confidence = rate("modelfleet_classifier_confidence_bucket")
+    lag = rate("modelfleet_classifier_feedback_lag_seconds_bucket")
+    return dashboard(
+        "modelfleet-model-quality",
+        "modelfleet / Model quality",
+        [
+            panel(
+                1,
+                "Classifier rolling macro-F1 by version",
+                [
+                    (
+                        f"max by (model, version) (modelfleet_classifier_rolling_macro_f1{{{NS}}})",
+                        "{{model}} v{{version}}",
+                    )
+                ],
+                "percentunit",
+                x=0,
+                y=0,
+                description="Over the last N labelled predictions; alert "
+                "ModelfleetClassifierF1Low: under 0.8 for 15 minutes.",
+            ),
+            panel(
+                2,
+                "Classifier rolling accuracy by version",
+                [
+                    (
+                        f"max by (model, version) (modelfleet_classifier_rolling_accuracy{{{NS}}})",
+                        "{{model}} v{{version}}",
+                    ),
+                ],
+                "percentunit",
+                x=12,
+                y=0,
+            ),
+            panel(
+                3,
+                "Predictions per second by predicted category",
+                [
+                    (
+                        f"sum by (category) ({rate('modelfleet_classifier_predictions_total')})",
+                        "{{category}}",
+                    )
+                ],
+                "ops",
+                x=0,
+                y=8,
+                description="The class distribution of what the classifier answers; a sudden "
+                "shift is drift in the input or a bad version.",
+            ),
+            panel(
+                4,
+                "Top-category confidence by version (p10, p50, p90)",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (version, le) ({confidence}))",
+                        f"p{int(q * 100)} v{{{{version}}}}",
+                    )
+                    for q in (0.1, 0.5, 0.9)
+                ],
+                "percentunit",
+                x=12,
+                y=8,
+            ),
+            panel(
+                5,
+                "Feedback per second by outcome",
+                [
+                    (
+                        "sum by (version, outcome) "
+                        f"({rate('modelfleet_classifier_feedback_total')})",
+                        "v{{version}} {{outcome}}",
+                    )
+                ],
+                "ops",
+                x=0,
+                y=16,
+            ),
+            panel(
+                6,
+                "Feedback lag (prediction to feedback) p50 and p90",
+                [
+                    (f"histogram_quantile({q}, sum by (le) ({lag}))", f"p{int(q * 100)}")
+                    for q in (0.5, 0.9)
+                ],
+                "s",
+                x=12,
+                y=16,
+                description="How late labels arrive: the rolling F1 describes predictions "
+                "this old.",
+            ),
+        ],
+        tags=["classifier", "quality"],
+        namespace_of="modelfleet_classifier_predictions_total",
+    )
+
+
+DASHBOARDS = {
+    "overview": overview,
+    "triton": triton,
+    "streaming": streaming,
+    "model-quality": model_quality,
+}
 
 
 def render() -> dict[str, str]:

@@ -67,3 +67,19 @@ def by_kind(objects: list[Obj], kind: str) -> list[Obj]:
 
 def component(obj: Obj) -> str:
     return str(obj["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def job_specs(objects: list[Obj]) -> list[tuple[str, Obj]]:
+    """(component, Job spec) of every CronJob's jobTemplate and of the Job template ConfigMap."""
+    specs = [(component(o), o["spec"]["jobTemplate"]["spec"]) for o in by_kind(objects, "CronJob")]
+    specs += [(component(job), job["spec"]) for job in job_templates(objects)]
+    return specs
+
+
+def job_templates(objects: list[Obj]) -> list[Obj]:
+    """The Jobs the Job template ConfigMaps (key job.yaml) hold."""
+    return [
+        yaml.safe_load(o["data"]["job.yaml"])
+        for o in by_kind(objects, "ConfigMap")
+        if "job.yaml" in (o.get("data") or {})
+    ]

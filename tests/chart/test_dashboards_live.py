@@ -1,8 +1,9 @@
 """Every PromQL expression of every dashboard returns data from a real Prometheus.
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
-models, PostgreSQL, NATS, ride-duration, the backend and its three streaming workers) after
-some load (predictions and rides), with the labels the chart's
+models, PostgreSQL, NATS, ride-duration, the classifier, the backend and its three streaming
+workers) after some load (predictions, classifications with feedback, rides), with the labels
+the chart's
 ServiceMonitors give: job=<component>, namespace. A panel that shows nothing is a bug. The
 recording rules are loaded too, so a rule file Prometheus refuses fails here.
 """
@@ -40,6 +41,7 @@ COMPONENTS = [
     "nats",
     "triton",
     "ride-duration",
+    "classifier",
     "backend",
     "worker-tip",
     "worker-cost",
@@ -66,6 +68,32 @@ def _rides(base_url: str, count: int) -> None:
             ride = {**RIDE, "user_id": f"dash-{i}", "trip_distance": 1.0 + i % 7}
             response = client.post("/v1/rides", json=ride)
             assert response.status_code == 201, response.text
+
+
+PRODUCTS = [
+    ("Sonix wireless noise cancelling headphones", "Over ear headphones with 40mm drivers."),
+    ("Stainless steel chef knife 20 cm", "Forged kitchen knife with a riveted handle."),
+    ("Trail running shoes, men's size 43", "Lightweight shoes with a grippy outsole."),
+    ("Organic green tea, 100 bags", "Loose leaf sencha in biodegradable bags."),
+]
+
+
+def _classify(base_url: str, rounds: int) -> None:
+    """Classifications, each followed by feedback (every fourth names the runner-up category)."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for i in range(rounds):
+            title, description = PRODUCTS[i % len(PRODUCTS)]
+            response = client.post(
+                "/v1/classify", json={"title": title, "description": description, "top_k": 2}
+            )
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            truth = answer["top_k"][1 if i % 4 == 3 else 0]["category"]
+            feedback = client.post(
+                "/v1/feedback",
+                json={"prediction_id": answer["prediction_id"], "true_category": truth},
+            )
+            assert feedback.status_code == 200, feedback.text
 
 
 def _load(base_url: str, seconds: float) -> None:
@@ -103,6 +131,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 }
                 for job, target in (
                     ("ride-duration", f"{settings.host}:{settings.ride_duration_port}"),
+                    ("classifier", f"{settings.host}:{settings.classifier_port}"),
                     ("triton", f"{settings.host}:{settings.triton_metrics_port}"),
                     ("backend", f"{settings.host}:{settings.backend_port}"),
                     ("worker-tip", f"{settings.host}:{settings.worker_tip_port}"),
@@ -132,8 +161,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             _wait(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout_s=30,
                   what="prometheus ready")  # fmt: skip
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
+            _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)
             _load(f"http://{settings.host}:{settings.ride_duration_port}", seconds=6)
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
+            _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)
             time.sleep(3 * SCRAPE_INTERVAL_S)  # the last counts are scraped
             yield url
         finally:

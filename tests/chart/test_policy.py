@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.chart.conftest import CHART, Obj, by_kind, component, render, scenario_values
+from tests.chart.conftest import (
+    CHART,
+    Obj,
+    by_kind,
+    component,
+    job_specs,
+    render,
+    scenario_values,
+)
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 
@@ -14,6 +22,7 @@ def _pod_specs(objects: list[Obj]) -> list[tuple[str, Obj]]:
     specs = [(component(o), o["spec"]["template"]["spec"]) for o in objects
              if o["kind"] in ("Deployment", "StatefulSet")]  # fmt: skip
     specs += [(component(o), o["spec"]) for o in by_kind(objects, "Pod")]
+    specs += [(name, job["template"]["spec"]) for name, job in job_specs(objects)]
     return specs
 
 
@@ -181,7 +190,7 @@ def test_config_map_names_are_the_settings_classes_names(objects: list[Obj]) -> 
     known = _settings_names()
     checked = 0
     for config_map in by_kind(objects, "ConfigMap"):
-        if component(config_map) in ("triton", "monitoring"):
+        if component(config_map) in ("triton", "monitoring", "classifier-retrain"):
             continue
         checked += 1
         keys = set(config_map["data"])
@@ -190,12 +199,109 @@ def test_config_map_names_are_the_settings_classes_names(objects: list[Obj]) -> 
     assert checked == 6
 
 
-def test_no_rbac_grants_yet(objects: list[Obj]) -> None:
-    # Nothing calls the Kubernetes API yet; only the retraining trigger will create Jobs.
-    kinds = {o["kind"] for o in objects}
-    assert not kinds & {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
-    for account in by_kind(objects, "ServiceAccount"):
-        assert account["automountServiceAccountToken"] is False
+WITH_CRONJOBS = {"cronJobs": {"classifier-retrain": {"enabled": True}}}
+
+
+def _job_creators(objects: list[Obj]) -> set[str]:
+    """ServiceAccounts bound (Role/ClusterRole bindings) to a rule that may create Jobs."""
+    roles = {(o["kind"], o["metadata"]["name"]): o for o in objects
+             if o["kind"] in ("Role", "ClusterRole")}  # fmt: skip
+    creators: set[str] = set()
+    for binding in by_kind(objects, "RoleBinding") + by_kind(objects, "ClusterRoleBinding"):
+        ref = binding["roleRef"]
+        role = roles.get((ref["kind"], ref["name"]))
+        assert role is not None, f"binding {binding['metadata']['name']} to a missing role"
+        may_create = any(
+            {"batch", "*"} & set(rule.get("apiGroups", []))
+            and {"jobs", "*"} & set(rule.get("resources", []))
+            and {"create", "*"} & set(rule.get("verbs", []))
+            for rule in role.get("rules", [])
+        )
+        if may_create:
+            creators |= {s["name"] for s in binding["subjects"] if s["kind"] == "ServiceAccount"}
+    return creators
+
+
+def test_only_the_classifier_account_can_create_jobs(objects: list[Obj]) -> None:
+    for rendered in (objects, render(WITH_CRONJOBS)):
+        assert _job_creators(rendered) == {"mf-modelfleet-classifier"}
+        assert not by_kind(rendered, "ClusterRole") and not by_kind(rendered, "ClusterRoleBinding")
+        (role,) = by_kind(rendered, "Role")
+        assert role["rules"] == [
+            {"apiGroups": ["batch"], "resources": ["jobs"],
+             "verbs": ["create", "get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ]  # fmt: skip
+        (binding,) = by_kind(rendered, "RoleBinding")
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": "mf-modelfleet-classifier",
+                "namespace": "modelfleet",
+            }
+        ]
+        for account in by_kind(rendered, "ServiceAccount"):
+            assert account["automountServiceAccountToken"] is False
+    assert _job_creators(render({"classifierRetrain": {"enabled": False}})) == set()
+
+
+def test_cronjobs_are_locked_down_like_the_deployments() -> None:
+    objects = render(WITH_CRONJOBS)
+    (cron,) = by_kind(objects, "CronJob")
+    assert component(cron) == "classifier-retrain"
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["schedule"] == "30 2 * * *"
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 1
+    pod = job["template"]["spec"]
+    classifier = next(d for d in by_kind(objects, "Deployment") if component(d) == "classifier")
+    deployment_pod = classifier["spec"]["template"]["spec"]
+    assert pod["securityContext"] == deployment_pod["securityContext"]
+    assert pod["serviceAccountName"] == deployment_pod["serviceAccountName"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["modelfleet", "train", "classifier"]
+    assert container["image"] == deployment_pod["containers"][0]["image"]
+    assert container["envFrom"] == deployment_pod["containers"][0]["envFrom"]
+    assert container["securityContext"] == deployment_pod["containers"][0]["securityContext"]
+    # Policy checks of every pod (resources, non-root, read-only root FS, drop ALL).
+    test_every_container_has_resources_and_a_locked_down_security_context(objects)
+    # Job pods reach exactly the classifier's dependencies, and those accept them.
+    policies = {component(p): p for p in by_kind(objects, "NetworkPolicy")}
+    targets = {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for rule in policies["classifier-retrain"]["spec"]["egress"] for peer in rule.get("to", [])
+        if "app.kubernetes.io/component" in peer.get("podSelector", {}).get("matchLabels", {})
+    }  # fmt: skip
+    assert targets == {"triton", "postgresql"}
+    assert "ingress" not in policies["classifier-retrain"]["spec"]
+    for target in targets:
+        peers = [
+            peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+            for rule in policies[target]["spec"]["ingress"] for peer in rule["from"]
+            if "podSelector" in peer
+        ]  # fmt: skip
+        assert "classifier-retrain" in peers, target
+
+
+def test_retraining_shares_the_persistent_model_repository_with_triton() -> None:
+    claim = {"modelRepository": {"volume": {"type": "persistentVolumeClaim",
+                                            "existingClaim": "models"}}}  # fmt: skip
+    objects = render({**WITH_CRONJOBS, **claim})
+    triton = next(d for d in by_kind(objects, "Deployment") if component(d) == "triton")
+    triton_volume = next(
+        v for v in triton["spec"]["template"]["spec"]["volumes"] if v["name"] == "models"
+    )
+    specs = job_specs(objects)
+    assert len(specs) == 2  # the CronJob and the Job template
+    for _, job in specs:
+        pod = job["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "models")
+        assert volume["persistentVolumeClaim"] == triton_volume["persistentVolumeClaim"]
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert mounts["models"] == f"{env['MODELFLEET_HOME']}/model-repository"
 
 
 def test_helm_test_pod_calls_every_readyz(objects: list[Obj]) -> None:

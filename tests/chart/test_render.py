@@ -10,7 +10,15 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.chart.conftest import CHART, Obj, by_kind, component, render, scenario_values
+from tests.chart.conftest import (
+    CHART,
+    Obj,
+    by_kind,
+    component,
+    job_templates,
+    render,
+    scenario_values,
+)
 
 SCHEMAS = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
@@ -51,9 +59,14 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("NetworkPolicy", "default-deny"): 1,
         ("Ingress", "ingress"): 1,
         ("PrometheusRule", "monitoring"): 1,
-        ("ConfigMap", "monitoring"): 3,  # dashboards: overview, streaming, triton
+        ("ConfigMap", "monitoring"): 4,  # dashboards: overview, streaming, triton, model-quality
         ("Pod", "test"): 1,
         ("NetworkPolicy", "test"): 1,
+        # The classifier's retraining: Job template, its NetworkPolicy, the only RBAC.
+        ("ConfigMap", "classifier-retrain"): 1,
+        ("NetworkPolicy", "classifier-retrain"): 1,
+        ("Role", "classifier-retrain"): 1,
+        ("RoleBinding", "classifier-retrain"): 1,
     })  # fmt: skip
     return expected
 
@@ -75,13 +88,17 @@ def test_renders_the_expected_objects(scenario: str, objects: list[Obj]) -> None
 
 
 def test_every_object_valid_for_kubernetes_1_30(objects: list[Obj]) -> None:
-    for obj in objects:
+    with_jobs = render({"cronJobs": {"classifier-retrain": {"enabled": True}}})
+    extra = by_kind(with_jobs, "CronJob") + job_templates(objects)
+    assert len(extra) == 2
+    for obj in objects + extra:
         if obj["kind"] in CRD_SCHEMAS:
             continue
         try:
             kubernetes_validate.validate(obj, "1.30", strict=True)
         except kubernetes_validate.ValidationError as exc:  # pragma: no cover - message on failure
-            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {exc}")
+            name = obj["metadata"].get("name") or obj["metadata"]["generateName"]
+            pytest.fail(f"{obj['kind']}/{name}: {exc}")
 
 
 def test_prometheus_operator_objects_match_crd_schemas(objects: list[Obj]) -> None:

@@ -28,7 +28,8 @@ metadata:
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-# No RBAC: the services never call the Kubernetes API, so the token is not even mounted.
+# The services never call the Kubernetes API, so the token is not mounted. Only the classifier's
+# account has RBAC (templates/jobs.yaml: it may create the retraining Jobs).
 automountServiceAccountToken: false
 {{- end }}
 
@@ -449,6 +450,7 @@ spec:
             matchLabels:
               {{- include "modelfleet.selectorLabels" (dict "root" $root "name" .) | nindent 14 }}
         {{- end }}
+        {{- include "modelfleet.jobCallerPeers" (dict "root" $root "dep" .name) | nindent 8 }}
         - podSelector:
             matchLabels:
               {{- include "modelfleet.selectorLabels" (dict "root" $root "name" "test") | nindent 14 }}
