@@ -25,11 +25,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        triton = TritonClient(
-            settings.triton_grpc_url,
-            timeout_s=settings.triton_timeout_s,
-            retries=settings.triton_retries,
-        )
+        triton = TritonClient.from_settings(settings)
         predictor = CategoryPredictor(triton, model=settings.triton_model)
         app.state.triton = triton
         app.state.predictor = predictor

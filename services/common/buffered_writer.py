@@ -75,10 +75,6 @@ class BufferedCopyWriter:
             self._dropped.inc()
         self._rows.append(row)
 
-    def extend(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        for row in rows:
-            self.add(row)
-
     @property
     def pending(self) -> int:
         return len(self._rows)

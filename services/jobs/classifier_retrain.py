@@ -145,7 +145,7 @@ async def run_retrain(
 ) -> RetrainReport:
     """One retraining run (see the module docstring); returns what it did."""
     pool = await create_pool(settings)
-    triton = TritonClient(settings.triton_grpc_url, timeout_s=settings.triton_timeout_s)
+    triton = TritonClient.from_settings(settings)
     try:
         await apply_migrations(pool, service="classifier_retrain", directory=MIGRATIONS)
         feedback = await _feedback(

@@ -26,11 +26,7 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        triton = TritonClient(
-            settings.triton_grpc_url,
-            timeout_s=settings.triton_timeout_s,
-            retries=settings.triton_retries,
-        )
+        triton = TritonClient.from_settings(settings)
         predictor = DurationPredictor(
             triton,
             model=settings.triton_model,

@@ -56,11 +56,7 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        triton = TritonClient(
-            settings.triton_grpc_url,
-            timeout_s=settings.triton_timeout_s,
-            retries=settings.triton_retries,
-        )
+        triton = TritonClient.from_settings(settings)
         try:
             await wait_for_results_table(pool, timeout_s=settings.startup_timeout_s)
             spec = make_worker(kind, triton=triton, pool=pool, settings=settings)

@@ -183,11 +183,14 @@ async def test_triton_down_gives_503_then_recovers(http: httpx.AsyncClient, stac
         ready = await http.get("/readyz")
         assert ready.status_code == 503
         assert (await http.get("/healthz")).status_code == 200  # liveness is not readiness
+        await asyncio.sleep(8)  # long enough for gRPC's default reconnect backoff to grow
     finally:
         began = time.monotonic()
         triton.start()
         triton.wait_ready(began + triton.startup_timeout)
+    back = time.monotonic()
     assert (await until_ok(http, attempts=100)).status_code == 200
+    assert time.monotonic() - back < 2.0  # the channel's reconnect backoff is capped at 1 s
     assert (await http.get("/readyz")).status_code == 200
 
 
