@@ -123,6 +123,12 @@ def test_names_fit_63_characters() -> None:
     objects = render({}, release="a-release-name-that-is-much-longer-than-anyone-would-type-x")
     for obj in objects:
         assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+    long_release = render(
+        {"cronJobs": {"classifier-retrain": {"enabled": True}}},
+        release="a-release-name-that-is-much-longer-than-anyone-would-type-x",
+    )
+    (cron,) = by_kind(long_release, "CronJob")
+    assert len(cron["metadata"]["name"]) <= 52  # its Jobs add an 11-character suffix
 
 
 def test_image_tag_defaults_to_app_version() -> None:
