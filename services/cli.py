@@ -129,12 +129,15 @@ def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) ->
     overrides: dict[str, Any] = {"seed": args.seed, "min_gain": args.min_gain}
     if args.rows is not None:
         overrides["rows"] = args.rows
-    job_settings = module.RetrainSettings(
-        database_url=settings.database_url,
-        triton_grpc_url=settings.triton_grpc_url,
-        log_json=False,
-        **overrides,
-    )
+    # In a pod (the chart's Job) DATABASE_URL and TRITON_GRPC_URL come from the environment;
+    # under `make up` they default to the local stack's servers.
+    for env_name, field, local_url in (
+        ("DATABASE_URL", "database_url", settings.database_url),
+        ("TRITON_GRPC_URL", "triton_grpc_url", settings.triton_grpc_url),
+    ):
+        if env_name not in os.environ:
+            overrides[field] = local_url
+    job_settings = module.RetrainSettings(log_json=False, **overrides)
     report = asyncio.run(
         module.run_retrain(
             settings=job_settings,
