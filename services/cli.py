@@ -5,6 +5,8 @@
     modelfleet down                 stop what `$MODELFLEET_HOME/run` records (any process's)
     modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
     modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
+    modelfleet train classifier     retrain, gate, load the new version into Triton
+    modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
 
 Settings come from `MODELFLEET_*` environment variables (see services/stack/settings.py);
@@ -156,6 +158,13 @@ def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) ->
     return EXIT_OK if report.status in ("serving", "rejected") else EXIT_FAIL
 
 
+def cmd_worker(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet worker KIND [--host H] [--port P]`: services.workers.__main__.main(ARGS)."""
+    module = importlib.import_module("services.workers.__main__")
+    result = module.main(list(args.args))
+    return result if isinstance(result, int) else EXIT_OK
+
+
 def cmd_bench(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet bench [ARGS...]`: bench.run.main(ARGS)."""
     module = importlib.import_module("bench.run")
@@ -301,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-gain", type=float, default=0.0, help="macro-F1 the candidate must gain to serve"
     )
     train.set_defaults(func=cmd_train)
+
+    # Same pass-through as bench: `modelfleet worker tip --port 8010` = python -m services.workers.
+    worker = sub.add_parser(
+        "worker",
+        help="run one streaming worker: tip, cost or dynamic-duration (services.workers)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    worker.add_argument("args", nargs=argparse.REMAINDER, help="KIND [--host H] [--port P]")
+    worker.set_defaults(func=cmd_worker)
 
     # prefix_chars="\0": every argument, --help included, goes to bench.run's own parser.
     bench = sub.add_parser(
