@@ -326,52 +326,45 @@ def build_repository(
     return results[0]
 
 
-class _Trips:
-    """The training trips of one build call, made or loaded on first use only."""
+class _TrainingData:
+    """One training data set of a build call (trips or a catalogue), made or loaded on first use.
+
+    ``data_path`` set: read it with ``load`` (sampled down to ``rows``); else ``generate`` it.
+    """
 
     def __init__(
-        self, *, seed: int, rows: int, data_path: Path | None, log: Callable[[str], None]
+        self,
+        *,
+        what: str,
+        synthetic_source: str,
+        load: Callable[[Path], pd.DataFrame],
+        generate: Callable[..., pd.DataFrame],
+        seed: int,
+        rows: int,
+        data_path: Path | None,
+        log: Callable[[str], None],
     ) -> None:
+        self.what, self.synthetic_source = what, synthetic_source
+        self._load, self._generate = load, generate
         self.seed, self.rows, self.data_path, self.log = seed, rows, data_path, log
-        self._trips: pd.DataFrame | None = None
+        self._frame: pd.DataFrame | None = None
 
     @property
     def source(self) -> str:
-        return str(self.data_path) if self.data_path is not None else SYNTHETIC_SOURCE
+        return str(self.data_path) if self.data_path is not None else self.synthetic_source
 
     def get(self) -> pd.DataFrame:
-        if self._trips is None:
+        if self._frame is None:
             if self.data_path is not None:
-                self.log(f"loading trips from {self.data_path}")
-                trips = load_trips(self.data_path)
-                if len(trips) > self.rows:
-                    trips = trips.sample(n=self.rows, random_state=self.seed)
+                self.log(f"loading {self.what} from {self.data_path}")
+                frame = self._load(self.data_path)
+                if len(frame) > self.rows:
+                    frame = frame.sample(n=self.rows, random_state=self.seed)
             else:
-                self.log(f"generating {self.rows} synthetic trips (seed {self.seed})")
-                trips = generate_trips(self.rows, seed=self.seed)
-            self._trips = trips
-        return self._trips
-
-
-class _Catalogue(_Trips):
-    """The product catalogue of one build call, made or loaded on first use only."""
-
-    @property
-    def source(self) -> str:
-        return str(self.data_path) if self.data_path is not None else SYNTHETIC_CATALOGUE
-
-    def get(self) -> pd.DataFrame:
-        if self._trips is None:
-            if self.data_path is not None:
-                self.log(f"loading the catalogue from {self.data_path}")
-                products = load_catalogue(self.data_path)
-                if len(products) > self.rows:
-                    products = products.sample(n=self.rows, random_state=self.seed)
-            else:
-                self.log(f"generating {self.rows} synthetic products (seed {self.seed})")
-                products = generate_catalogue(self.rows, seed=self.seed)
-            self._trips = products
-        return self._trips
+                self.log(f"generating {self.rows} synthetic {self.what} (seed {self.seed})")
+                frame = self._generate(self.rows, seed=self.seed)
+            self._frame = frame
+        return self._frame
 
 
 def build_models(
@@ -398,9 +391,27 @@ def build_models(
         catalogue_rows = min(CATALOGUE_ROWS, max(MIN_CATALOGUE_ROWS, rows // TRIPS_PER_PRODUCT))
     if rows <= 0 or catalogue_rows <= 0:
         raise ValueError("rows must be positive")
-    sources: dict[str, _Trips] = {
-        "trips": _Trips(seed=seed, rows=rows, data_path=data_path, log=log),
-        "catalogue": _Catalogue(seed=seed, rows=catalogue_rows, data_path=catalogue_path, log=log),
+    sources: dict[str, _TrainingData] = {
+        "trips": _TrainingData(
+            what="trips",
+            synthetic_source=SYNTHETIC_SOURCE,
+            load=load_trips,
+            generate=generate_trips,
+            seed=seed,
+            rows=rows,
+            data_path=data_path,
+            log=log,
+        ),
+        "catalogue": _TrainingData(
+            what="products",
+            synthetic_source=SYNTHETIC_CATALOGUE,
+            load=load_catalogue,
+            generate=generate_catalogue,
+            seed=seed,
+            rows=catalogue_rows,
+            data_path=catalogue_path,
+            log=log,
+        ),
     }
     return [
         _build_one(Path(repo_dir), spec, trips=sources[spec.data], force=force, log=log)
@@ -412,7 +423,7 @@ def _build_one(
     repo_dir: Path,
     spec: ModelSpec,
     *,
-    trips: _Trips,
+    trips: _TrainingData,
     force: bool,
     log: Callable[[str], None],
 ) -> BuildResult:
@@ -467,7 +478,7 @@ def _build(
     spec: ModelSpec,
     *,
     key: dict[str, Any],
-    trips: _Trips,
+    trips: _TrainingData,
     log: Callable[[str], None],
 ) -> BuildResult:
     existing = _versions(model_dir)
