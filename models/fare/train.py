@@ -46,6 +46,7 @@ from models.ride_duration.train import (
     onnx_max_abs_diff,
     rmse_of,
     split_by_time,
+    trip_data_card,
     trip_features,
 )
 from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
@@ -142,14 +143,15 @@ def _train(
         "algorithm": "sklearn HistGradientBoostingRegressor",
         "hyperparameters": {**HGB_PARAMS, "random_state": seed},
         "data": {
-            "source": source,
-            "seed": seed,
-            "rows_raw": int(len(trips)),
-            "rows_clean": int(len(clean)),
-            "rows_train": int(len(train_df)),
-            "rows_test": int(len(test_df)),
-            "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
-            "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
+            **trip_data_card(
+                source=source,
+                seed=seed,
+                trips=trips,
+                clean=clean,
+                train_df=train_df,
+                test_df=test_df,
+                test_fraction=test_fraction,
+            ),
             "target": target,
         },
         "features": list(FEATURE_NAMES),

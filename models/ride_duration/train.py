@@ -172,6 +172,29 @@ def mae_of(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
     return float(np.mean(np.abs(y - pred)))
 
 
+def trip_data_card(
+    *,
+    source: str,
+    seed: int,
+    trips: pd.DataFrame,
+    clean: pd.DataFrame,
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    test_fraction: float,
+) -> dict[str, Any]:
+    """The ``data`` block of a taxi model's card (every model trained on trips shares it)."""
+    return {
+        "source": source,
+        "seed": seed,
+        "rows_raw": int(len(trips)),
+        "rows_clean": int(len(clean)),
+        "rows_train": int(len(train_df)),
+        "rows_test": int(len(test_df)),
+        "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
+        "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
+    }
+
+
 def framework_versions() -> dict[str, str]:
     """Versions of the libraries that made the model."""
     return {
@@ -230,16 +253,15 @@ def train_model(
         "task": "regression: NYC yellow-taxi trip duration in minutes",
         "algorithm": "sklearn HistGradientBoostingRegressor",
         "hyperparameters": {**HGB_PARAMS, "random_state": seed},
-        "data": {
-            "source": source,
-            "seed": seed,
-            "rows_raw": int(len(trips)),
-            "rows_clean": int(len(clean)),
-            "rows_train": int(len(train_df)),
-            "rows_test": int(len(test_df)),
-            "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
-            "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
-        },
+        "data": trip_data_card(
+            source=source,
+            seed=seed,
+            trips=trips,
+            clean=clean,
+            train_df=train_df,
+            test_df=test_df,
+            test_fraction=test_fraction,
+        ),
         "features": list(FEATURE_NAMES),
         "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
         "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, 1]}},
