@@ -11,6 +11,7 @@ service/Triton-direct and Triton-direct/in-process.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,15 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from bench.loadgen import RunResult, run_async, run_threads
 from bench.rawhttp import RawHttpConnection
+from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
 from services.ride_duration.predictor import ride_feature_matrix
 from services.ride_duration.schemas import Ride
+from services.stack.service import ServiceProcess
+from services.stack.testing import free_port
 
 MODEL = "ride_duration"
 CONCURRENCY = (1, 8, 32)
+SERVICE_APP = "services.ride_duration.app:create_app"
 
 
 @dataclass(frozen=True)
@@ -160,3 +165,94 @@ async def check_same_answers(
             np.abs(np.array(served) - clipped).max(),
         )
     )
+
+
+def ratios(results: list[RunResult]) -> str:
+    by = {(r.name, r.concurrency): r for r in results}
+    lines = [
+        "| concurrency | service/Triton p50 | service/Triton req/s | plain service/Triton req/s "
+        "| Triton/in-process p50 | Triton/in-process req/s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in CONCURRENCY:
+        service, plain = by[("service-http", c)], by[("service-http-no-coalescing", c)]
+        triton, local = by[("triton-direct", c)], by[("in-process-ort", c)]
+        lines.append(
+            f"| {c} | {service.p50_ms / triton.p50_ms:.2f}x | {service.rps / triton.rps:.2f}x "
+            f"| {plain.rps / triton.rps:.2f}x | {triton.p50_ms / local.p50_ms:.1f}x "
+            f"| {triton.rps / local.rps:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+async def run(ctx: BenchContext) -> str:
+    """The suite: every variant at every concurrency, then the Markdown section."""
+    settings, build = ctx.settings, ctx.builds[MODEL]
+    onnx_path = build.path / "model.onnx"
+    workload = make_workload(ctx.rows, seed=1234)
+    host = settings.host
+    triton_url = f"{host}:{settings.triton_grpc_port}"
+    plain_port = free_port()
+    plain = ServiceProcess(
+        settings,
+        "ride-duration-no-coalescing",
+        app=SERVICE_APP,
+        port=plain_port,
+        port_setting="ride_duration_port",
+        env={"RIDE_DURATION_COALESCE_REQUESTS": "false"},
+    )
+    plain.start()
+    try:
+        plain.wait_ready(time.monotonic() + plain.startup_timeout)
+        max_diff = await check_same_answers(
+            triton_url, host, settings.ride_duration_port, onnx_path, workload
+        )
+        results: list[RunResult] = []
+        timing = {"duration_s": ctx.duration_s, "warmup_s": ctx.warmup_s}
+        for concurrency in CONCURRENCY:
+            local = await asyncio.to_thread(
+                bench_in_process, onnx_path, workload, concurrency=concurrency, **timing
+            )
+            direct = await bench_triton(triton_url, workload, concurrency=concurrency, **timing)
+            service = await bench_service(
+                host, settings.ride_duration_port, workload, concurrency=concurrency, **timing
+            )
+            plain_result = await bench_service(
+                host, plain_port, workload, concurrency=concurrency, **timing
+            )
+            plain_result.name = "service-http-no-coalescing"
+            for result in (local, direct, service, plain_result):
+                print_run(result)
+                results.append(result)
+    finally:
+        plain.stop()
+
+    setup = "\n".join(
+        [
+            when_and_where(),
+            f"- model: ride_duration v{build.version} (HistGradientBoosting, "
+            f"{len(build.card['features'])} features); Triton 2.51, Python backend running ONNX "
+            "Runtime, 2 instances, dynamic batching (max queue delay 200 us)",
+            "- service: ride-duration, 1 uvicorn worker (uvloop, httptools), fast routes on, "
+            "prediction log on; `service-http-no-coalescing` is the same service with "
+            "RIDE_DURATION_COALESCE_REQUESTS=false",
+            f"- closed loop, {ctx.duration_s:g} s measured after {ctx.warmup_s:g} s warm-up per "
+            "run; clients: tritonclient aio (reads the output) for Triton, a minimal keep-alive "
+            "HTTP/1.1 client for the service (one connection per worker); the three ways answer "
+            f"the same (max difference {max_diff:.4f} min, the service rounds to 0.01)",
+        ]
+    )
+    return "\n\n".join(
+        [
+            "## Ride-duration: in-process ONNX Runtime vs direct Triton gRPC vs the service",
+            setup,
+            latency_table(results),
+            "### Ratios",
+            ratios(results),
+            "Goals: service p50 <= 1.3x direct Triton at concurrency 1; service throughput "
+            ">= 0.8x direct Triton at concurrency 32.",
+        ]
+    )
+
+
+SUITE = Suite(name="ride-duration", components=("postgres", "triton", "ride-duration"), run=run)
