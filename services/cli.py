@@ -6,6 +6,7 @@
     modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
     modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
     modelfleet train classifier     retrain, gate, load the new version into Triton
+                                    (alias `retrain classifier`; `--catalogue FILE`)
     modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
 
@@ -301,11 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
     build.set_defaults(func=cmd_models_build)
 
-    train = sub.add_parser("train", help="retrain a model and roll it out without downtime")
+    train = sub.add_parser(
+        "train",
+        aliases=["retrain"],
+        help="retrain a model and roll it out without downtime (alias: retrain)",
+    )
     train.add_argument("model", choices=["classifier"])
     train.add_argument("--seed", type=int, default=43, help="seed of the catalogue and split")
     train.add_argument("--rows", type=int, help="catalogue products (default 5000)")
-    train.add_argument("--data", type=Path, help="real catalogue (JSON lines/CSV)")
+    train.add_argument(
+        "--data", "--catalogue", dest="data", type=Path, help="real catalogue (JSON lines/CSV)"
+    )
     train.add_argument(
         "--min-gain", type=float, default=0.0, help="macro-F1 the candidate must gain to serve"
     )

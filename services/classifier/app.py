@@ -8,9 +8,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.classifier import api
+from services.classifier import api, retraining, runs
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
+from services.classifier.triggers import make_trigger
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
 from services.common.health import register_readiness
@@ -41,7 +42,20 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             # Predictions and feedback must not be lost: Postgres is critical here.
             register_readiness(app, "postgres", lambda: check_database(pool))
             await api.refresh_recent_versions(pool, settings=settings)
-            yield
+
+            async def on_exit(run_id: str, code: int) -> None:
+                await runs.fail_run(
+                    pool,
+                    run_id,
+                    f"the retraining process exited with code {code} without finishing the run",
+                    timeout_s=settings.database_timeout_s,
+                )
+
+            app.state.retraining_trigger = make_trigger(settings, on_exit=on_exit)
+            try:
+                yield
+            finally:
+                await app.state.retraining_trigger.close()
         finally:
             await pool.close()
             await triton.close()
@@ -52,6 +66,6 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         version="1.0.0",
         description="Product category from title, description and image, served by Triton; "
         "labelled feedback feeds live quality gauges.",
-        routers=[api.router],
+        routers=[api.router, retraining.router],
         lifespan=lifespan,
     )

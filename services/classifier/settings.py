@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -25,4 +29,43 @@ class ClassifierSettings(ServiceSettings):
         ge=10,
         le=100_000,
         description="Rolling window: the last N labelled predictions per model version.",
+    )
+
+    retraining_trigger: Literal["subprocess", "kubernetes"] = Field(
+        default="subprocess",
+        description="How a retraining run starts: a child process (local stack) or a "
+        "Kubernetes Job from the chart's template.",
+    )
+    retraining_alerts: frozenset[str] = Field(
+        default=frozenset({"ModelfleetClassifierF1Low"}),
+        description="Alert names (POST /v1/alerts) that start a retraining run.",
+    )
+    retraining_command: tuple[str, ...] = Field(
+        default=(sys.executable, "-m", "services.cli", "retrain", "classifier"),
+        min_length=1,
+        description="subprocess trigger: the command of one run (gets CLASSIFIER_RETRAIN_RUN_ID).",
+    )
+    retraining_job_template: Path = Field(
+        default=Path("/etc/modelfleet/retraining/job.yaml"),
+        description="kubernetes trigger: the Job manifest the chart renders into a ConfigMap.",
+    )
+    retraining_namespace: str = Field(
+        default="",
+        description="kubernetes trigger: namespace of the Jobs (default: the template's, "
+        "else the pod's own).",
+    )
+    retraining_kube_api_url: str = Field(
+        default="",
+        description="kubernetes trigger: API server URL; empty: the in-cluster configuration.",
+    )
+    retraining_start_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline of starting a run: the process start, or one Kubernetes API call.",
+    )
+    retraining_stale_after_s: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description="A run queued or running for longer is marked failed (its job was lost) "
+        "when the next one is asked for.",
     )

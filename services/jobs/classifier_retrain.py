@@ -10,18 +10,26 @@ Steps: read the labelled predictions (``classifier_feedback`` joined with
 control: the new version loads beside the old one, then replaces it, so requests never fail);
 mark it serving and the previous one retired. When Triton refuses the new version, its folder is
 removed again (so a restart does not pick it up) and the run is marked failed.
+
+Started by the classifier (``POST /v1/alerts``, ``POST /v1/retraining``), the job gets
+``CLASSIFIER_RETRAIN_RUN_ID`` and reports into that run's ``classifier_retraining_runs`` row
+(the classifier's table): running at start, then succeeded / rejected / failed with the versions
+and metrics; the registry row carries the same run id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -58,6 +66,9 @@ class RetrainSettings(ServiceSettings):
     max_feedback: int = Field(default=50_000, ge=0)
     min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
     load_timeout_s: float = Field(default=180.0, gt=0)
+    run_id: uuid.UUID | None = Field(
+        default=None, description="The classifier's retraining run this job carries, if any."
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,12 @@ async def _feedback(pool: asyncpg.Pool, *, limit: int, timeout_s: float) -> pd.D
     return pd.DataFrame([dict(r) for r in rows], columns=list(FEEDBACK_COLUMNS))
 
 
+def _metrics(outcome: RetrainOutcome) -> dict[str, Any]:
+    """The candidate card's metrics (macro-F1, accuracy, baselines, the serving version's
+    macro-F1 on the same test set) without the per-class report."""
+    return {k: v for k, v in outcome.card["metrics"].items() if k != "per_class"}
+
+
 async def _record(
     pool: asyncpg.Pool,
     *,
@@ -96,7 +113,6 @@ async def _record(
     timeout_s: float,
 ) -> None:
     version = str(outcome.result.version) if outcome.result is not None else None
-    metrics = {k: v for k, v in outcome.card["metrics"].items() if k != "per_class"}
     async with database_errors("record_model_version"):
         await pool.execute(
             "insert into classifier_model_versions (run_id, model_name, model_version, status,"
@@ -109,7 +125,7 @@ async def _record(
             outcome.candidate_macro_f1,
             None if outcome.serving_version is None else str(outcome.serving_version),
             outcome.serving_macro_f1,
-            json.dumps(metrics),
+            json.dumps(_metrics(outcome)),
             json.dumps(outcome.data_window),
             timeout=timeout_s,
         )
@@ -136,6 +152,26 @@ async def _set_status(
         )
 
 
+#: Registry status of a finished job -> status of its retraining run.
+RUN_STATUS = {"serving": "succeeded", "rejected": "rejected", "failed": "failed"}
+
+
+async def _update_run(
+    pool: asyncpg.Pool, run_id: uuid.UUID, *, timeout_s: float, **fields: object
+) -> None:
+    """Update the classifier's run row (status, versions, metrics, times)."""
+    names = list(fields)
+    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    async with database_errors("update_retraining_run"):
+        await pool.execute(
+            f"update classifier_retraining_runs set {assignments}, updated_at = now()"
+            " where run_id = $1",
+            run_id,
+            *fields.values(),
+            timeout=timeout_s,
+        )
+
+
 async def run_retrain(
     *,
     settings: RetrainSettings,
@@ -146,50 +182,94 @@ async def run_retrain(
     """One retraining run (see the module docstring); returns what it did."""
     pool = await create_pool(settings)
     triton = TritonClient.from_settings(settings)
+    run_id, timeout = settings.run_id, settings.database_timeout_s
     try:
-        await apply_migrations(pool, service="classifier_retrain", directory=MIGRATIONS)
-        feedback = await _feedback(
-            pool, limit=settings.max_feedback, timeout_s=settings.database_timeout_s
-        )
-        outcome = await asyncio.to_thread(
-            retrain_classifier,
-            repo_dir,
-            seed=settings.seed,
-            rows=settings.rows,
-            catalogue_path=catalogue_path,
-            feedback=feedback,
-            min_gain=settings.min_gain,
-            log=say,
-        )
-        run_id = uuid.uuid4()
-        model = settings.triton_model
-        timeout = settings.database_timeout_s
-        if outcome.result is None:
-            await _record(
-                pool,
-                run_id=run_id,
-                status="rejected",
-                model=model,
-                outcome=outcome,
-                timeout_s=timeout,
+        if run_id is not None:
+            await _update_run(
+                pool, run_id, timeout_s=timeout, status="running", started_at=datetime.now(UTC)
             )
-            return RetrainReport(run_id, "rejected", None, outcome)
-        await _record(
-            pool, run_id=run_id, status="loading", model=model, outcome=outcome, timeout_s=timeout
-        )
-        version = outcome.result.version
-        say(f"classifier: loading version {version} into Triton")
         try:
-            await triton.load_model(model, timeout_s=settings.load_timeout_s)
-        except ModelfleetError as exc:
-            say(f"classifier: Triton refused version {version}: {exc.detail}")
-            shutil.rmtree(outcome.result.path, ignore_errors=True)
-            write_configs(outcome.result.path.parent, classifier_spec())
-            await _set_status(pool, run_id=run_id, model=model, status="failed", timeout_s=timeout)
-            return RetrainReport(run_id, "failed", version, outcome)
-        await _set_status(pool, run_id=run_id, model=model, status="serving", timeout_s=timeout)
-        say(f"classifier: version {version} serves")
-        return RetrainReport(run_id, "serving", version, outcome)
+            report = await _retrain(
+                pool, triton, settings=settings, repo_dir=repo_dir, catalogue_path=catalogue_path,
+                say=say,
+            )  # fmt: skip
+        except BaseException as exc:
+            if run_id is not None:
+                with contextlib.suppress(ModelfleetError):
+                    await _update_run(
+                        pool, run_id, timeout_s=timeout, status="failed",
+                        finished_at=datetime.now(UTC), error=f"{type(exc).__name__}: {exc}"[:2000],
+                    )  # fmt: skip
+            raise
+        if run_id is not None:
+            outcome = report.outcome
+            await _update_run(
+                pool,
+                run_id,
+                timeout_s=timeout,
+                status=RUN_STATUS[report.status],
+                finished_at=datetime.now(UTC),
+                serving_version=None
+                if outcome.serving_version is None
+                else str(outcome.serving_version),
+                new_version=None if report.version is None else str(report.version),
+                metrics=json.dumps(_metrics(outcome)),
+            )
+        return report
     finally:
         await triton.close()
         await pool.close()
+
+
+async def _retrain(
+    pool: asyncpg.Pool,
+    triton: TritonClient,
+    *,
+    settings: RetrainSettings,
+    repo_dir: Path,
+    catalogue_path: Path | None,
+    say: Callable[[str], None],
+) -> RetrainReport:
+    await apply_migrations(pool, service="classifier_retrain", directory=MIGRATIONS)
+    feedback = await _feedback(
+        pool, limit=settings.max_feedback, timeout_s=settings.database_timeout_s
+    )
+    outcome = await asyncio.to_thread(
+        retrain_classifier,
+        repo_dir,
+        seed=settings.seed,
+        rows=settings.rows,
+        catalogue_path=catalogue_path,
+        feedback=feedback,
+        min_gain=settings.min_gain,
+        log=say,
+    )
+    run_id = settings.run_id or uuid.uuid4()
+    model = settings.triton_model
+    timeout = settings.database_timeout_s
+    if outcome.result is None:
+        await _record(
+            pool,
+            run_id=run_id,
+            status="rejected",
+            model=model,
+            outcome=outcome,
+            timeout_s=timeout,
+        )
+        return RetrainReport(run_id, "rejected", None, outcome)
+    await _record(
+        pool, run_id=run_id, status="loading", model=model, outcome=outcome, timeout_s=timeout
+    )
+    version = outcome.result.version
+    say(f"classifier: loading version {version} into Triton")
+    try:
+        await triton.load_model(model, timeout_s=settings.load_timeout_s)
+    except ModelfleetError as exc:
+        say(f"classifier: Triton refused version {version}: {exc.detail}")
+        shutil.rmtree(outcome.result.path, ignore_errors=True)
+        write_configs(outcome.result.path.parent, classifier_spec())
+        await _set_status(pool, run_id=run_id, model=model, status="failed", timeout_s=timeout)
+        return RetrainReport(run_id, "failed", version, outcome)
+    await _set_status(pool, run_id=run_id, model=model, status="serving", timeout_s=timeout)
+    say(f"classifier: version {version} serves")
+    return RetrainReport(run_id, "serving", version, outcome)

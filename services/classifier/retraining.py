@@ -1,0 +1,181 @@
+"""Retraining routes of the classifier: Alertmanager's webhook and the status of runs.
+
+- ``POST /v1/alerts``: Alertmanager's webhook body (version 4). Firing alerts named in
+  ``CLASSIFIER_RETRAINING_ALERTS`` about this model start one run: 202 ``{"action": "started"}``
+  with ``Location: /v1/retraining/<run>``. While a run is queued or running (on any replica) the
+  answer is 202 ``{"action": "already_running"}`` with that run's URL: Alertmanager repeats
+  firing notifications, and a 2xx tells it the notification was handled. Notifications with no
+  such alert (resolved, other alerts) answer 200 ``{"action": "ignored"}``. A body that is not a
+  version-4 notification answers 422.
+- ``POST /v1/retraining``: start a run by hand (202, or 409 naming the active run).
+- ``GET /v1/retraining``: the latest runs, newest first (``active``: the queued/running one);
+  ``GET /v1/retraining/{run_id}``: one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from services.classifier import runs
+from services.classifier.alerts import AlertNotification, retraining_alerts
+from services.classifier.settings import ClassifierSettings
+from services.classifier.triggers import Trigger
+from services.common.deps import PoolDep
+from services.common.errors import (
+    Conflict,
+    DependencyError,
+    DependencyTimeout,
+    ModelfleetError,
+    NotFound,
+)
+from services.common.fastroute import JsonResponse
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["retraining"])
+
+_START_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Not an Alertmanager version-4 notification (problem+json)"},
+    502: {"description": "The job could not be started (the run is marked failed)"},
+    503: {"description": "Postgres or the Kubernetes API is unavailable (Retry-After)"},
+}
+
+
+def _settings(request: Request) -> ClassifierSettings:
+    settings: ClassifierSettings = request.app.state.settings
+    return settings
+
+
+def _trigger(request: Request) -> Trigger:
+    trigger: Trigger = request.app.state.retraining_trigger
+    return trigger
+
+
+def _url(run: dict[str, Any]) -> str:
+    return f"/v1/retraining/{run['run_id']}"
+
+
+async def _claim_and_start(
+    request: Request, pool: Any, *, reason: str, alert: dict[str, Any] | None
+) -> runs.Claim:
+    """Claim the run lock and start the job; a job that cannot start fails its run."""
+    settings, trigger = _settings(request), _trigger(request)
+    timeout = settings.database_timeout_s
+    claim = await runs.claim_run(
+        pool,
+        model=settings.triton_model,
+        reason=reason,
+        trigger=trigger.name,
+        alert=alert,
+        stale_after_s=settings.retraining_stale_after_s,
+        timeout_s=timeout,
+    )
+    if not claim.created:
+        return claim
+    run_id = claim.run["run_id"]
+    try:
+        job_name = await trigger.start(run_id)
+    except ModelfleetError as exc:
+        await runs.fail_run(pool, run_id, f"could not start: {exc.detail}", timeout_s=timeout)
+        raise
+    await runs.set_job_name(pool, run_id, job_name, timeout_s=timeout)
+    return runs.Claim(True, {**claim.run, "job_name": job_name})
+
+
+@router.post(
+    "/alerts",
+    status_code=202,
+    summary="Alertmanager webhook: a firing classifier-F1 alert starts a retraining run",
+    responses={200: {"description": "No alert here asks for retraining"}, **_START_ERRORS},
+)
+async def alerts(notification: AlertNotification, request: Request, pool: PoolDep) -> JsonResponse:
+    settings = _settings(request)
+    matched = retraining_alerts(
+        notification, alert_names=settings.retraining_alerts, model=settings.triton_model
+    )
+    counts = {"received": len(notification.alerts), "matched": len(matched)}
+    if not matched:
+        return JsonResponse({"action": "ignored", "alerts": counts, "run": None}, status_code=200)
+    first = matched[0]
+    alert = {
+        "labels": first.labels,
+        "annotations": first.annotations,
+        "starts_at": first.starts_at.isoformat(),
+        "fingerprint": first.fingerprint,
+        "group_key": notification.group_key,
+    }
+    claim = await _claim_and_start(request, pool, reason="alert", alert=alert)
+    action = "started" if claim.created else "already_running"
+    log.info("alert %s: retraining run %s %s", first.labels.get("alertname"),
+             claim.run["run_id"], action)  # fmt: skip
+    return JsonResponse(
+        {"action": action, "alerts": counts, "run": claim.run, "url": _url(claim.run)},
+        status_code=202,
+        headers={"Location": _url(claim.run)},
+    )
+
+
+@router.post(
+    "/retraining",
+    status_code=202,
+    summary="Start a retraining run by hand",
+    responses={409: {"description": "A run is already queued or running"}, **_START_ERRORS},
+)
+async def start_retraining(request: Request, pool: PoolDep) -> JsonResponse:
+    claim = await _claim_and_start(request, pool, reason="manual", alert=None)
+    if not claim.created:
+        raise Conflict(
+            f"run {claim.run['run_id']} is {claim.run['status']}",
+            extra={"run": claim.run, "url": _url(claim.run)},
+        )
+    return JsonResponse(
+        {"action": "started", "run": claim.run, "url": _url(claim.run)},
+        status_code=202,
+        headers={"Location": _url(claim.run)},
+    )
+
+
+async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """``run``, marked failed first when its job's runtime reports the job failed."""
+    trigger = _trigger(request)
+    if run["status"] not in runs.ACTIVE or not run["job_name"] or run["trigger"] != trigger.name:
+        return run
+    try:
+        reason = await trigger.failure(run["job_name"])
+    except (DependencyError, DependencyTimeout) as exc:
+        log.warning("retraining run %s: job status unknown: %s", run["run_id"], exc.detail)
+        return run
+    if reason is None:
+        return run
+    timeout = _settings(request).database_timeout_s
+    await runs.fail_run(pool, run["run_id"], reason, timeout_s=timeout)
+    return await runs.get_run(pool, uuid.UUID(run["run_id"]), timeout_s=timeout) or run
+
+
+@router.get("/retraining", summary="The latest retraining runs, newest first")
+async def list_retraining(
+    request: Request, pool: PoolDep, limit: int = Query(default=20, ge=1, le=200)
+) -> JsonResponse:
+    settings = _settings(request)
+    latest = await runs.recent_runs(
+        pool, model=settings.triton_model, limit=limit, timeout_s=settings.database_timeout_s
+    )
+    latest = [await _reconciled(request, pool, run) for run in latest]
+    active = next((run for run in latest if run["status"] in runs.ACTIVE), None)
+    return JsonResponse({"active": active, "runs": latest})
+
+
+@router.get(
+    "/retraining/{run_id}",
+    summary="One retraining run",
+    responses={404: {"description": "Unknown run id"}},
+)
+async def get_retraining(run_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
+    run = await runs.get_run(pool, run_id, timeout_s=_settings(request).database_timeout_s)
+    if run is None:
+        raise NotFound(f"no retraining run {run_id}")
+    return JsonResponse(await _reconciled(request, pool, run))

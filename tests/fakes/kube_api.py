@@ -1,0 +1,118 @@
+"""A FAKE Kubernetes API server: just enough of ``batch/v1`` Jobs for the classifier's
+retraining trigger (no API server can run on this machine).
+
+It answers ``POST /apis/batch/v1/namespaces/{ns}/jobs`` (validates the body against the
+Kubernetes 1.30 schema with ``kubernetes_validate``, fills ``metadata.name`` from
+``generateName``, keeps it) and ``GET .../jobs/{name}[/status]``. ``created`` holds what was
+POSTed; ``fail_next_create`` makes the next POST answer that status; ``set_failed(name)``
+marks a Job failed as the Job controller would.
+
+    with FakeKubeApi() as api:
+        settings = ClassifierSettings(retraining_kube_api_url=api.url, ...)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+import kubernetes_validate
+
+K8S_VERSION = "1.30"
+_JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+?))?(/status)?/?$")
+
+
+class FakeKubeApi:
+    """The fake server (a thread); use as a context manager."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail_next_create: int | None = None
+        self._counter = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeKubeApi:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def set_failed(self, namespace: str, name: str, message: str = "BackoffLimitExceeded") -> None:
+        self.jobs[(namespace, name)]["status"] = {
+            "failed": 2,
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": message, "message": message}
+            ],
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _status(self, code: int, reason: str, message: str) -> None:
+                self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": reason, "message": message, "code": code})  # fmt: skip
+
+            def do_POST(self) -> None:
+                match = _JOBS.match(self.path.split("?")[0])
+                if not match or match.group(2):
+                    return self._status(404, "NotFound", self.path)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if fake.fail_next_create is not None:
+                    code, fake.fail_next_create = fake.fail_next_create, None
+                    return self._status(code, "InternalError", "fake failure")
+                try:
+                    kubernetes_validate.validate(body, K8S_VERSION, strict=True)
+                except kubernetes_validate.ValidationError as exc:
+                    return self._status(422, "Invalid", str(exc))
+                namespace = match.group(1)
+                meta = body["metadata"]
+                if meta.get("namespace", namespace) != namespace:
+                    return self._status(400, "BadRequest", "namespace does not match the path")
+                if "name" not in meta:
+                    if "generateName" not in meta:
+                        return self._status(422, "Invalid", "name or generateName is required")
+                    meta["name"] = f"{meta['generateName']}{next(fake._counter):05d}"
+                meta["namespace"] = namespace
+                fake.created.append(body)
+                fake.jobs[(namespace, meta["name"])] = {**body, "status": {}}
+                self._send(201, fake.jobs[(namespace, meta["name"])])
+
+            def do_GET(self) -> None:
+                match = _JOBS.match(self.path.split("?")[0])
+                job = fake.jobs.get((match.group(1), match.group(2) or "")) if match else None
+                if job is None:
+                    return self._status(404, "NotFound", self.path)
+                self._send(200, job)
+
+        return Handler
