@@ -1,0 +1,110 @@
+"""The admin API of a model service's routing table (every model service includes this router).
+
+    GET  /v1/admin/routing            the table in force (version 0: nobody wrote one)
+    PUT  /v1/admin/routing            a new version: RoutingSpec with expected_version
+                                      (409 when the table moved on, 422 when a rule is broken)
+    GET  /v1/admin/routing/history    the newest versions, newest first (?limit=, max 100)
+
+The service's lifespan puts its :class:`~services.common.routing.live.LiveRouting` on
+``app.state.routing`` and its pool and Triton client on ``app.state``. A write checks the model
+versions against Triton's repository index (READY versions only), is stored as a new version
+(the audit trail: who, when, comment) and is served by this replica at once, by the others on
+the NOTIFY.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+
+from services.common.deps import TritonDep
+from services.common.errors import NotFound
+from services.common.fastroute import JsonResponse
+from services.common.routing import store
+from services.common.routing.live import LiveRouting
+from services.common.routing.table import (
+    RoutingHistory,
+    RoutingSpec,
+    RoutingTable,
+    validate_variants,
+)
+from services.common.triton import TritonClient
+
+router = APIRouter(prefix="/v1/admin/routing", tags=["admin: routing"])
+
+ACTOR_HEADER = "x-modelfleet-actor"
+MAX_HISTORY = 100
+
+_ERRORS: dict[int | str, dict[str, str]] = {
+    409: {"description": "expected_version is not the version in force (problem+json)"},
+    422: {"description": "a rule of the table is broken; `errors` names each (problem+json)"},
+    503: {"description": "Postgres or Triton is unavailable"},
+}
+
+
+def _live(request: Request) -> tuple[LiveRouting, asyncpg.Pool]:
+    routing: LiveRouting = request.app.state.routing
+    if routing.pool is None:
+        raise NotFound("this service runs without a routing table (<PREFIX>_ROUTING_TABLE=false)")
+    return routing, routing.pool
+
+
+def actor(request: Request) -> str:
+    """Who made the change, for the audit trail (the caller's name header until auth lands)."""
+    name = request.headers.get(ACTOR_HEADER, "").strip()[:128]
+    client = request.client.host if request.client else "unknown"
+    return name if name and name.isprintable() else f"anonymous@{client}"
+
+
+async def served_versions(triton: TritonClient) -> set[tuple[str, str]]:
+    """(model, version) of every READY model version in Triton, plus (model, "") per model."""
+    ready = {
+        (entry.name, entry.version)
+        for entry in await triton.repository_index()
+        if entry.state == "READY" and entry.version
+    }
+    return ready | {(model, "") for model, _ in ready}
+
+
+@router.get("", response_model=RoutingTable, summary="The routing table in force")
+async def get_routing(request: Request) -> JsonResponse:
+    routing, pool = _live(request)
+    table = await store.read_table(
+        pool, service=routing.service, default_model=routing.default_model
+    )
+    return JsonResponse(table.model_dump(mode="json"))
+
+
+@router.put(
+    "",
+    response_model=RoutingTable,
+    summary="Replace the routing table (optimistic concurrency on expected_version)",
+    responses=_ERRORS,
+)
+async def put_routing(spec: RoutingSpec, request: Request, triton: TritonDep) -> JsonResponse:
+    routing, pool = _live(request)
+    served = await served_versions(triton)
+    validate_variants(
+        spec.variants,
+        known=lambda model, version: (model, "" if version is None else str(version)) in served,
+    )
+    table = await store.write_table(
+        pool, service=routing.service, spec=spec, updated_by=actor(request)
+    )
+    if table.version > routing.snapshot.version:
+        routing.swap(table, source="write")
+    return JsonResponse(table.model_dump(mode="json"))
+
+
+@router.get(
+    "/history", response_model=RoutingHistory, summary="Past versions of the table, newest first"
+)
+async def get_history(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 20,
+) -> JsonResponse:
+    routing, pool = _live(request)
+    tables = await store.history(pool, service=routing.service, limit=limit)
+    return JsonResponse({"tables": [t.model_dump(mode="json") for t in tables]})
