@@ -17,6 +17,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modelfleet"
 SCENARIOS = ("default", "minikube", "eks")
+# Every service-level rollout strategy (tests/chart/test_rollout_strategies.py).
+ROLLOUT_SCENARIOS = ("rollout", "rollout-gateway")
+ALL_SCENARIOS = SCENARIOS + ROLLOUT_SCENARIOS
 RELEASE = "mf"
 NAMESPACE = "modelfleet"
 

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.chart.conftest import RELEASE, SCENARIOS, render, scenario_values
+from tests.chart.conftest import ALL_SCENARIOS, RELEASE, render, scenario_values
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
 START = "<!-- inventory:start (python -m tests.chart.inventory) -->"
@@ -21,7 +21,7 @@ END = "<!-- inventory:end -->"
 def markdown() -> str:
     """One subsection per scenario: a kind/count table, then every kind/name."""
     parts: list[str] = []
-    for scenario in SCENARIOS:
+    for scenario in ALL_SCENARIOS:
         objects = render(scenario_values(scenario))
         kinds = Counter(o["kind"] for o in objects)
         parts.append(

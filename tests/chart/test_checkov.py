@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.conftest import ROOT, SCENARIOS, render, scenario_values
+from tests.chart.conftest import ALL_SCENARIOS, ROOT, render, scenario_values
 
 CHECKOV = ROOT / ".venv" / "tools" / "checkov" / "bin" / "checkov"
 SKIPS = ("CKV_K8S_21", "CKV_K8S_43", "CKV_K8S_15")
@@ -26,7 +26,7 @@ ALLOWED_INLINE_SKIPS = {"CKV_K8S_40", "CKV_K8S_35", "CKV_K8S_8", "CKV_K8S_9"}
 def test_checkov_passes_on_every_scenario(tmp_path: Path) -> None:
     if not CHECKOV.exists():
         pytest.fail("checkov missing: run scripts/ensure-tools")
-    for scenario in SCENARIOS:
+    for scenario in ALL_SCENARIOS:
         objects = render(scenario_values(scenario))
         (tmp_path / f"{scenario}.yaml").write_text(yaml.safe_dump_all(objects))
     result = subprocess.run(

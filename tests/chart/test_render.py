@@ -25,6 +25,7 @@ CRD_SCHEMAS = {
     "ServiceMonitor": SCHEMAS / "servicemonitor.schema.json",
     "PrometheusRule": SCHEMAS / "prometheusrule.schema.json",
     "ScaledObject": SCHEMAS / "scaledobject.schema.json",
+    "HTTPRoute": SCHEMAS / "httproute.schema.json",
 }
 
 # What each scenario renders, (kind, component) -> count. The note of issue 6 lists these.

@@ -62,16 +62,28 @@ securityContext:
   {{- toYaml .c.securityContext | nindent 2 }}
 {{- end }}
 
+{{/*
+modelfleet.deployment: one Deployment of a component; `.variant` (modelfleet.variants in
+_rollout.tpl) says which: the component's own, a blue/green colour, the canary or the shadow.
+*/}}
 {{- define "modelfleet.deployment" -}}
 {{- $root := .root }}
+{{- $v := .variant }}
 {{- $ports := include "modelfleet.ports" (dict "kind" .c.kind) | fromYaml }}
 {{- $usesDatabase := has "postgresql" (default (list) .c.dependencies) }}
+{{- $image := ternary .c.image $root.Values.image (eq .c.kind "triton") }}
+{{- if $v.tag }}
+{{- $image = merge (dict "tag" $v.tag) $image }}
+{{- end }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "modelfleet.componentName" . }}
+  name: {{ include "modelfleet.variantName" (dict "root" $root "name" .name "suffix" $v.suffix) }}
   labels:
     {{- include "modelfleet.labels" . | nindent 4 }}
+    {{- with $v.track }}
+    modelfleet.io/track: {{ . }}
+    {{- end }}
   {{- if or (eq .c.kind "triton") $usesDatabase }}
   # Justified checkov skips (tests/chart/test_checkov.py runs checkov on the rendered chart).
   annotations:
@@ -83,17 +95,30 @@ metadata:
     {{- end }}
   {{- end }}
 spec:
-  {{- if not .c.autoscaling.enabled }}
-  replicas: {{ .c.replicas }}
+  {{- if not $v.scaled }}
+  replicas: {{ $v.replicas }}
   {{- end }}
   revisionHistoryLimit: 5
+  # Readiness-gated rolling update (rollout.rolling): new pods take traffic once /readyz answers.
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: {{ .c.rollout.rolling.maxSurge }}
+      maxUnavailable: {{ .c.rollout.rolling.maxUnavailable }}
+  minReadySeconds: {{ .c.rollout.rolling.minReadySeconds }}
   selector:
     matchLabels:
       {{- include "modelfleet.selectorLabels" . | nindent 6 }}
+      {{- if $v.suffix }}
+      modelfleet.io/track: {{ $v.track }}
+      {{- end }}
   template:
     metadata:
       labels:
         {{- include "modelfleet.labels" . | nindent 8 }}
+        {{- with $v.track }}
+        modelfleet.io/track: {{ . }}
+        {{- end }}
       annotations:
         checksum/config: {{ include "modelfleet.configMap" . | sha256sum }}
         {{- with .c.podAnnotations }}
@@ -170,9 +195,9 @@ spec:
       {{- end }}
       containers:
         - name: {{ .name }}
+          image: {{ include "modelfleet.image" (dict "root" $root "image" $image) }}
+          imagePullPolicy: {{ $image.pullPolicy }}
           {{- if eq .c.kind "triton" }}
-          image: {{ include "modelfleet.image" (dict "root" $root "image" .c.image) }}
-          imagePullPolicy: {{ .c.image.pullPolicy }}
           command: [tritonserver]
           args:
             - --model-repository=/models
@@ -183,8 +208,6 @@ spec:
             - {{ . | quote }}
             {{- end }}
           {{- else }}
-          image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.image) }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command:
             {{- toYaml .c.command | nindent 12 }}
           {{- end }}
@@ -260,17 +283,28 @@ spec:
         {{- end }}
 {{- end }}
 
+{{/*
+modelfleet.service: the component's Service, or with "suffix" and "track" in the context one of
+its rollout Services (<name>-canary, -shadow, -preview) selecting that track's pods only.
+*/}}
 {{- define "modelfleet.service" -}}
+{{- $track := ternary .track (include "modelfleet.serviceTrack" .) (hasKey . "track") }}
 apiVersion: v1
 kind: Service
 metadata:
-  name: {{ include "modelfleet.componentName" . }}
+  name: {{ include "modelfleet.variantName" (dict "root" .root "name" .name "suffix" (default "" .suffix)) }}
   labels:
     {{- include "modelfleet.labels" . | nindent 4 }}
+    {{- with $track }}
+    modelfleet.io/track: {{ . }}
+    {{- end }}
 spec:
   type: ClusterIP
   selector:
     {{- include "modelfleet.selectorLabels" . | nindent 4 }}
+    {{- with $track }}
+    modelfleet.io/track: {{ . }}
+    {{- end }}
   ports:
     {{- range $name, $port := include "modelfleet.ports" (dict "kind" .c.kind) | fromYaml }}
     - name: {{ $name }}
@@ -291,7 +325,7 @@ spec:
   scaleTargetRef:
     apiVersion: apps/v1
     kind: Deployment
-    name: {{ include "modelfleet.componentName" . }}
+    name: {{ include "modelfleet.scaledDeploymentName" . }}
   minReplicas: {{ .c.autoscaling.minReplicas }}
   maxReplicas: {{ .c.autoscaling.maxReplicas }}
   metrics:
@@ -324,7 +358,7 @@ metadata:
     {{- include "modelfleet.labels" . | nindent 4 }}
 spec:
   scaleTargetRef:
-    name: {{ include "modelfleet.componentName" . }}
+    name: {{ include "modelfleet.scaledDeploymentName" . }}
   minReplicaCount: {{ .c.autoscaling.minReplicas }}
   maxReplicaCount: {{ .c.autoscaling.maxReplicas }}
   triggers:
