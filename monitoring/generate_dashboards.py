@@ -253,7 +253,8 @@ def triton() -> dict[str, Any]:
 
 
 def streaming() -> dict[str, Any]:
-    """The streaming workers: throughput, consumer lag, failures, dead letters, processing time."""
+    """The streaming workers: throughput, consumer lag, failures, dead letters, processing time;
+    the backend's outbox backlog that feeds them."""
 
     def per_worker(metric: str) -> str:
         return f"sum by (worker) (rate({metric}{{{NS}}}[5m]))"
@@ -322,6 +323,29 @@ def streaming() -> dict[str, Any]:
                 "none",
                 x=12,
                 y=16,
+            ),
+            panel(
+                7,
+                "Outbox: age of the oldest unpublished ride event",
+                [
+                    (
+                        f"max(modelfleet_backend_outbox_oldest_unsent_age_seconds{{{NS}}})",
+                        "oldest unsent",
+                    )
+                ],
+                "s",
+                x=0,
+                y=24,
+                description="The backend's outbox relay to JetStream. "
+                "Alert ModelfleetOutboxBacklog: over 2 minutes for 5 minutes.",
+            ),
+            panel(
+                8,
+                "Outbox: ride events not yet published",
+                [(f"max(modelfleet_backend_outbox_unsent_events{{{NS}}})", "unsent")],
+                "none",
+                x=12,
+                y=24,
             ),
         ],
         tags=["streaming"],

@@ -1,27 +1,39 @@
 """HTTP routes of backend: create a ride, read it, stream its results, post telemetry.
 
-``POST /v1/rides`` asks ride-duration for the initial duration within its budget
-(``BACKEND_RIDE_DURATION_TIMEOUT_S``): when the call misses it the ride is still accepted, with
-``duration_minutes: null`` and a reason. The ride and its ``rides.requested`` event are written in
-one transaction (transactional outbox); the relay publishes the event.
+``POST /v1/rides`` fans out (:mod:`services.common.fanout`) to ride-duration and, when
+configured, the location and sensor services, each within its own deadline and all within
+``BACKEND_FANOUT_BUDGET_S``: a call that misses leaves its field null with a reason, the ride is
+still accepted. The ride, its ``rides.requested`` event and its ``Idempotency-Key`` are written in
+one transaction (transactional outbox); the relay publishes the event. A retry with the same key
+and body gets the original answer (``Idempotent-Replayed: true``), another body a 409.
+
+``GET /v1/rides/{id}/events`` gives every event an id (:mod:`services.backend.sse`); a client
+reconnecting with ``Last-Event-ID`` gets only what changed since.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
+import asyncpg
 import httpx
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from starlette.responses import StreamingResponse
 
-from services.backend import store
-from services.backend.metrics import RIDES_CREATED, SSE_STREAMS, TELEMETRY_ACCEPTED
+from services.backend import sse, store
+from services.backend.metrics import (
+    IDEMPOTENT_REPLAYS,
+    RIDES_CREATED,
+    SSE_STREAMS,
+    TELEMETRY_ACCEPTED,
+)
 from services.backend.notify import ResultNotifier
 from services.backend.relay import OutboxRelay
 from services.backend.schemas import (
@@ -34,14 +46,18 @@ from services.backend.schemas import (
 )
 from services.backend.settings import BackendSettings
 from services.common.deps import PoolDep
-from services.common.errors import ModelfleetError, NotFound
+from services.common.downstream import post_json
+from services.common.errors import Conflict, ModelfleetError, NotFound
+from services.common.fanout import Call, Outcome, fan_out
 from services.common.fastroute import JsonResponse
-from services.common.logging import outgoing_headers, request_id_var
-from services.common.metrics import observe_dependency
+from services.common.logging import request_id_var
 from services.common.taxi.events import RESULT_UNITS
 
 router = APIRouter(prefix="/v1", tags=["rides"])
 log = logging.getLogger(__name__)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such ride (problem+json)"},
@@ -51,11 +67,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def initial_duration(
-    client: httpx.AsyncClient, settings: BackendSettings, ride: RideRequest
-) -> dict[str, Any]:
-    """ride-duration's prediction within budget, or ``duration_minutes: None`` and a reason."""
-    body = {
+def _ride_duration_body(ride: RideRequest) -> dict[str, Any]:
+    return {
         "pickup_datetime": new_york_local(ride.pickup_datetime).isoformat(),
         "pickup_location_id": ride.pickup_location_id,
         "dropoff_location_id": ride.dropoff_location_id,
@@ -63,13 +76,42 @@ async def initial_duration(
         "passenger_count": ride.passenger_count,
         "payment_type": ride.payment_type,
     }
-    reason = "unavailable"
-    try:
-        with observe_dependency("http:ride-duration", "predict"):
-            async with asyncio.timeout(settings.ride_duration_timeout_s):
-                response = await client.post("/v1/predict", json=body, headers=outgoing_headers())
-        if response.status_code == 200:
-            data = response.json()
+
+
+def downstream_calls(
+    client: httpx.AsyncClient, settings: BackendSettings, ride: RideRequest
+) -> dict[str, Call[dict[str, Any]] | None]:
+    """The fan-out of POST /v1/rides: ride-duration, and location/sensor when configured."""
+    ride_json = ride.model_dump(mode="json")
+
+    def call(
+        name: str, url: str | None, body: dict[str, Any], timeout_s: float
+    ) -> Call[dict[str, Any]] | None:
+        if url is None:
+            return None
+
+        async def run() -> dict[str, Any]:
+            return await post_json(client, url, body, timeout_s=timeout_s, name=name)
+
+        return Call(f"http:{name}", "post", run, timeout_s)
+
+    return {
+        "ride-duration": call(
+            "ride-duration",
+            f"{settings.ride_duration_url}/v1/predict",
+            _ride_duration_body(ride),
+            settings.ride_duration_timeout_s,
+        ),
+        "location": call("location", settings.location_url, ride_json, settings.location_timeout_s),
+        "sensor": call("sensor", settings.sensor_url, ride_json, settings.sensor_timeout_s),
+    }
+
+
+def initial_of(outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+    """ride-duration's outcome as the answer's ``initial_duration`` (a bad answer: unavailable)."""
+    data = outcome.value
+    if data is not None:
+        try:
             return {
                 "duration_minutes": float(data["duration_minutes"]),
                 "model": {
@@ -78,16 +120,23 @@ async def initial_duration(
                 },
                 "reason": None,
             }
-        reason = "timeout" if response.status_code == 504 else "unavailable"
-        log.warning("ride-duration answered %d", response.status_code)
-    except (TimeoutError, httpx.TimeoutException):
-        reason = "timeout"
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ride-duration call failed: %r", exc)
-    return {"duration_minutes": None, "model": None, "reason": reason}
+        except (KeyError, TypeError, ValueError):
+            log.warning("ride-duration answered an unexpected body")
+    return {"duration_minutes": None, "model": None, "reason": outcome.reason or "unavailable"}
 
 
-def _initial_of(row: Any) -> dict[str, Any]:
+def data_of(outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+    """A location/sensor outcome as ``{"data": object|null, "reason": ...}``."""
+    return {"data": outcome.value, "reason": outcome.reason}
+
+
+def request_hash(ride: RideRequest) -> str:
+    """The hash an Idempotency-Key is bound to: the validated request, canonical JSON."""
+    canonical = orjson.dumps(ride.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _stored_initial(row: Any) -> dict[str, Any]:
     minutes = row["initial_duration_minutes"]
     return {
         "duration_minutes": None if minutes is None else round(float(minutes), 2),
@@ -96,6 +145,13 @@ def _initial_of(row: Any) -> dict[str, Any]:
         else {"name": row["initial_model_name"], "version": row["initial_model_version"]},
         "reason": row["initial_reason"],
     }
+
+
+def _stored_downstream(row: Any) -> dict[str, Any]:
+    """``location`` and ``sensor`` as stored with the ride (rides before 0002: not_configured)."""
+    stored = orjson.loads(row["downstream"]) if row["downstream"] else {}
+    absent = {"data": None, "reason": "not_configured"}
+    return {name: stored.get(name, absent) for name in ("location", "sensor")}
 
 
 def _result_of(row: Any) -> dict[str, Any]:
@@ -120,40 +176,106 @@ def _ride_of(row: Any) -> dict[str, Any]:
     }
 
 
+def _created(
+    ride_id: uuid.UUID,
+    initial: dict[str, Any],
+    downstream: dict[str, Any],
+    *,
+    replayed: bool = False,
+) -> JsonResponse:
+    location = f"/v1/rides/{ride_id}"
+    headers = {"Location": location}
+    if replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return JsonResponse(
+        {
+            "ride_id": str(ride_id),
+            "initial_duration": initial,
+            **downstream,
+            "links": {"self": location, "events": f"{location}/events"},
+        },
+        status_code=201,
+        headers=headers,
+    )
+
+
+async def _replay(
+    pool: asyncpg.Pool, stored: store.StoredKey, digest: str, *, key: str, timeout_s: float
+) -> JsonResponse:
+    """The original answer of an Idempotency-Key, or 409 when it came with another body."""
+    if stored.request_hash != digest:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was used with a different request body",
+            extra={"ride_id": str(stored.ride_id)},
+        )
+    row = await store.fetch_ride(pool, stored.ride_id, timeout_s=timeout_s)
+    if row is None:  # the key's foreign key makes this impossible
+        raise NotFound(f"ride {stored.ride_id} does not exist")
+    IDEMPOTENT_REPLAYS.inc()
+    return _created(stored.ride_id, _stored_initial(row), _stored_downstream(row), replayed=True)
+
+
 @router.post(
     "/rides",
     status_code=201,
     response_model=RideCreated,
     summary="Request a ride: stored with its initial duration, results follow",
-    responses=_ERRORS,
+    responses={
+        **_ERRORS,
+        409: {"description": "The Idempotency-Key was used with another body (problem+json)"},
+    },
 )
-async def create_ride(body: RideRequest, request: Request, pool: PoolDep) -> JsonResponse:
+async def create_ride(
+    body: RideRequest,
+    request: Request,
+    pool: PoolDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Retry-safe key (1-255 visible ASCII characters): the same key and "
+            "body answer the original ride (header Idempotent-Replayed: true).",
+        ),
+    ] = None,
+) -> JsonResponse:
     state = request.app.state
     settings: BackendSettings = state.settings
-    initial = await initial_duration(state.http, settings, body)
+    timeout_s = settings.database_timeout_s
+    idempotency: store.IdempotencyKey | None = None
+    if idempotency_key is not None:
+        idempotency = store.IdempotencyKey(idempotency_key, request_hash(body))
+        stored = await store.find_key(pool, idempotency_key, timeout_s=timeout_s)
+        if stored is not None:
+            return await _replay(
+                pool, stored, idempotency.request_hash, key=idempotency_key, timeout_s=timeout_s
+            )
+    outcomes = await fan_out(
+        downstream_calls(state.http, settings, body), budget_s=settings.fanout_budget_s
+    )
+    initial = initial_of(outcomes["ride-duration"])
+    downstream = {name: data_of(outcomes[name]) for name in ("location", "sensor")}
     ride_id = uuid.uuid4()
-    await store.insert_ride(
+    stored = await store.insert_ride(
         pool,
         ride_id=ride_id,
         ride=body,
         request_id=request_id_var.get(),
         initial=initial,
-        timeout_s=settings.database_timeout_s,
+        downstream=downstream,
+        idempotency=idempotency,
+        timeout_s=timeout_s,
     )
+    if stored is not None:  # a concurrent request with the same key won
+        assert idempotency is not None
+        return await _replay(
+            pool, stored, idempotency.request_hash, key=idempotency.key, timeout_s=timeout_s
+        )
     relay: OutboxRelay | None = state.relay
     if relay is not None:
         relay.wake()
     RIDES_CREATED.labels(initial["reason"] or "ok").inc()
-    location = f"/v1/rides/{ride_id}"
-    return JsonResponse(
-        {
-            "ride_id": str(ride_id),
-            "initial_duration": initial,
-            "links": {"self": location, "events": f"{location}/events"},
-        },
-        status_code=201,
-        headers={"Location": location},
-    )
+    return _created(ride_id, initial, downstream)
 
 
 @router.get("/rides/{ride_id}", response_model=RideView, summary="A ride and its results so far")
@@ -168,36 +290,43 @@ async def get_ride(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonR
             "ride_id": str(ride_id),
             "created_at": row["created_at"].isoformat(),
             "ride": _ride_of(row),
-            "initial_duration": _initial_of(row),
+            "initial_duration": _stored_initial(row),
+            **_stored_downstream(row),
             "results": [_result_of(r) for r in results],
         }
     )
 
 
-def _sse(event: str, data: dict[str, Any], *, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
-
-
 @router.get(
     "/rides/{ride_id}/events",
     summary="Server-Sent Events: the initial duration, then each worker result as it lands",
+    description="Each event has an id; reconnect with `Last-Event-ID` to get only the results "
+    "that changed since that event (the initial duration is not sent again), then live ones.",
     responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}},
 )
-async def ride_events(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> StreamingResponse:
+async def ride_events(
+    ride_id: uuid.UUID,
+    request: Request,
+    pool: PoolDep,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=sse.MAX_ID_CHARS)
+    ] = None,
+) -> StreamingResponse:
     settings: BackendSettings = request.app.state.settings
     notifier: ResultNotifier = request.app.state.notifier
+    seen = sse.parse_cursor(last_event_id) if last_event_id is not None else None
     row = await store.fetch_ride(pool, ride_id, timeout_s=settings.database_timeout_s)
     if row is None:
         raise NotFound(f"ride {ride_id} does not exist")
-    initial = _initial_of(row)
+    initial = _stored_initial(row)
 
     async def stream() -> AsyncIterator[bytes]:
         SSE_STREAMS.inc()
         try:
             with notifier.subscribe(str(ride_id)) as woken:
-                yield _sse("initial_duration", initial, event_id="initial_duration")
-                seen: dict[tuple[str, str], tuple[float, str]] = {}
+                cursor: sse.Cursor = {} if seen is None else dict(seen)
+                if seen is None:
+                    yield sse.frame("initial_duration", initial, event_id=sse.INITIAL_ID)
                 ends = time.monotonic() + settings.sse_max_duration_s
                 while time.monotonic() < ends:
                     woken.clear()
@@ -207,12 +336,13 @@ async def ride_events(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> St
                         )
                     except ModelfleetError:
                         rows = []  # database outage: keep the stream, look again later
-                    for result in map(_result_of, rows):
-                        key = (result["kind"], result["model"]["version"])
-                        mark = (result["value"], result["at"])
-                        if seen.get(key) != mark:
-                            seen[key] = mark
-                            yield _sse("result", result, event_id=f"{key[0]}:{key[1]}:{mark[1]}")
+                    for result in rows:
+                        kind, version = result["kind"], result["model_version"]
+                        if sse.is_newer(cursor, kind, version, result["source_seq"]):
+                            cursor[(kind, version)] = result["source_seq"]
+                            yield sse.frame(
+                                "result", _result_of(result), event_id=sse.format_cursor(cursor)
+                            )
                     try:
                         await asyncio.wait_for(woken.wait(), settings.sse_recheck_interval_s)
                     except TimeoutError:

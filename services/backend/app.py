@@ -1,8 +1,9 @@
 """The backend app factory: ``uvicorn --factory services.backend.app:create_app``.
 
 The lifespan opens the Postgres pool (bounded wait), applies the migrations, opens one
-``httpx.AsyncClient`` for ride-duration, and starts two background tasks: the outbox relay
-(``BACKEND_RELAY``) and the LISTEN connection that wakes SSE streams. Readiness: Postgres
+``httpx.AsyncClient`` for the downstream calls (ride-duration, location, sensor), and starts the
+background tasks: the outbox relay and its backlog gauges (``BACKEND_RELAY``) and the LISTEN
+connection that wakes SSE streams. Readiness: Postgres
 (critical: no ride can be stored without it); NATS and ride-duration are reported but not
 critical (the outbox holds events; a missing duration is a null field).
 """
@@ -38,10 +39,11 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
         await apply_migrations(pool, service="backend", directory=MIGRATIONS)
+        # One client for every downstream (ride-duration, location, sensor): each call passes
+        # its own deadline (services.common.downstream.post_json).
         http = httpx.AsyncClient(
-            base_url=settings.ride_duration_url,
             timeout=settings.ride_duration_timeout_s,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
             trust_env=False,
         )
         notifier = ResultNotifier(settings)
@@ -49,6 +51,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         tasks = [asyncio.create_task(notifier.run(), name="results-listener")]
         if relay is not None:
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            tasks.append(asyncio.create_task(relay.watch_backlog(), name="outbox-backlog"))
         app.state.pool = pool
         app.state.http = http
         app.state.notifier = notifier
@@ -56,7 +59,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
 
         async def check_ride_duration() -> None:
             try:
-                response = await http.get("/readyz", timeout=1.0)
+                response = await http.get(f"{settings.ride_duration_url}/readyz", timeout=1.0)
             except httpx.HTTPError as exc:
                 raise DependencyError(f"ride-duration unreachable: {exc!r}") from exc
             if response.status_code != 200:

@@ -26,3 +26,15 @@ SSE_STREAMS = Gauge("modelfleet_backend_sse_streams", "Open Server-Sent Events s
 NOTIFY_LISTENING = Gauge(
     "modelfleet_backend_results_listener_up", "1 while the LISTEN ride_results connection is up."
 )
+IDEMPOTENT_REPLAYS = Counter(
+    "modelfleet_backend_idempotent_replays_total",
+    "POST /v1/rides answered from an earlier request with the same Idempotency-Key.",
+)
+OUTBOX_UNSENT = Gauge(
+    "modelfleet_backend_outbox_unsent_events",
+    "Outbox events not yet published to JetStream (all replicas' outbox: one shared table).",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "modelfleet_backend_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest unpublished outbox event (0 when none is waiting).",
+)

@@ -15,6 +15,10 @@ connection is made lazily, so the backend starts (and takes rides) without NATS.
     relay = OutboxRelay(pool, settings)
     task = asyncio.create_task(relay.run())
     relay.wake()  # after a commit: publish now instead of at the next poll
+
+Backlog: :meth:`OutboxRelay.watch_backlog` sets ``modelfleet_backend_outbox_unsent_events`` and
+``modelfleet_backend_outbox_oldest_unsent_age_seconds`` from the table every
+``outbox_stats_interval_s`` (alert ``ModelfleetOutboxBacklog``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,12 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from services.backend.metrics import OUTBOX_PUBLISHED, RELAY_ERRORS
+from services.backend.metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISHED,
+    OUTBOX_UNSENT,
+    RELAY_ERRORS,
+)
 from services.backend.settings import BackendSettings
 from services.common.db import database_errors
 from services.common.errors import BrokerUnavailable, ModelfleetError
@@ -37,6 +46,11 @@ from services.common.nats import connect
 
 log = logging.getLogger(__name__)
 
+_BACKLOG = """
+select count(*) as unsent,
+       coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age_s
+from ride_outbox where sent_at is null
+"""
 _SELECT_UNSENT = """
 select seq, event_id, subject, payload::text as payload from ride_outbox
 where sent_at is null order by seq limit $1 for update skip locked
@@ -104,6 +118,25 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self.settings.relay_idle_interval_s)
             except TimeoutError:
                 pass
+
+    async def watch_backlog(self) -> None:
+        """Refresh the backlog gauges every ``outbox_stats_interval_s`` (kept during outages).
+
+        A separate task from :meth:`run`, so the gauges move while NATS is down and the relay
+        rounds fail: that is when the backlog grows.
+        """
+        timeout = self.settings.database_timeout_s
+        while True:
+            try:
+                async with database_errors("outbox_backlog"):
+                    row = await self.pool.fetchrow(_BACKLOG, timeout=timeout)
+            except ModelfleetError as exc:
+                log.warning("outbox backlog not measured: %s", exc.detail)
+            else:
+                if row is not None:
+                    OUTBOX_UNSENT.set(row["unsent"])
+                    OUTBOX_OLDEST_AGE.set(row["oldest_age_s"])
+            await asyncio.sleep(self.settings.outbox_stats_interval_s)
 
     async def relay_once(self, js: JetStreamContext) -> int:
         """One round; returns how many events were published (and marked sent)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -68,17 +68,29 @@ class ModelRef(BaseModel):
     version: str
 
 
+Reason = Literal["timeout", "unavailable", "not_configured"]
+
+
 class InitialDuration(BaseModel):
     """The web-service prediction: a value, or null and why."""
 
     duration_minutes: float | None
     model: ModelRef | None
-    reason: Literal["timeout", "unavailable"] | None = None
+    reason: Reason | None = None
+
+
+class DownstreamData(BaseModel):
+    """What an external service (location, sensor) answered in budget, or null and why."""
+
+    data: dict[str, Any] | None
+    reason: Reason | None = None
 
 
 class RideCreated(BaseModel):
     ride_id: UUID
     initial_duration: InitialDuration
+    location: DownstreamData
+    sensor: DownstreamData
     links: dict[str, str]
 
 
@@ -95,6 +107,8 @@ class RideView(BaseModel):
     created_at: datetime
     ride: RideRequest
     initial_duration: InitialDuration
+    location: DownstreamData
+    sensor: DownstreamData
     results: list[RideResult]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -20,7 +20,33 @@ class BackendSettings(ServiceSettings):
         default="http://127.0.0.1:8001", description="Base URL of the ride-duration service."
     )
     ride_duration_timeout_s: float = Field(
-        default=0.5, gt=0, le=10, description="Budget of the initial-duration call."
+        default=0.5, gt=0, le=10, description="Deadline of the initial-duration call."
+    )
+    location_url: str | None = Field(
+        default=None,
+        description="URL the ride is POSTed to for its location data; unset or empty: "
+        "the answer's `location` is null with reason not_configured.",
+    )
+    location_timeout_s: float = Field(
+        default=0.5, gt=0, le=10, description="Deadline of the location call."
+    )
+    sensor_url: str | None = Field(
+        default=None,
+        description="URL the ride is POSTed to for its sensor data; unset or empty: "
+        "the answer's `sensor` is null with reason not_configured.",
+    )
+    sensor_timeout_s: float = Field(
+        default=2.0, gt=0, le=10, description="Deadline of the sensor call."
+    )
+    fanout_budget_s: float = Field(
+        default=1.5,
+        gt=0,
+        le=10,
+        description="Overall budget of POST /v1/rides' downstream calls (run in parallel, each "
+        "also within its own deadline); the database write follows.",
+    )
+    outbox_stats_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the outbox backlog gauges are refreshed."
     )
     relay: bool = Field(default=True, description="Run the outbox relay in this process.")
     relay_batch_size: int = Field(default=256, ge=1, le=5000)
@@ -34,10 +60,13 @@ class BackendSettings(ServiceSettings):
     )
     sse_max_duration_s: float = Field(default=900.0, gt=0, description="SSE stream lifetime.")
 
-    @field_validator("ride_duration_url")
+    @field_validator("ride_duration_url", "location_url", "sensor_url", mode="before")
     @classmethod
-    def _check_url(cls, value: str) -> str:
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (value == "" and info.field_name != "ride_duration_url"):
+            return None
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("BACKEND_RIDE_DURATION_URL must look like http://host:port")
+            name = f"BACKEND_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name} must look like http://host:port[/path]")
         return value.rstrip("/")

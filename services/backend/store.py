@@ -7,6 +7,7 @@ outage is a 503/504 of the error tree, never a 500) and gives each query a deadl
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,24 +16,46 @@ import orjson
 
 from services.backend.schemas import RideRequest, Telemetry, new_york_local
 from services.common.db import database_errors
-from services.common.errors import NotFound
+from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
 
 _INSERT_RIDE = """
 insert into rides (ride_id, request_id, user_id, pickup_datetime, pickup_location_id,
     dropoff_location_id, trip_distance, passenger_count, payment_type,
-    initial_duration_minutes, initial_model_name, initial_model_version, initial_reason)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-returning created_at
+    initial_duration_minutes, initial_model_name, initial_model_version, initial_reason,
+    downstream)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
 """
+_CLAIM_KEY = """
+insert into ride_idempotency (idempotency_key, request_hash, ride_id) values ($1, $2, $3)
+on conflict (idempotency_key) do nothing
+returning ride_id
+"""
+_SELECT_KEY = "select ride_id, request_hash from ride_idempotency where idempotency_key = $1"
 _INSERT_OUTBOX = """
 insert into ride_outbox (event_id, ride_id, subject, payload) values ($1, $2, $3, $4::jsonb)
 """
 _SELECT_RIDE = "select * from rides where ride_id = $1"
 _SELECT_RESULTS = """
-select kind, model_name, model_version, value, updated_at
+select kind, model_name, model_version, value, source_seq, updated_at
 from ride_results where ride_id = $1 order by created_at, kind, model_version
 """
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """The caller's ``Idempotency-Key`` and the hash of the request it came with."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """The ride a key already names, and the hash of the request that made it."""
+
+    ride_id: uuid.UUID
+    request_hash: str
 
 
 def _event_ride(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +76,16 @@ async def insert_ride(
     ride: RideRequest,
     request_id: str | None,
     initial: dict[str, Any],
+    downstream: dict[str, Any],
+    idempotency: IdempotencyKey | None,
     timeout_s: float,
-) -> datetime:
-    """Store the ride and its ``rides.requested`` outbox event in ONE transaction."""
+) -> StoredKey | None:
+    """Store the ride and its ``rides.requested`` outbox event in ONE transaction.
+
+    With an idempotency key, the key is claimed first in the same transaction: when another
+    request already holds it (committed, or committing concurrently: the insert waits for it),
+    nothing is written and the ride it names is returned instead. None: this ride was stored.
+    """
     pickup = new_york_local(ride.pickup_datetime)
     model = initial.get("model") or {}
     event_id = uuid.uuid4()
@@ -77,7 +107,20 @@ async def insert_ride(
     }
     async with database_errors("insert_ride"):
         async with pool.acquire(timeout=timeout_s) as conn, conn.transaction():
-            created_at: datetime = await conn.fetchval(
+            if idempotency is not None:
+                claimed = await conn.fetchval(
+                    _CLAIM_KEY,
+                    idempotency.key,
+                    idempotency.request_hash,
+                    ride_id,
+                    timeout=timeout_s,
+                )
+                if claimed is None:
+                    row = await conn.fetchrow(_SELECT_KEY, idempotency.key, timeout=timeout_s)
+                    if row is not None:  # (None only if that row was deleted meanwhile)
+                        return StoredKey(row["ride_id"], row["request_hash"])
+                    raise DatabaseUnavailable("idempotency key vanished while claimed; retry")
+            await conn.execute(
                 _INSERT_RIDE,
                 ride_id,
                 request_id,
@@ -92,6 +135,7 @@ async def insert_ride(
                 model.get("name"),
                 model.get("version"),
                 initial.get("reason"),
+                orjson.dumps(downstream).decode(),
                 timeout=timeout_s,
             )
             await conn.execute(
@@ -102,7 +146,14 @@ async def insert_ride(
                 orjson.dumps(payload).decode(),
                 timeout=timeout_s,
             )
-    return created_at
+    return None
+
+
+async def find_key(pool: asyncpg.Pool, key: str, *, timeout_s: float) -> StoredKey | None:
+    """The ride an idempotency key already names, or None."""
+    async with database_errors("find_idempotency_key"):
+        row = await pool.fetchrow(_SELECT_KEY, key, timeout=timeout_s)
+    return None if row is None else StoredKey(row["ride_id"], row["request_hash"])
 
 
 async def insert_telemetry(

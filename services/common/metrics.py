@@ -55,6 +55,13 @@ DEPENDENCY_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+FANOUT_CALLS = Counter(
+    "modelfleet_fanout_calls_total",
+    "Downstream calls of a fan-out (services.common.fanout), by downstream and outcome "
+    "(ok, timeout, unavailable, not_configured).",
+    ["downstream", "outcome"],
+)
+
 TRITON_LATENCY = Histogram(
     "modelfleet_triton_request_duration_seconds",
     "Duration of one Triton inference call (all attempts), per model.",

@@ -77,7 +77,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "ModelfleetHighErrorRatio", "ModelfleetLatencyP99OverBudget", "ModelfleetTritonDown",
         "ModelfleetTritonModelNotReady", "ModelfleetPodCrashLooping",
         "ModelfleetConsumerLagGrowing", "ModelfleetDeadLetters", "ModelfleetClassifierF1Low",
-        "ModelfleetCronJobFailed",
+        "ModelfleetCronJobFailed", "ModelfleetOutboxBacklog",
     }  # fmt: skip
     assert names <= fires, names - fires
     assert names <= quiet, names - quiet

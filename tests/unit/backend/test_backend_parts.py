@@ -65,3 +65,11 @@ def test_settings_fail_fast_on_a_bad_ride_duration_url() -> None:
     assert (
         BackendSettings(ride_duration_url="http://rd:8001/").ride_duration_url == "http://rd:8001"
     )
+
+
+def test_location_and_sensor_urls_unset_or_empty_are_not_configured() -> None:
+    assert BackendSettings(location_url="", sensor_url=None).location_url is None
+    assert BackendSettings(sensor_url="").sensor_url is None
+    assert BackendSettings(sensor_url="http://s:9/v1/x/").sensor_url == "http://s:9/v1/x"
+    with pytest.raises(ValidationError, match="BACKEND_LOCATION_URL"):
+        BackendSettings(location_url="location:80")

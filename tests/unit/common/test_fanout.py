@@ -1,0 +1,119 @@
+"""Fan-out with latency budgets against real small HTTP servers: each call's own deadline, the
+overall budget, the reasons (timeout, unavailable, not_configured) and the per-call metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from services.common.downstream import post_json
+from services.common.errors import DependencyError, DependencyFailed, DependencyTimeout
+from services.common.fanout import Call, fan_out
+from tests.httpstub import Route, http_stub
+
+ROUTES = {
+    "/fine": Route(body=b'{"zone": 161}'),
+    "/slow": Route(delay_s=3.0),
+    "/down": Route(status=503),
+    "/gateway-timeout": Route(status=504),
+    "/refused": Route(status=400),
+    "/list": Route(body=b"[1, 2]"),
+    "/text": Route(body=b"not json", content_type="text/plain"),
+}
+
+
+def calls_total(downstream: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "modelfleet_fanout_calls_total", {"downstream": downstream, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def http_call(client: httpx.AsyncClient, url: str, timeout_s: float) -> Call[dict[str, Any]]:
+    async def run() -> dict[str, Any]:
+        return await post_json(client, url, {"ride": 1}, timeout_s=timeout_s, name="stub")
+
+    return Call("http:stub", "post", run, timeout_s)
+
+
+async def test_each_call_within_its_own_deadline_and_all_within_the_budget() -> None:
+    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
+        before = calls_total("location", "timeout")
+        started = time.monotonic()
+        outcomes = await fan_out(
+            {
+                "location": http_call(client, f"{stub.url}/slow", 0.2),  # own deadline first
+                "sensor": http_call(client, f"{stub.url}/slow", 5.0),  # the budget cuts it
+                "predict": http_call(client, f"{stub.url}/fine", 5.0),
+                "absent": None,
+            },
+            budget_s=0.8,
+        )
+        elapsed = time.monotonic() - started
+    assert outcomes["predict"].value == {"zone": 161} and outcomes["predict"].reason is None
+    assert outcomes["location"].value is None and outcomes["location"].reason == "timeout"
+    assert outcomes["location"].duration_s < 0.7  # its 0.2 s deadline, not the 0.8 s budget
+    assert outcomes["sensor"].reason == "timeout" and outcomes["sensor"].duration_s >= 0.75
+    assert outcomes["absent"].value is None and outcomes["absent"].reason == "not_configured"
+    assert elapsed < 2.0  # the 3 s answers were never waited for
+    assert calls_total("location", "timeout") == before + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/down", "unavailable"),
+        ("/refused", "unavailable"),
+        ("/list", "unavailable"),
+        ("/text", "unavailable"),
+        ("/nowhere", "unavailable"),
+        ("/gateway-timeout", "timeout"),
+    ],
+)
+async def test_failing_downstreams_degrade_to_a_reason(path: str, reason: str) -> None:
+    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
+        before = calls_total("sensor", reason)
+        outcomes = await fan_out(
+            {"sensor": http_call(client, f"{stub.url}{path}", 1.0)}, budget_s=1.0
+        )
+    assert outcomes["sensor"].value is None and outcomes["sensor"].reason == reason
+    assert calls_total("sensor", reason) == before + 1
+
+
+async def test_an_unreachable_downstream_is_unavailable_at_once() -> None:
+    async with http_stub(ROUTES) as stub:
+        url = stub.url  # closed when the block ends: nothing listens there any more
+    async with httpx.AsyncClient() as client:
+        outcomes = await fan_out({"location": http_call(client, f"{url}/fine", 2.0)}, budget_s=2.0)
+    assert outcomes["location"].reason == "unavailable"
+    assert outcomes["location"].duration_s < 1.0
+
+
+async def test_post_json_translates_answers_into_the_error_tree() -> None:
+    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
+        assert await post_json(client, f"{stub.url}/fine", {}, timeout_s=1, name="s") == {
+            "zone": 161
+        }
+        with pytest.raises(DependencyTimeout):
+            await post_json(client, f"{stub.url}/slow", {}, timeout_s=0.1, name="s")
+        with pytest.raises(DependencyTimeout):
+            await post_json(client, f"{stub.url}/gateway-timeout", {}, timeout_s=1, name="s")
+        with pytest.raises(DependencyError):
+            await post_json(client, f"{stub.url}/down", {}, timeout_s=1, name="s")
+        for path in ("/refused", "/list", "/text"):
+            with pytest.raises(DependencyFailed):
+                await post_json(client, f"{stub.url}{path}", {}, timeout_s=1, name="s")
+        assert stub.requests[0][1]["content-type"] == "application/json"
+        assert stub.requests[0][2] == b"{}"
+
+
+async def test_a_bug_in_a_call_is_unavailable_not_an_exception() -> None:
+    async def broken() -> dict[str, Any]:
+        raise KeyError("duration_minutes")
+
+    outcomes = await fan_out({"x": Call("http:x", "post", broken, 1.0)}, budget_s=1.0)
+    assert outcomes["x"].reason == "unavailable"
