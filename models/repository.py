@@ -126,10 +126,14 @@ class ModelSpec:
     one FP32 output (the embedding model: three INT64 [-1] inputs, FP32 [-1, 384] output)."""
     max_batch_size: int | None = None
     """Largest batch Triton forms (default ``MAX_BATCH_SIZE``)."""
+    version_policy: str = "latest: { num_versions: 1 }"
+    """Triton version policy. ride_duration serves ``all`` its versions so a routing table
+    can send traffic to any of them (docs/rollouts.md); requests naming no version get the
+    newest."""
 
 
 MODELS: Final[tuple[ModelSpec, ...]] = (
-    ModelSpec(MODEL_NAME, OUTPUT_NAME, train_model, CODE_PATHS, "min"),
+    ModelSpec(MODEL_NAME, OUTPUT_NAME, train_model, CODE_PATHS, "min", version_policy="all: { }"),
     ModelSpec(TIP_MODEL, TIP_MODEL, train_tip_model, (*CODE_PATHS, "models/fare"), "USD"),
     ModelSpec(COST_MODEL, COST_MODEL, train_cost_model, (*CODE_PATHS, "models/fare"), "USD"),
     ModelSpec(
@@ -151,7 +155,7 @@ MODELS: Final[tuple[ModelSpec, ...]] = (
         data="none",
         tensors=(
             "input [",
-            *(
+            ",\n".join(
                 f'  {{ name: "{name}" data_type: TYPE_INT64 dims: [ -1 ] }}'
                 for name in EMBEDDING_INPUTS
             ),
@@ -258,7 +262,7 @@ def render_config(
         f'name: "{spec.name}"',
         runtime,
         f"max_batch_size: {spec.max_batch_size or MAX_BATCH_SIZE}",
-        "version_policy: { latest: { num_versions: 1 } }",
+        f"version_policy: {{ {spec.version_policy} }}",
         *(
             spec.tensors
             or (
@@ -548,15 +552,18 @@ def publish_version(
     *,
     key: dict[str, Any],
     log: Callable[[str], None] = _log_info,
+    stamp: bool = True,
 ) -> BuildResult:
     """Write an already trained model as the next version of ``spec`` (under the build lock).
 
     For retraining jobs that train (and gate) first; ``key`` goes into the build stamp.
+    ``stamp=False`` leaves the build stamp alone (a rollout candidate is not what the next
+    build would make, so the next ``models build`` must not think it is up to date or stale).
     """
     model_dir = Path(repo_dir) / spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
     with _locked(model_dir):
-        return write_version(model_dir, spec, trained, key=key, log=log)
+        return write_version(model_dir, spec, trained, key=key, log=log, stamp=stamp)
 
 
 def write_version(
@@ -566,9 +573,11 @@ def write_version(
     *,
     key: dict[str, Any],
     log: Callable[[str], None],
+    stamp: bool = True,
 ) -> BuildResult:
     """Version max+1 of ``model_dir`` from ``trained``: staged, renamed into place, configs and
-    stamp replaced atomically, only the newest ``KEEP_VERSIONS`` kept. Call under the lock."""
+    stamp (unless ``stamp`` is false) replaced atomically, only the newest ``KEEP_VERSIONS``
+    kept. Call under the lock."""
     existing = _versions(model_dir)
     version = (existing[-1] if existing else 0) + 1
     card: dict[str, Any] = {
@@ -598,8 +607,9 @@ def write_version(
         log(f"{spec.name}: removing old version {old}")
         shutil.rmtree(model_dir / str(old), ignore_errors=True)
     write_configs(model_dir, spec)
-    stamp = {"key": key, "version": version, "built_at": card["created_at"]}
-    _write_atomic(model_dir / STAMP_FILE, (json.dumps(stamp, indent=2) + "\n").encode())
+    if stamp:
+        record = {"key": key, "version": version, "built_at": card["created_at"]}
+        _write_atomic(model_dir / STAMP_FILE, (json.dumps(record, indent=2) + "\n").encode())
     metrics = card["metrics"]
     if "paraphrase_cosine" in metrics:
         log(

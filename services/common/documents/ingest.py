@@ -35,6 +35,7 @@ from services.common.documents.store import (
     ChunkRow,
     Conn,
     Source,
+    find_document,
     mark_failed,
     mark_processing,
     replace_chunks,
@@ -147,7 +148,9 @@ async def ingest_parsed(
     outcome = plan(existing, {parsed.name: parsed.content_hash})[parsed.name]
     document_id, todo = await begin_pdf(pool, parsed)
     if not todo:
-        return IngestResult(document_id, "pdf", parsed.name, "unchanged", 0, parsed.page_count)
+        stored = await find_document(pool, "pdf", parsed.name)
+        chunks = stored.chunk_count if stored is not None else 0
+        return IngestResult(document_id, "pdf", parsed.name, "unchanged", chunks, parsed.page_count)
     pieces = pdf_chunks(parsed)
     try:
         vectors = await embedder.embed([text for *_, text in pieces])
