@@ -50,6 +50,7 @@ from services.common.errors import (
 )
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
+from services.common.request_body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +96,6 @@ def _max_body(settings: ClassifierSettings) -> int:
     return settings.max_image_bytes * 4 // 3 + 4 + BODY_OVERHEAD_BYTES
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _decode_base64(text: str, *, max_bytes: int) -> bytes:
     """Image bytes from base64 (standard or URL-safe, optional ``data:`` prefix)."""
     if text.startswith("data:"):
@@ -134,7 +120,7 @@ async def _parse_classify(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = _max_body(settings)
     if content_type in ("application/json", ""):
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         try:
             parsed = ClassifyRequest.model_validate_json(body or b"{}")
         except ValidationError as exc:

@@ -1,0 +1,1 @@
+"""The chatbot service: questions over the product catalogue and uploaded PDFs, cited answers."""

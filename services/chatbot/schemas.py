@@ -1,0 +1,113 @@
+"""Request and response bodies of the chatbot API (the public contract, versioned /v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Source = Literal["products", "documents"]
+
+
+class ChatFilters(BaseModel):
+    """Where to look: only products, only documents, or one document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Source | None = None
+    document_id: UUID | None = Field(
+        default=None, description="Only this document (an id from POST /v1/documents)."
+    )
+
+
+class ChatRequest(BaseModel):
+    """A question, optionally in an existing conversation and within filters."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "What is the cheapest laptop under $500?"},
+                {
+                    "question": "How long does the battery last?",
+                    "filters": {"source": "documents"},
+                    "stream": True,
+                },
+            ]
+        },
+    )
+
+    question: str = Field(min_length=1, max_length=20_000)
+    conversation_id: UUID | None = None
+    filters: ChatFilters = Field(default_factory=ChatFilters)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    stream: bool = Field(
+        default=False, description="Answer as Server-Sent Events (also: Accept: text/event-stream)."
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question is blank")
+        return value.strip()
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The mark [n] in the answer.")
+    source: Source
+    quote: str = Field(description="The quoted span the statement rests on.")
+    score: float = Field(description="Retrieval score (cosine similarity); 1.0 for SQL rows.")
+    document_id: str | None = None
+    document: str | None = None
+    page: int | None = None
+    product_id: str | None = None
+    chunk_id: str | None = None
+
+
+class RetrievedOut(BaseModel):
+    source: Source
+    score: float
+    document_id: str | None = None
+    document: str | None = None
+    page: int | None = None
+    product_id: str | None = None
+    chunk_id: str | None = None
+
+
+class ChatResponse(BaseModel):
+    conversation_id: UUID
+    answer: str
+    answered_by: Literal["facts", "retrieval"]
+    generation: Literal["extractive", "triton", "openai", "sql"]
+    citations: list[CitationOut]
+    retrieved: list[RetrievedOut] = Field(description="Every retrieved chunk and its score.")
+    cached: bool
+    count: int | None = Field(default=None, description="Facts: the count asked for.")
+    groups: list[tuple[str, int]] | None = Field(default=None, description="Facts: per group.")
+
+
+DocumentState = Literal["processing", "ready", "failed"]
+
+
+class UploadAccepted(BaseModel):
+    id: UUID = Field(description="The document id (also for the filter document_id).")
+    name: str
+    pages: int
+    status: DocumentState = Field(description="ready: the same file was ingested before.")
+    status_url: str
+
+
+class DocumentStatus(BaseModel):
+    id: UUID
+    source: Source
+    name: str
+    title: str
+    status: DocumentState
+    error: str | None
+    pages: int | None
+    chunks: int
+    created_at: datetime
+    updated_at: datetime
