@@ -24,7 +24,7 @@ import asyncpg
 import orjson
 
 from services.chatbot import metrics
-from services.chatbot.cache import AnswerCache
+from services.chatbot.cache import AnswerCache, cache_key
 from services.chatbot.compose import Citation, Passage, cite_passages, compose_answer
 from services.chatbot.facts import FactAnswer, answer_fact, load_vocabulary
 from services.chatbot.generation import Generator, Turn, build_prompt, count_tokens
@@ -44,7 +44,8 @@ VOCABULARY_MAX_AGE_S = 60.0
 
 
 class VocabularyCache:
-    """The catalogue's brands and categories, re-read at most every ``max_age_s`` seconds."""
+    """The catalogue's brands and categories, re-read when the corpus generation changes and
+    at least every ``max_age_s`` seconds."""
 
     def __init__(self, pool: asyncpg.Pool, *, timeout_s: float, max_age_s: float) -> None:
         self._pool = pool
@@ -52,14 +53,14 @@ class VocabularyCache:
         self._max_age_s = max_age_s
         self._value = Vocabulary()
         self._loaded_at = float("-inf")
+        self._generation: str | None = None
 
-    def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
-
-    async def get(self) -> Vocabulary:
-        if time.monotonic() - self._loaded_at > self._max_age_s:
+    async def get(self, generation: str | None) -> Vocabulary:
+        stale = time.monotonic() - self._loaded_at > self._max_age_s
+        if stale or (generation is not None and generation != self._generation):
             self._value = await load_vocabulary(self._pool, timeout_s=self._timeout_s)
             self._loaded_at = time.monotonic()
+            self._generation = generation
         return self._value
 
 
@@ -122,11 +123,11 @@ class Answerer:
             "document_id": str(request.filters.document_id or "") or None,
             "top_k": request.top_k,
         }
-        use_cache = self.cache is not None and not (self.generator and history)
+        generation = await self.cache.generation() if self.cache is not None else None
         key = None
-        if use_cache and self.cache is not None:
-            key = await self.cache.key(question, filters=filters, mode=self.mode)
-            cached = await self.cache.get(key) if key else None
+        if generation is not None and not (self.generator and history):
+            key = cache_key(question, filters=filters, mode=self.mode, generation=generation)
+            cached = await self.cache.get(key) if self.cache is not None else None
             if cached is not None:
                 hit = {**cached, "cached": True}
                 hit["conversation_id"] = await self._store(request, hit, user=user)
@@ -134,7 +135,9 @@ class Answerer:
                     time.perf_counter() - start
                 )
                 return hit
-        body = await self._facts(request) or await self._retrieve_and_generate(request, history)
+        body = await self._facts(request, generation) or await self._retrieve_and_generate(
+            request, history
+        )
         metrics.SOURCE_MATCHES.observe(len(body["citations"]))
         metrics.RESPONSE_CHARS.labels(body["generation"]).observe(len(body["answer"]))
         if key is not None and self.cache is not None:
@@ -166,10 +169,10 @@ class Answerer:
             )
         return [Turn(role=str(r["role"]), content=str(r["content"])) for r in rows]
 
-    async def _facts(self, request: ChatRequest) -> dict[str, Any] | None:
+    async def _facts(self, request: ChatRequest, generation: str | None) -> dict[str, Any] | None:
         if request.filters.source == "documents" or request.filters.document_id is not None:
             return None
-        query = parse(request.question, await self.vocabulary.get())
+        query = parse(request.question, await self.vocabulary.get(generation))
         if query is None:
             return None
         with metrics.FACT_LATENCY.time():

@@ -238,7 +238,7 @@ async def document_status(document_id: uuid.UUID, pool: PoolDep) -> JsonResponse
         raise NotFound(f"no document {document_id}")
     return JsonResponse(
         {
-            "id": document.id,
+            "id": str(document.id),
             "source": "documents" if document.source == "pdf" else "products",
             "name": document.external_id,
             "title": document.title,

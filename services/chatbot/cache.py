@@ -8,8 +8,9 @@ answer cached before the change is served after it. Entries expire after
 missed deadline counts as ``error`` and the question is answered without it.
 
     cache = await AnswerCache.open(js, ttl_s=600, timeout_s=0.5)
-    key = await cache.key(question, filters={"source": None}, mode="extractive")
-    body = await cache.get(key)         # dict or None (miss)
+    generation = await cache.generation()        # None: cache unusable now
+    key = cache_key(question, filters={"source": None}, mode="extractive", generation=generation)
+    body = await cache.get(key)                  # dict or None (miss)
     await cache.put(key, body)
 """
 
@@ -67,17 +68,14 @@ class AnswerCache:
         corpus = await key_value(js, CORPUS_BUCKET)
         return cls(answers, corpus, timeout_s=timeout_s)
 
-    async def key(self, question: str, *, filters: dict[str, Any], mode: str) -> str | None:
-        """The key of a question now, or None when the corpus generation cannot be read."""
+    async def generation(self) -> str | None:
+        """The corpus generation now, or None when it cannot be read (cache unusable)."""
         try:
-            generation = await asyncio.wait_for(
-                current_generation(self._corpus), timeout=self.timeout_s
-            )
+            return await asyncio.wait_for(current_generation(self._corpus), timeout=self.timeout_s)
         except (TimeoutError, ModelfleetError) as exc:
             log.warning("answer cache unavailable: %s", exc)
             metrics.CACHE.labels("error").inc()
             return None
-        return cache_key(question, filters=filters, mode=mode, generation=generation)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The cached body, or None (miss, or the cache could not answer in time)."""

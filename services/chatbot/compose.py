@@ -3,8 +3,9 @@
 No language model: each passage is split into sentences, each sentence is scored by the share of
 the question's content words it contains (crude singulars, stop words dropped) plus a little of
 its passage's retrieval score, and the best ``max_sentences`` sentences (with at least one
-question word) become the answer, each followed by its citation mark ``[n]``. The same sentence
-scoring picks the quoted span of every citation in the LLM modes.
+question word, each scoring at least ``RELATIVE_FLOOR`` of the best) become the answer, each
+followed by its citation mark ``[n]``. The same sentence scoring picks the quoted span of every
+citation in the LLM modes.
 
     composed = compose_answer("What is the battery life?", passages, max_sentences=2)
     composed.answer     # "The battery lasts 12 hours on a charge. [1]"
@@ -22,6 +23,8 @@ from services.common.documents.chunking import sentence_spans
 #: Weight of the passage's retrieval score beside the sentence's word overlap (0..1 each).
 PASSAGE_WEIGHT = 0.3
 MAX_QUOTE_CHARS = 400
+#: A sentence after the first joins the answer only when it scores at least this share of it.
+RELATIVE_FLOOR = 0.6
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -132,8 +135,8 @@ def compose_answer(question: str, passages: list[Passage], *, max_sentences: int
     scored.sort(key=lambda item: (-item[0], item[1], item[2]))
     chosen: list[tuple[int, str]] = []
     seen: set[str] = set()
-    for _, p_index, _, sentence in scored:
-        if sentence in seen:
+    for score, p_index, _, sentence in scored:
+        if sentence in seen or (chosen and score < RELATIVE_FLOOR * scored[0][0]):
             continue
         seen.add(sentence)
         chosen.append((p_index, sentence))

@@ -1,0 +1,362 @@
+"""The chatbot on the real stack: uploads, cited answers, SQL facts, cache, SSE, metrics, and the
+two remote generation modes against fakes (a fake LLM model on the real Triton, a fake
+OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+from fpdf import FPDF
+from nats.aio.client import Client as NatsClient
+from pypdf import PdfReader, PdfWriter
+
+from services.chatbot.app import create_app
+from services.chatbot.settings import ChatbotSettings
+from services.common.corpus import bump_generation
+from services.common.documents.ingest import Product, ingest_products
+from services.common.embeddings import Embedder
+from services.common.nats import connect
+from services.common.triton import TritonClient
+from services.stack.settings import StackSettings
+from services.stack.supervisor import Stack
+from tests.asgi import asgi_client
+from tests.fake_llm import FAKE_LLM, fake_openai_reply
+from tests.httpstub import Route, http_stub
+
+pytestmark = pytest.mark.integration
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A real PDF with one paragraph of text per page (fpdf2)."""
+    pdf = FPDF()
+    for text in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 8, text)
+    return bytes(pdf.output())
+
+
+def encrypt(data: bytes, password: str) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password=password, owner_password=password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def chatbot_url(stack: Stack, stack_settings: StackSettings) -> str:
+    return f"http://{stack_settings.host}:{stack_settings.chatbot_port}"
+
+
+@pytest_asyncio.fixture
+async def chatbot(chatbot_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=chatbot_url, timeout=30.0) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def pool(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(stack_settings.database_url, min_size=0, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def nats(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[NatsClient]:
+    nc = await connect(stack_settings.nats_url, name="test-chatbot")
+    yield nc
+    await nc.close()
+
+
+async def upload(client: httpx.AsyncClient, name: str, data: bytes) -> dict[str, Any]:
+    """Upload a PDF and wait until its ingestion ended; the final status body."""
+    response = await client.post("/v1/documents", files={"file": (name, data, "application/pdf")})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert response.headers["location"] == accepted["status_url"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = (await client.get(accepted["status_url"])).json()
+        if status["status"] != "processing":
+            return dict(status)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{name} still processing after 60 s")
+
+
+async def ask(client: httpx.AsyncClient, question: str, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/v1/chat", json={"question": question, **fields})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+KETTLE = [
+    "Zephyr 3000 kettle manual. Thank you for choosing the Zephyr 3000. Read these "
+    "instructions before the first use.",
+    "Performance. The Zephyr 3000 kettle boils one litre of water in 95 seconds. "
+    "The base rotates 360 degrees.",
+    "Warranty. The warranty covers two years from the date of purchase. Keep your receipt.",
+]
+
+
+async def test_uploaded_pdf_answers_with_the_right_page(chatbot: httpx.AsyncClient) -> None:
+    status = await upload(chatbot, "zephyr-3000.pdf", make_pdf(KETTLE))
+    assert (status["status"], status["pages"]) == ("ready", 3)
+    assert status["chunks"] >= 3
+    body = await ask(
+        chatbot,
+        "How fast does the Zephyr 3000 kettle boil water?",
+        filters={"document_id": status["id"]},
+    )
+    assert body["answered_by"] == "retrieval"
+    assert "95 seconds" in body["answer"]
+    first = body["citations"][0]
+    assert (first["document"], first["page"]) == ("zephyr-3000.pdf", 2)
+    assert "95 seconds" in first["quote"]
+    assert first["document_id"] == status["id"]
+    assert body["retrieved"][0]["score"] == pytest.approx(first["score"], abs=1e-3)
+    assert body["retrieved"][0]["score"] > 0.5
+
+
+async def test_product_question_is_answered_from_sql(
+    chatbot: httpx.AsyncClient, pool: asyncpg.Pool, nats: NatsClient, stack_settings: StackSettings
+) -> None:
+    laptops = "Electronics > Computers > Laptops"
+    products = [
+        Product("QL-1", "Quillon Air 13 laptop", "Light.", "Quillon", 449.0, laptops),
+        Product("QL-2", "Quillon Book 14 laptop", "Fast.", "Quillon", 499.0, laptops),
+        Product("QL-3", "Quillon Pro 16 laptop", "Big.", "Quillon", 899.0, laptops),
+        Product(
+            "QM-1", "Quillon 27 inch monitor", "4K.", "Quillon", 1299.0, "Electronics > Monitors"
+        ),
+    ]
+    triton = TritonClient(stack_settings.triton_grpc_url, timeout_s=10.0)
+    try:
+        await ingest_products(pool, Embedder(triton), products)
+    finally:
+        await triton.close()
+    await bump_generation(nats.jetstream())  # what every ingestion does after its commit
+
+    cheapest = await ask(chatbot, "What is the cheapest Quillon laptop under $500?")
+    assert (cheapest["answered_by"], cheapest["generation"]) == ("facts", "sql")
+    assert [c["product_id"] for c in cheapest["citations"]] == ["QL-1", "QL-2"]
+    assert "449.00" in cheapest["answer"] and "QL-1" in cheapest["answer"]
+
+    count = await ask(chatbot, "How many products by Quillon?")
+    assert count["count"] == 4
+    assert {c["product_id"] for c in count["citations"]} == {"QL-1", "QL-2", "QL-3", "QM-1"}
+
+    priciest = await ask(chatbot, "most expensive Quillon laptop")
+    assert priciest["citations"][0]["product_id"] == "QL-3"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type", "status", "problem"),
+    [
+        ("notes.txt", b"just text, no PDF", "text/plain", 415, "unsupported-media-type"),
+        ("broken.pdf", b"%PDF-1.7\n1 0 obj garbage", "application/pdf", 422, "invalid-document"),
+        ("secret.pdf", None, "application/pdf", 422, "encrypted-document"),
+        ("empty.pdf", b"", "application/pdf", 415, "unsupported-media-type"),
+    ],
+)
+async def test_bad_uploads_are_refused_and_nothing_is_stored(
+    chatbot: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    name: str,
+    data: bytes | None,
+    content_type: str,
+    status: int,
+    problem: str,
+) -> None:
+    if data is None:
+        data = encrypt(make_pdf(["Top secret text of a locked file."]), "hunter2")
+    before = await pool.fetchval("select count(*) from documents")
+    response = await chatbot.post("/v1/documents", files={"file": (name, data, content_type)})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith(problem)
+    assert await pool.fetchval("select count(*) from documents") == before
+    assert await pool.fetchval("select count(*) from documents where external_id = $1", name) == 0
+
+
+async def test_an_upload_over_the_limit_is_413(chatbot: httpx.AsyncClient) -> None:
+    too_big = b"%PDF-1.7\n" + b"0" * (10 * 1024 * 1024 + 1)
+    response = await chatbot.post("/v1/documents", files={"file": ("big.pdf", too_big)})
+    assert response.status_code == 413
+    assert response.json()["type"].endswith("payload-too-large")
+
+
+async def test_unknown_document_and_bad_question(chatbot: httpx.AsyncClient) -> None:
+    assert (await chatbot.get(f"/v1/documents/{uuid.uuid4()}")).status_code == 404
+    blank = await chatbot.post("/v1/chat", json={"question": "   "})
+    assert blank.status_code == 422
+    assert blank.json()["errors"][0]["field"] == "question"
+    unknown = await chatbot.post(
+        "/v1/chat", json={"question": "hello", "conversation_id": str(uuid.uuid4())}
+    )
+    assert unknown.status_code == 404
+
+
+async def test_cache_hits_on_a_repeat_and_misses_after_a_document_change(
+    chatbot: httpx.AsyncClient,
+) -> None:
+    await upload(chatbot, "zephyr-cache.pdf", make_pdf(KETTLE[1:]))
+    question = "How many degrees does the Zephyr base rotate?"
+    first = await ask(chatbot, question)
+    again = await ask(chatbot, question.upper() + "  ")
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert again["answer"] == first["answer"]
+    assert again["conversation_id"] != first["conversation_id"]
+    changed = f"The Orbit lamp {uuid.uuid4().hex[:8]} uses a 7 W LED."  # new content each run
+    await upload(chatbot, "other-manual.pdf", make_pdf([changed]))
+    after = await ask(chatbot, question)
+    assert after["cached"] is False
+
+
+async def test_conversation_keeps_its_turns(chatbot: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    first = await ask(chatbot, "What does the warranty of the Zephyr cover?")
+    second = await ask(chatbot, "And how long is it?", conversation_id=first["conversation_id"])
+    assert second["conversation_id"] == first["conversation_id"]
+    rows = await pool.fetch(
+        "select role, content from chat_messages where conversation_id = $1 order by id",
+        uuid.UUID(first["conversation_id"]),
+    )
+    assert [r["role"] for r in rows] == ["user", "assistant", "user", "assistant"]
+    assert rows[2]["content"] == "And how long is it?"
+
+
+async def test_answer_streams_as_server_sent_events(chatbot: httpx.AsyncClient) -> None:
+    async with chatbot.stream(
+        "POST",
+        "/v1/chat",
+        json={"question": "How fast does the Zephyr 3000 kettle boil water?"},
+        headers={"accept": "text/event-stream"},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events: list[tuple[str, Any]] = []
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((event, orjson.loads(line.removeprefix("data: "))))
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "meta" and kinds[-1] == "done" and "delta" in kinds
+    done = events[-1][1]
+    assert "".join(data["text"] for kind, data in events if kind == "delta") == done["answer"]
+    assert events[0][1]["citations"] == done["citations"]
+
+
+async def test_metrics_are_exposed(chatbot: httpx.AsyncClient) -> None:
+    await ask(chatbot, "How fast does the Zephyr 3000 kettle boil water?")
+    text = (await chatbot.get("/metrics")).text
+    for name in (
+        "modelfleet_chatbot_request_duration_seconds_bucket",
+        'modelfleet_chatbot_requests_by_user_total{user="ip:127.0.0.1"}',
+        "modelfleet_chatbot_embedding_duration_seconds_count",
+        "modelfleet_chatbot_vector_search_duration_seconds_count",
+        "modelfleet_chatbot_source_matches_count",
+        "modelfleet_chatbot_prompt_chars_count",
+        "modelfleet_chatbot_response_chars_count",
+        'modelfleet_chatbot_tokens_total{direction="in",mode="extractive"}',
+        'modelfleet_chatbot_cache_requests_total{result="hit"}',
+        "modelfleet_chatbot_errors_total{type=",
+        'modelfleet_chatbot_uploads_total{outcome="rejected"}',
+    ):
+        assert name in text, name
+
+
+def remote_settings(stack_settings: StackSettings, **values: Any) -> ChatbotSettings:
+    return ChatbotSettings(
+        database_url=stack_settings.database_url,
+        nats_url=stack_settings.nats_url,
+        triton_grpc_url=stack_settings.triton_grpc_url,
+        cache_enabled=False,
+        log_json=False,
+        **values,
+    )
+
+
+async def test_openai_mode_against_a_fake_openai_compatible_server(
+    chatbot: httpx.AsyncClient, stack_settings: StackSettings
+) -> None:
+    document = await upload(chatbot, "zephyr-openai.pdf", make_pdf(KETTLE))
+    reply = fake_openai_reply(
+        "It boils a litre in 95 seconds [1].", prompt_tokens=321, completion_tokens=12
+    )
+    async with http_stub({"/v1/chat/completions": Route(body=reply)}) as fake:
+        settings = remote_settings(
+            stack_settings,
+            generation="openai",
+            openai_base_url=f"{fake.url}/v1",
+            openai_model="fake-model",
+            openai_api_key="sk-test-key",
+        )
+        async with asgi_client(create_app(settings)) as client:
+            body = await ask(
+                client,
+                "How fast does the Zephyr 3000 kettle boil water?",
+                filters={"document_id": document["id"]},
+            )
+    assert (body["answer"], body["generation"]) == ("It boils a litre in 95 seconds [1].", "openai")
+    assert body["citations"][0]["page"] == 2
+    [(path, headers, raw)] = fake.requests
+    assert headers["authorization"] == "Bearer sk-test-key"
+    sent = orjson.loads(raw)
+    assert sent["model"] == "fake-model"
+    assert "95 seconds" in sent["messages"][0]["content"]  # the sources went into the prompt
+    assert sent["messages"][-1] == {
+        "role": "user",
+        "content": "How fast does the Zephyr 3000 kettle boil water?",
+    }
+
+
+async def test_openai_mode_maps_an_overloaded_endpoint_to_503(
+    stack_settings: StackSettings, chatbot: httpx.AsyncClient
+) -> None:
+    await upload(chatbot, "zephyr-openai.pdf", make_pdf(KETTLE))
+    async with http_stub({"/v1/chat/completions": Route(status=429, body=b"{}")}) as fake:
+        settings = remote_settings(
+            stack_settings,
+            generation="openai",
+            openai_base_url=f"{fake.url}/v1",
+            openai_model="fake-model",
+        )
+        async with asgi_client(create_app(settings)) as client:
+            response = await client.post(
+                "/v1/chat", json={"question": "How fast does the Zephyr 3000 boil water?"}
+            )
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("llm-unavailable")
+
+
+async def test_triton_mode_against_a_fake_llm_on_the_real_triton(
+    stack_settings: StackSettings, chatbot: httpx.AsyncClient
+) -> None:
+    document = await upload(chatbot, "zephyr-triton.pdf", make_pdf(KETTLE))
+    settings = remote_settings(
+        stack_settings, generation="triton", llm_triton_model=FAKE_LLM, llm_max_tokens=77
+    )
+    async with asgi_client(create_app(settings)) as client:
+        body = await ask(
+            client,
+            "How fast does the Zephyr 3000 kettle boil water?",
+            filters={"document_id": document["id"]},
+        )
+        ready = (await client.get("/readyz")).json()
+    assert ready["checks"]["llm"] == "ok"
+    assert body["generation"] == "triton"
+    assert body["answer"].startswith("fake-llm (77): ")
+    assert "95 seconds" in body["answer"]  # source [1] reached the model through the prompt
+    assert body["citations"][0]["page"] == 2
