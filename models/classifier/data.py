@@ -457,10 +457,47 @@ def _pick_index(rng: np.random.Generator, options: Sequence[int]) -> int:
     return options[int(rng.integers(len(options)))]
 
 
+def _drift_words() -> dict[str, tuple[str, ...]]:
+    """Per category, the product-line names of the shifted feed (words no catalogue uses)."""
+    syllables = ("ka", "zo", "mi", "ru", "te", "vo", "lin", "dra", "pex", "qu", "so", "fa", "nu")
+    rng = np.random.default_rng(2026)
+    words: dict[str, tuple[str, ...]] = {}
+    for cat in CATEGORIES:
+        words[cat.path] = tuple(
+            "".join(syllables[int(i)] for i in rng.integers(len(syllables), size=3)) + "x"
+            for _ in range(DRIFT_WORDS_PER_CATEGORY)
+        )
+    return words
+
+
+DRIFT_WORDS_PER_CATEGORY: Final = 4
+DRIFT_WORDS: Final = _drift_words()
+
+
+def _drifted_text(cat: Category, rng: np.random.Generator) -> tuple[str, str, str]:
+    """Brand, title and description of a product of the shifted feed."""
+    words = DRIFT_WORDS[cat.path]
+    brand = _pick(rng, DEPARTMENT_BRANDS[cat.department])
+    title = f"{brand} {_pick(rng, GENERIC_ADJECTIVES)} {_pick(rng, words)} {_pick(rng, words)}"
+    description = f"The new {_pick(rng, words)} line. {_pick(rng, FILLER)}"
+    return brand, title, description
+
+
 def generate_catalogue(
-    rows: int, *, seed: int = 42, label_noise: float = LABEL_NOISE, images: bool = True
+    rows: int,
+    *,
+    seed: int = 42,
+    label_noise: float = LABEL_NOISE,
+    images: bool = True,
+    drift: bool = False,
 ) -> pd.DataFrame:
-    """``rows`` synthetic products (``CATALOGUE_COLUMNS``); same ``seed`` -> same catalogue."""
+    """``rows`` synthetic products (``CATALOGUE_COLUMNS``); same ``seed`` -> same catalogue.
+
+    ``drift=True``: a shifted product distribution, as from a new marketplace feed: sellers name
+    products by their own product lines (words the catalogue never uses, ``DRIFT_WORDS``) instead
+    of the catalogue's nouns and features, and there are no images. A model trained on the catalogue is
+    close to guessing on it; labelled feedback on it is what retraining learns from.
+    """
     if rows <= 0:
         raise ValueError("rows must be positive")
     rng = np.random.default_rng(seed)
@@ -471,12 +508,17 @@ def generate_catalogue(
     for row in range(rows):
         index = int(rng.choice(len(CATEGORIES), p=weights))
         cat = CATEGORIES[index]
-        brand = _pick(rng, DEPARTMENT_BRANDS[cat.department])
-        title = _title(cat, brand, rng)
-        description = _description(cat, index, rng)
+        if drift:
+            brand, title, description = _drifted_text(cat, rng)
+        else:
+            brand = _pick(rng, DEPARTMENT_BRANDS[cat.department])
+            title = _title(cat, brand, rng)
+            description = _description(cat, index, rng)
         price = round(float(cat.price * rng.lognormal(0.0, 0.35)), 2)
         image_bytes = (
-            render_image(cat, rng) if images and rng.random() < IMAGE_PROBABILITY else None
+            render_image(cat, rng)
+            if images and not drift and rng.random() < IMAGE_PROBABILITY
+            else None
         )
         label = cat.path
         # Own stream, drawn for every row: the noise rate changes labels, nothing else.

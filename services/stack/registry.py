@@ -43,6 +43,11 @@ def _backend_env(settings: StackSettings) -> dict[str, str]:
     return {"BACKEND_RIDE_DURATION_URL": f"http://{settings.host}:{settings.ride_duration_port}"}
 
 
+def _classifier_env(settings: StackSettings) -> dict[str, str]:
+    # Its retraining runs (`modelfleet retrain classifier` as a child) use the stack's repository.
+    return {"MODELFLEET_HOME": str(settings.paths.home)}
+
+
 def _worker(kind: str, port_setting: str) -> ServiceSpec:
     return ServiceSpec(
         name=f"worker-{kind}",
@@ -62,6 +67,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         name="classifier",
         app="services.classifier.app:create_app",
         port_setting="classifier_port",
+        env=_classifier_env,
     ),
     ServiceSpec(
         name="backend",
