@@ -7,6 +7,8 @@
     modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
     modelfleet train classifier     retrain, gate, load the new version into Triton
                                     (alias `retrain classifier`; `--catalogue FILE`)
+    modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
+                                    retraining run -> new version -> F1 recovers
     modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
     modelfleet rollout start|status|promote|abort|resume   gated rollouts (docs/rollouts.md)
@@ -159,6 +161,30 @@ def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) ->
         f"same test set {serving}"
     )
     return EXIT_OK if report.status in ("serving", "rejected") else EXIT_FAIL
+
+
+def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo drift`: the classifier's drift scenario against a running stack."""
+    module = importlib.import_module("services.jobs.drift")
+    url = args.url or f"http://{settings.host}:{settings.classifier_port}"
+    out.line(f"drift demo against {url}")
+    result = asyncio.run(
+        module.run_demo(
+            url,
+            say=out.line,
+            products=args.products,
+            wait_for_alert_s=args.wait_for_alert,
+            timeout_s=args.timeout,
+        )
+    )
+    figures = (result.f1_before, result.f1_drift, result.f1_after)
+    out.line(
+        "macro-F1 before drift {}, after drift {}, after retraining {}".format(
+            *("-" if f is None else f"{f:.4f}" for f in figures)
+        )
+    )
+    ok = result.run is not None and result.run["status"] == "succeeded"
+    return EXIT_OK if ok else EXIT_FAIL
 
 
 def cmd_worker(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
@@ -324,6 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-gain", type=float, default=0.0, help="macro-F1 the candidate must gain to serve"
     )
     train.set_defaults(func=cmd_train)
+
+    demo = sub.add_parser("demo", help="scenarios against a running stack")
+    demo.add_argument("scenario", choices=["drift"])
+    demo.add_argument("--url", help="classifier URL (default: the local stack's)")
+    demo.add_argument("--products", type=int, default=300, help="products per phase")
+    demo.add_argument(
+        "--wait-for-alert",
+        type=float,
+        default=0.0,
+        help="seconds to wait for Prometheus + Alertmanager to start the run (0: send "
+        "Alertmanager's notification to /v1/alerts directly, as under `make up`)",
+    )
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds for the run")
+    demo.set_defaults(func=cmd_demo)
 
     # Same pass-through as bench: `modelfleet worker tip --port 8010` = python -m services.workers.
     worker = sub.add_parser(
