@@ -9,6 +9,7 @@
                                     (alias `retrain classifier`; `--catalogue FILE`)
     modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
                                     retraining run -> new version -> F1 recovers
+    modelfleet score [--file PATH]  batch-score new rides (or a TLC file) through Triton
     modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
     modelfleet rollout start|status|promote|abort|resume   gated rollouts (docs/rollouts.md)
@@ -48,6 +49,7 @@ log = logging.getLogger("modelfleet.cli")
 
 EXIT_OK = 0
 EXIT_FAIL = 1
+EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 DESCRIPTION = "modelfleet: run the local stack, build the models, run the benchmarks."
 
@@ -130,20 +132,26 @@ def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namesp
     return EXIT_OK
 
 
+def _job_server_urls(settings: StackSettings) -> dict[str, str]:
+    """Server URLs of a job: in a pod (the chart's Job) DATABASE_URL and TRITON_GRPC_URL come
+    from the environment; under `make up` they default to the local stack's servers."""
+    urls: dict[str, str] = {}
+    for env_name, field, local_url in (
+        ("DATABASE_URL", "database_url", settings.database_url),
+        ("TRITON_GRPC_URL", "triton_grpc_url", settings.triton_grpc_url),
+    ):
+        if env_name not in os.environ:
+            urls[field] = local_url
+    return urls
+
+
 def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet train classifier`: retrain (catalogue + feedback), gate, load into Triton."""
     module = importlib.import_module("services.jobs.classifier_retrain")
     overrides: dict[str, Any] = {"seed": args.seed, "min_gain": args.min_gain}
     if args.rows is not None:
         overrides["rows"] = args.rows
-    # In a pod (the chart's Job) DATABASE_URL and TRITON_GRPC_URL come from the environment;
-    # under `make up` they default to the local stack's servers.
-    for env_name, field, local_url in (
-        ("DATABASE_URL", "database_url", settings.database_url),
-        ("TRITON_GRPC_URL", "triton_grpc_url", settings.triton_grpc_url),
-    ):
-        if env_name not in os.environ:
-            overrides[field] = local_url
+    overrides.update(_job_server_urls(settings))
     job_settings = module.RetrainSettings(log_json=False, **overrides)
     report = asyncio.run(
         module.run_retrain(
@@ -185,6 +193,40 @@ def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
     )
     ok = result.run is not None and result.run["status"] == "succeeded"
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_score(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet score [--file PATH] [--run-id ID]`: batch scoring through Triton.
+
+    Exit 0 when the run is complete, 2 on bad input (a clear message), 1 when a dependency fails.
+    """
+    from services.common.errors import ClientError, ModelfleetError
+
+    settings_module = importlib.import_module("services.jobs.scoring.settings")
+    runner = importlib.import_module("services.jobs.scoring.runner")
+    overrides: dict[str, Any] = dict(_job_server_urls(settings))
+    for field in ("models", "chunk_rows", "concurrency"):
+        if getattr(args, field) is not None:
+            overrides[field] = getattr(args, field)
+    try:
+        job_settings = settings_module.ScoreSettings(log_json=False, **overrides)
+        summary = asyncio.run(
+            runner.run_score(
+                settings=job_settings, file=args.file, run_id=args.run_id, say=out.line
+            )
+        )
+    except ClientError as exc:
+        out.error(exc.detail)
+        return EXIT_BAD_INPUT
+    except ModelfleetError as exc:
+        out.error(f"{type(exc).__name__}: {exc.detail}")
+        return EXIT_FAIL
+    except ValueError as exc:  # pydantic ValidationError: a bad SCORE_* setting or option
+        out.error(str(exc))
+        return EXIT_BAD_INPUT
+    for line in summary.lines():
+        out.line(line)
+    return EXIT_OK if summary.status == "done" else EXIT_FAIL
 
 
 def cmd_worker(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
@@ -364,6 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--timeout", type=float, default=900.0, help="seconds for the run")
     demo.set_defaults(func=cmd_demo)
+
+    score = sub.add_parser(
+        "score", help="batch-score rides (Postgres) or a TLC parquet/CSV file through Triton"
+    )
+    score.add_argument("--file", type=Path, help="TLC trips file or folder (default: new rides)")
+    score.add_argument("--run-id", help="resume or start this run (default: resume the source's)")
+    score.add_argument("--models", help="comma-separated models (default: $SCORE_MODELS)")
+    score.add_argument("--chunk-rows", type=int, help="rows per chunk and transaction")
+    score.add_argument("--concurrency", type=int, help="Triton requests in flight")
+    score.set_defaults(func=cmd_score)
 
     # Same pass-through as bench: `modelfleet worker tip --port 8010` = python -m services.workers.
     worker = sub.add_parser(

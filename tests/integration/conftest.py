@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -19,6 +20,7 @@ from models.repository import BuildResult, build_repository
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 from services.stack.testing import running_stack, settings_for_tests
+from tests.fake_llm import write_fake_llm_model
 
 TEST_SEED = 7
 TEST_ROWS = 40_000
@@ -30,6 +32,7 @@ COMPONENTS = [
     "ride-duration",
     "classifier",
     "backend",
+    "chatbot",
     "worker-tip",
     "worker-cost",
     "worker-dynamic-duration",
@@ -43,6 +46,8 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> StackSettings:
 
 @pytest.fixture(scope="session")
 def model_build(stack_settings: StackSettings) -> BuildResult:
+    # The chatbot's LLM modes are tested against a fake LLM served by the real Triton.
+    write_fake_llm_model(stack_settings.paths.model_repository)
     return build_repository(
         stack_settings.paths.model_repository,
         seed=TEST_SEED,
@@ -78,6 +83,14 @@ def backend_url(stack: Stack, stack_settings: StackSettings) -> str:
 async def backend(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=backend_url, timeout=10.0) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def db(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A small asyncpg pool on the stack's database (per test: each test has its own loop)."""
+    pool = await asyncpg.create_pool(stack_settings.database_url, min_size=0, max_size=2)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="session")
