@@ -40,11 +40,13 @@ Obj = dict[str, Any]
 
 def kube_api_client(settings: RolloutSettings) -> k8s.ApiClient:
     """An API client from the pod's ServiceAccount or the local kubeconfig."""
+    configuration = k8s.Configuration()
     if settings.kube_in_cluster:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+        config_file = None if settings.kubeconfig is None else str(settings.kubeconfig)
+        k8s_config.load_kube_config(config_file=config_file, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return k8s.ApiClient(configuration)
 
 
 def strategic_merge(obj: Any, patch: Any) -> Any:

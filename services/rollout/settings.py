@@ -33,6 +33,9 @@ class RolloutSettings(BaseSettings):
     kube_in_cluster: bool = Field(
         default=False, description="Use the pod's ServiceAccount (else the kubeconfig)."
     )
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig file; None: $KUBECONFIG or ~/.kube/config."
+    )
     poll_interval_s: float = Field(
         default=1.0, gt=0, description="How often a pause looks for an abort or promote."
     )

@@ -1,0 +1,159 @@
+"""A FAKE Kubernetes API server for `modelfleet rollout` (no API server can run on this machine):
+GET and PATCH (strategic merge) of Deployments, Services and Ingresses in one namespace, and
+nothing else.
+
+It serves the objects it is given (the chart's rendered objects), answers 403 for any request
+the given RBAC Role does not allow (verb + resource + resourceNames, as the API server's RBAC
+authorizer would for the rollout's ServiceAccount), and 422 when a patch would make the object
+invalid for Kubernetes 1.30 (``kubernetes_validate``). ``patches`` records every accepted PATCH.
+
+    with FakeKubeRolloutApi(objects, role=role, namespace="modelfleet") as api:
+        api.kubeconfig(tmp_path / "config")       # for KUBECONFIG
+        api.get("Ingress", "mf-modelfleet-ride-duration-canary")
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from services.rollout.kube import strategic_merge
+
+K8S_VERSION = "1.30"
+_PATHS = re.compile(
+    r"^/(?:api/v1|apis/(apps|networking\.k8s\.io)/v1)/namespaces/([^/]+)/"
+    r"(deployments|services|ingresses)/([^/]+)$"
+)
+_KINDS = {"deployments": "Deployment", "services": "Service", "ingresses": "Ingress"}
+_GROUPS = {"deployments": "apps", "services": "", "ingresses": "networking.k8s.io"}
+Obj = dict[str, Any]
+
+
+class FakeKubeRolloutApi:
+    """The fake server (a thread); use as a context manager."""
+
+    def __init__(self, objects: list[Obj], *, role: Obj, namespace: str) -> None:
+        self.namespace = namespace
+        self.role = role
+        self.objects = {
+            (o["kind"], o["metadata"]["name"]): copy.deepcopy(o)
+            for o in objects
+            if o["kind"] in _KINDS.values()
+        }
+        self.patches: list[tuple[str, str, Obj]] = []
+        self.denied: list[str] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig file naming this server (no credentials)."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "rollout", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "rollout",
+                                                      "namespace": self.namespace}}],
+            "current-context": "fake",
+        }  # fmt: skip
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def get(self, kind: str, name: str) -> Obj:
+        with self._lock:
+            return copy.deepcopy(self.objects[(kind, name)])
+
+    def __enter__(self) -> FakeKubeRolloutApi:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _allowed(self, verb: str, resource: str, name: str) -> bool:
+        return any(
+            verb in rule["verbs"]
+            and resource in rule["resources"]
+            and _GROUPS[resource] in rule["apiGroups"]
+            and name in rule.get("resourceNames", [name])
+            for rule in self.role["rules"]
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: Obj) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _status(self, code: int, reason: str, message: str) -> None:
+                self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                  "reason": reason, "message": message, "code": code})  # fmt: skip
+
+            def _target(self, verb: str) -> tuple[str, str] | None:
+                match = _PATHS.match(self.path.split("?")[0])
+                if not match or match.group(2) != fake.namespace:
+                    self._status(404, "NotFound", self.path)
+                    return None
+                resource, name = match.group(3), match.group(4)
+                if not fake._allowed(verb, resource, name):
+                    fake.denied.append(f"{verb} {resource}/{name}")
+                    self._status(403, "Forbidden", f"cannot {verb} {resource}/{name}")
+                    return None
+                if (_KINDS[resource], name) not in fake.objects:
+                    self._status(404, "NotFound", f"{resource}/{name}")
+                    return None
+                return _KINDS[resource], name
+
+            def do_GET(self) -> None:
+                target = self._target("get")
+                if target is not None:
+                    self._send(200, fake.get(*target))
+
+            def do_PATCH(self) -> None:
+                target = self._target("patch")
+                if target is None:
+                    return
+                if self.headers["Content-Type"] != "application/strategic-merge-patch+json":
+                    return self._status(415, "UnsupportedMediaType", self.headers["Content-Type"])
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake._lock:
+                    patched = strategic_merge(fake.objects[target], body)
+                    try:
+                        kubernetes_validate.validate(patched, K8S_VERSION, strict=True)
+                    except kubernetes_validate.ValidationError as exc:
+                        return self._status(422, "Invalid", str(exc))
+                    fake.objects[target] = patched
+                    fake.patches.append((*target, body))
+                self._send(200, patched)
+
+        return Handler
