@@ -24,7 +24,7 @@ RIDE: dict[str, Any] = {
     "trip_distance": 2.4,
 }
 TELEMETRY = {"elapsed_minutes": 3.0, "distance_covered": 0.5, "speed_mph": 11.0}
-TABLES = ("rides", "ride_outbox", "ride_telemetry", "ride_results")
+TABLES = ("rides", "ride_outbox", "ride_telemetry", "ride_results", "ride_idempotency")
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -120,3 +120,45 @@ async def test_bad_telemetry_is_422_and_writes_nothing(
     after = await counts(db)
     assert after["ride_telemetry"] == before["ride_telemetry"]
     assert after["ride_outbox"] == before["ride_outbox"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k" * 256, "with space", "tab\tkey", "caf\u00e9"],
+    ids=["too-long", "space", "control", "non-ascii"],
+)
+async def test_bad_idempotency_key_is_422_and_writes_nothing(
+    backend: httpx.AsyncClient, db: asyncpg.Connection, key: str
+) -> None:
+    before = await counts(db)
+    response = await backend.post("/v1/rides", json=RIDE, headers={"Idempotency-Key": key.encode()})
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "Idempotency-Key"
+    assert body["errors"][0]["in"] == "header"
+    assert await counts(db) == before
+
+
+async def test_bad_ride_with_a_key_is_422_and_does_not_claim_the_key(
+    backend: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    key = f"it-bad-{uuid.uuid4()}"
+    before = await counts(db)
+    bad = await backend.post(
+        "/v1/rides", json={**RIDE, "trip_distance": -1}, headers={"Idempotency-Key": key}
+    )
+    assert_problem(bad, 422)
+    assert await counts(db) == before
+    good = await backend.post("/v1/rides", json=RIDE, headers={"Idempotency-Key": key})
+    assert good.status_code == 201 and "idempotent-replayed" not in good.headers
+
+
+async def test_malformed_last_event_id_is_422(
+    backend: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    ride_id = (await backend.post("/v1/rides", json=RIDE)).json()["ride_id"]
+    before = await counts(db)
+    for last in ("tip", "tip:1:x", "0,0", "x" * 2000):
+        response = await backend.get(f"/v1/rides/{ride_id}/events", headers={"Last-Event-ID": last})
+        body = assert_problem(response, 422)
+        assert body["errors"][0]["field"] == "Last-Event-ID"
+    assert await counts(db) == before

@@ -4,13 +4,20 @@ a corrected duration from the workers (GET and Server-Sent Events); telemetry co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
+import pytest_asyncio
+
+from services.stack.settings import StackSettings
+from services.stack.supervisor import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +32,13 @@ RIDE: dict[str, Any] = {
 }
 WORKER_KINDS = {"tip", "cost", "duration"}
 RESULTS_WITHIN_S = 5.0
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(stack_settings.database_url)
+    yield conn
+    await conn.close()
 
 
 async def wait_for_results(
@@ -123,3 +137,116 @@ async def test_telemetry_corrects_the_duration(backend: httpx.AsyncClient) -> No
         assert time.monotonic() < deadline, "the corrected duration never changed"
         await asyncio.sleep(0.05)
     assert duration[0]["value"] > 30.0 + before["value"] / 2
+
+
+async def sse_events(
+    backend: httpx.AsyncClient,
+    path: str,
+    *,
+    count: int,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The first ``count`` events of an SSE stream as (id, event, data); fewer on timeout."""
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            async with backend.stream("GET", path, headers=headers) as response:
+                assert response.status_code == 200, await response.aread()
+                event_id = name = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("id: "):
+                        event_id = line.removeprefix("id: ")
+                    elif line.startswith("event: "):
+                        name = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        events.append((event_id, name, orjson.loads(line.removeprefix("data: "))))
+                        if len(events) == count:
+                            break
+    return events
+
+
+async def test_sse_resumes_after_last_event_id_then_streams_live(
+    backend: httpx.AsyncClient,
+) -> None:
+    created = (await backend.post("/v1/rides", json={**RIDE, "trip_distance": 4.0})).json()
+    ride_id = created["ride_id"]
+    path = f"/v1/rides/{ride_id}/events"
+    await wait_for_results(backend, ride_id, WORKER_KINDS, timeout_s=RESULTS_WITHIN_S)
+    first = await sse_events(backend, path, count=4, timeout_s=RESULTS_WITHIN_S)
+    assert [name for _, name, _ in first] == ["initial_duration", "result", "result", "result"]
+    ids = [event_id for event_id, _, _ in first]
+    assert ids[0] == "0" and len(set(ids)) == 4  # every event has its own id
+
+    # Resume after the second result: only the third comes again, no initial duration.
+    resumed = await sse_events(
+        backend, path, count=2, timeout_s=1.5, headers={"Last-Event-ID": ids[2]}
+    )
+    assert [(i, n, d) for i, n, d in resumed] == [first[3]]
+
+    # Resume after the last one: nothing is replayed; a new duration from telemetry streams live.
+    async def telemetry_soon() -> None:
+        await asyncio.sleep(0.5)
+        response = await backend.post(
+            f"/v1/rides/{ride_id}/telemetry",
+            json={"elapsed_minutes": 20.0, "distance_covered": 0.5, "speed_mph": 3.0},
+        )
+        assert response.status_code == 202
+
+    sender = asyncio.create_task(telemetry_soon())
+    live = await sse_events(
+        backend, path, count=1, timeout_s=RESULTS_WITHIN_S, headers={"Last-Event-ID": ids[3]}
+    )
+    await sender
+    assert len(live) == 1
+    event_id, name, data = live[0]
+    assert name == "result" and data["kind"] == "duration" and data["value"] > 20.0
+    assert event_id not in ids
+
+
+async def test_idempotency_key_replays_the_ride_and_refuses_another_body(
+    backend: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    key = f"it-key-{uuid.uuid4()}"
+    ride = {**RIDE, "user_id": f"it-idem-{uuid.uuid4().hex[:8]}"}
+    first = await backend.post("/v1/rides", json=ride, headers={"Idempotency-Key": key})
+    again = await backend.post("/v1/rides", json=ride, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201, again.text
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()  # same ride id, same initial duration
+    assert again.headers["location"] == first.headers["location"]
+
+    other = await backend.post(
+        "/v1/rides", json={**ride, "trip_distance": 9.9}, headers={"Idempotency-Key": key}
+    )
+    assert other.status_code == 409, other.text
+    assert other.headers["content-type"] == "application/problem+json"
+    assert other.json()["ride_id"] == first.json()["ride_id"]
+    ride_id = uuid.UUID(first.json()["ride_id"])
+    assert await db.fetchval("select count(*) from rides where user_id = $1", ride["user_id"]) == 1
+    assert await db.fetchval("select count(*) from ride_outbox where ride_id = $1", ride_id) == 1
+
+
+async def test_concurrent_retries_with_one_key_make_one_ride_and_one_event(
+    backend: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    key = f"it-key-{uuid.uuid4()}"
+    ride = {**RIDE, "user_id": f"it-race-{uuid.uuid4().hex[:8]}"}
+    responses = await asyncio.gather(
+        *(backend.post("/v1/rides", json=ride, headers={"Idempotency-Key": key}) for _ in range(12))
+    )
+    assert [r.status_code for r in responses] == [201] * 12
+    assert len({r.json()["ride_id"] for r in responses}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in responses) == 1
+    ride_id = uuid.UUID(responses[0].json()["ride_id"])
+    assert await db.fetchval("select count(*) from rides where user_id = $1", ride["user_id"]) == 1
+    assert await db.fetchval("select count(*) from ride_outbox where ride_id = $1", ride_id) == 1
+    body = await wait_for_results(backend, str(ride_id), WORKER_KINDS, timeout_s=RESULTS_WITHIN_S)
+    assert len(body["results"]) == 3
+
+
+async def test_outbox_backlog_gauges_are_exported(backend: httpx.AsyncClient) -> None:
+    text = (await backend.get("/metrics")).text
+    assert "modelfleet_backend_outbox_unsent_events " in text
+    assert "modelfleet_backend_outbox_oldest_unsent_age_seconds " in text

@@ -27,6 +27,16 @@ RIDE = RideRequest.model_validate(
 PREDICTION = b'{"duration_minutes": 14.25, "model": {"name": "ride_duration", "version": "3"}}'
 
 
+def stub_settings(url: str, **overrides: Any) -> BackendSettings:
+    """Settings whose three downstreams are paths of the stub at ``url``."""
+    return BackendSettings(
+        ride_duration_url=url,
+        location_url=f"{url}/loc",
+        sensor_url=f"{url}/sensor",
+        **overrides,
+    )
+
+
 async def answer(settings: BackendSettings) -> dict[str, Any]:
     async with httpx.AsyncClient() as client:
         outcomes = await fan_out(
@@ -46,11 +56,7 @@ async def test_all_fine_every_field_filled_and_the_ride_sent_to_each() -> None:
         "/sensor": Route(body=b'{"traffic": 0.7}'),
     }
     async with http_stub(routes) as stub:
-        settings = BackendSettings(
-            ride_duration_url=stub.url,
-            location_url=f"{stub.url}/loc",
-            sensor_url=f"{stub.url}/sensor",
-        )
+        settings = stub_settings(stub.url)
         got = await answer(settings)
     assert got == {
         "initial_duration": {
@@ -75,12 +81,10 @@ async def test_seed_budgets_slow_location_and_sensor_degrade_within_the_overall_
         "/sensor": Route(delay_s=2.0),
     }
     async with http_stub(routes) as stub:
-        settings = BackendSettings(
-            ride_duration_url=stub.url,
+        settings = stub_settings(
+            stub.url,
             ride_duration_timeout_s=1.0,
-            location_url=f"{stub.url}/loc",
             location_timeout_s=0.125,
-            sensor_url=f"{stub.url}/sensor",
             sensor_timeout_s=0.5,
             fanout_budget_s=0.5,
         )
@@ -114,11 +118,7 @@ async def test_failing_services_are_unavailable() -> None:
         "/sensor": Route(body=b"[]"),
     }
     async with http_stub(routes) as stub:
-        settings = BackendSettings(
-            ride_duration_url=stub.url,
-            location_url=f"{stub.url}/loc",
-            sensor_url=f"{stub.url}/sensor",
-        )
+        settings = stub_settings(stub.url)
         got = await answer(settings)
     assert got["initial_duration"]["reason"] == "unavailable"
     assert got["location"] == {"data": None, "reason": "unavailable"}
