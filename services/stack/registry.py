@@ -75,6 +75,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         port_setting="backend_port",
         env=_backend_env,
     ),
+    ServiceSpec(
+        name="chatbot",
+        app="services.chatbot.app:create_app",
+        port_setting="chatbot_port",
+    ),
     _worker("tip", "worker_tip_port"),
     _worker("cost", "worker_cost_port"),
     _worker("dynamic-duration", "worker_dynamic_duration_port"),
