@@ -2,8 +2,10 @@
 
 It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/healthz`` and
 ``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
-the service's hot JSON routes, and the service's lifespan (which opens its clients and registers
-readiness checks).
+the security layer (authentication, scopes, rate limits, body limits, request deadline, CORS;
+:mod:`services.common.security`), the service's hot JSON routes, and the service's lifespan
+(which opens its clients and registers readiness checks). A service with a pool on
+``app.state.pool`` gets the security tables (API keys, audit log) migrated at start.
 
     def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         settings = settings or RideDurationSettings()
@@ -16,9 +18,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
-from starlette.types import Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common import health
 from services.common.errors import install_error_handlers
@@ -26,6 +29,8 @@ from services.common.fastroute import FastJsonRoute, JsonResponse, serve_fast_ro
 from services.common.logging import configure_logging
 from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
+from services.common.security.apikeys import apply_security_migrations
+from services.common.security.guard import RoutePolicy, SecurityLayer, enforce_scope
 from services.common.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -34,12 +39,25 @@ _UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 
 
 class ServiceApp(FastAPI):
-    """A FastAPI app that serves its fast routes before FastAPI's own stack sees the request."""
+    """A FastAPI app behind the security layer, serving its fast routes before FastAPI's stack.
+
+    HTTP requests enter through ``http_entry``: CORS (when configured), then
+    :class:`~services.common.security.guard.SecurityLayer`, then :meth:`dispatch`.
+    """
 
     fast_routes: dict[tuple[str, str], FastJsonRoute]
+    http_entry: ASGIApp
+    security: SecurityLayer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.fast_routes:
+        if scope["type"] == "http":
+            await self.http_entry(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A fast route when one matches, else FastAPI."""
+        if self.fast_routes:
             route = self.fast_routes.get((scope["method"], scope["path"]))
             if route is not None:
                 await serve_fast_route(route, self.state, scope, receive, send)
@@ -70,8 +88,15 @@ def create_service_app(
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.readiness = {}
-        async with lifespan(app):
-            yield
+        try:
+            async with lifespan(app):
+                pool = getattr(app.state, "pool", None)
+                if pool is not None:
+                    await apply_security_migrations(pool)
+                yield
+        finally:
+            assert isinstance(app, ServiceApp)
+            await app.security.close()
 
     app = ServiceApp(
         title=title,
@@ -79,6 +104,7 @@ def create_service_app(
         description=description,
         lifespan=app_lifespan,
         default_response_class=JsonResponse,
+        dependencies=[Depends(enforce_scope)],
     )
     app.state.readiness = {}
     install_error_handlers(app)
@@ -97,5 +123,26 @@ def create_service_app(
         {(route.method, route.path): route for route in fast_routes}
         if settings.http_fast_routes
         else {}
+    )
+    app.security = SecurityLayer(
+        settings=settings,
+        app=app,
+        inner=app.dispatch,
+        fast_policies={
+            key: RoutePolicy(route.path, route.scope, route.max_body_bytes)
+            for key, route in app.fast_routes.items()
+        },
+    )
+    origins = settings.cors_origin_list
+    app.http_entry = (
+        CORSMiddleware(
+            app.security,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "location"],
+        )
+        if origins
+        else app.security
     )
     return app

@@ -54,6 +54,11 @@ async def create_pool(
         with attempt:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 settings.database_url,
+                password=(
+                    settings.database_password.get_secret_value()
+                    if settings.database_password is not None
+                    else None
+                ),
                 min_size=settings.database_pool_min_size,
                 max_size=settings.database_pool_max_size,
                 command_timeout=settings.database_timeout_s,

@@ -11,9 +11,13 @@ The HTTP layer maps the tree to responses in one place (:func:`install_error_han
     |   +-- Conflict                409
     |   +-- PayloadTooLarge         413
     |   +-- UnsupportedMediaType    415
+    |   +-- Unauthorized            401 + WWW-Authenticate: no or invalid credentials
+    |   +-- Forbidden               403: the credentials lack the route's scope
+    |   +-- TooManyRequests         429 + Retry-After: over the identity's rate limit
     +-- DependencyError             503 + Retry-After: a dependency is down or not ready
     |   +-- TritonUnavailable, DatabaseUnavailable, BrokerUnavailable
     +-- DependencyTimeout           504: a dependency missed its deadline
+    |   +-- RequestTimeout          504: the request missed ``<P>_REQUEST_TIMEOUT_S``
     +-- DependencyFailed            502: a dependency answered with an error
 """
 
@@ -42,10 +46,17 @@ class ModelfleetError(Exception):
     type_slug: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class ClientError(ModelfleetError):
@@ -84,6 +95,28 @@ class UnsupportedMediaType(ClientError):
     title = "Unsupported media type"
 
 
+class Unauthorized(ClientError):
+    """Missing or invalid credentials; ``headers`` carries ``WWW-Authenticate``."""
+
+    status = 401
+    type_slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(ClientError):
+    status = 403
+    type_slug = "forbidden"
+    title = "Forbidden"
+
+
+class TooManyRequests(ClientError):
+    """Over the rate limit; ``headers`` carries ``Retry-After``."""
+
+    status = 429
+    type_slug = "rate-limited"
+    title = "Too many requests"
+
+
 class DependencyError(ModelfleetError):
     """A dependency is down or not ready: retry later."""
 
@@ -118,6 +151,13 @@ class DependencyTimeout(ModelfleetError):
     status = 504
     type_slug = "dependency-timeout"
     title = "Dependency timed out"
+
+
+class RequestTimeout(DependencyTimeout):
+    """The whole request missed its deadline before its response started."""
+
+    type_slug = "request-timeout"
+    title = "Request timed out"
 
 
 class DependencyFailed(ModelfleetError):
@@ -180,7 +220,7 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 def problem_for(exc: ModelfleetError, *, instance: str) -> Response:
     """The problem+json response of one error of the tree (Retry-After on 503s)."""
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(exc.headers)
     if isinstance(exc, DependencyError):
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.status >= 500:

@@ -11,7 +11,7 @@ rewritten: the problem+json mapping (:mod:`services.common.errors`), the HTTP me
 service declares the same route in FastAPI too, calling the same handler: that declaration is
 the OpenAPI contract, and serves when fast routes are off (``<SERVICE>_HTTP_FAST_ROUTES=false``).
 
-    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one)
+    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one, scope="read")
     # handler(state, ride) -> a JSON-able dict; state is the app's ``app.state``
 """
 
@@ -59,6 +59,8 @@ class FastJsonRoute:
     handler: Handler
     status: int = 200
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: read / write / admin, checked by services.common.security before the handler runs.
+    scope: str = "admin"
 
     @cached_property
     def success_metrics(self) -> tuple[CounterChild, HistogramChild]:

@@ -1,4 +1,4 @@
-"""Structured JSON logs with the request id of the request being served.
+"""Structured JSON logs with the request id and the caller's identity of the request served.
 
 The request id comes from the ``X-Request-ID`` header (or is made up) in
 :mod:`services.common.middleware`, lives in a context variable for the request's task, is added
@@ -21,6 +21,8 @@ import orjson
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+#: Who is calling (JWT subject, ``apikey:<id>``), set by :mod:`services.common.security`.
+identity_var: ContextVar[str | None] = ContextVar("identity", default=None)
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is logged.
 _STANDARD_ATTRS = frozenset(
@@ -52,6 +54,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        identity = identity_var.get()
+        if identity:
+            entry["identity"] = identity
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -2,7 +2,10 @@
 
 Configuration flows one way: environment -> a settings class -> the app factory. Each service
 subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``RIDE_DURATION_`` ...). The
-names every service shares have no prefix: ``DATABASE_URL``, ``NATS_URL``, ``TRITON_GRPC_URL``.
+names every service shares have no prefix: ``DATABASE_URL``, ``NATS_URL``, ``TRITON_GRPC_URL``
+and the ``AUTH_*`` settings of :mod:`services.common.security`. Secrets are ``SecretStr``: a
+password inside ``DATABASE_URL`` is moved to ``database_password`` when the settings are read,
+so ``database_url`` can be logged and the password never is.
 
     class RideDurationSettings(ServiceSettings):
         model_config = SettingsConfigDict(env_prefix="RIDE_DURATION_")
@@ -13,10 +16,10 @@ names every service shares have no prefix: ``DATABASE_URL``, ``NATS_URL``, ``TRI
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -36,6 +39,11 @@ class ServiceSettings(BaseSettings):
         default="postgresql://modelfleet@127.0.0.1:5433/modelfleet",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
         description="PostgreSQL DSN (asyncpg). Shared by every service.",
+    )
+    database_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_PASSWORD", "database_password"),
+        description="PostgreSQL password (taken out of DATABASE_URL when it holds one).",
     )
     database_pool_min_size: int = Field(default=1, ge=0)
     database_pool_max_size: int = Field(default=10, ge=1)
@@ -64,6 +72,122 @@ class ServiceSettings(BaseSettings):
     startup_timeout_s: float = Field(
         default=30.0, gt=0, description="How long start-up waits for dependencies."
     )
+
+    # -- security (services/common/security): AUTH_* shared, the abuse limits per service.
+    auth_mode: Literal["none", "jwt"] = Field(
+        default="none",
+        validation_alias=AliasChoices("AUTH_MODE", "auth_mode"),
+        description="none: every route open (local); jwt: OIDC bearer tokens or API keys.",
+    )
+    auth_jwks_url: str = Field(
+        default="", validation_alias=AliasChoices("AUTH_JWKS_URL", "auth_jwks_url")
+    )
+    auth_issuer: str = Field(
+        default="", validation_alias=AliasChoices("AUTH_ISSUER", "auth_issuer")
+    )
+    auth_audience: str = Field(
+        default="", validation_alias=AliasChoices("AUTH_AUDIENCE", "auth_audience")
+    )
+    auth_scope_prefix: str = Field(
+        default="modelfleet:",
+        validation_alias=AliasChoices("AUTH_SCOPE_PREFIX", "auth_scope_prefix"),
+        description="Token scopes are <prefix>read, <prefix>write, <prefix>admin.",
+    )
+    auth_leeway_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        validation_alias=AliasChoices("AUTH_LEEWAY_S", "auth_leeway_s"),
+        description="Clock skew allowed on exp / nbf / iat.",
+    )
+    auth_jwks_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=AliasChoices("AUTH_JWKS_TIMEOUT_S", "auth_jwks_timeout_s"),
+    )
+    auth_jwks_cache_s: float = Field(
+        default=600.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_CACHE_S", "auth_jwks_cache_s")
+    )
+    auth_jwks_min_refresh_s: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias=AliasChoices("AUTH_JWKS_MIN_REFRESH_S", "auth_jwks_min_refresh_s"),
+        description="At most one JWKS refresh per this many seconds for unknown key ids.",
+    )
+    auth_api_key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        validation_alias=AliasChoices("AUTH_API_KEY_CACHE_S", "auth_api_key_cache_s"),
+        description="How long a verified API key is trusted without Postgres (revocation bound).",
+    )
+    auth_api_key_pepper: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("AUTH_API_KEY_PEPPER", "auth_api_key_pepper"),
+        description="HMAC key mixed into stored API key hashes (a Secret in the cluster).",
+    )
+    rate_limit_per_s: float = Field(
+        default=0.0, ge=0, description="Requests per second per identity (token bucket); 0: off."
+    )
+    rate_limit_burst: int = Field(default=50, ge=1, description="Token bucket size per identity.")
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Deadline of a request until its response starts (504)."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Request body limit of routes without their own."
+    )
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS; empty: CORS off."
+    )
+    identity_metrics_top_n: int = Field(
+        default=20, ge=0, le=1000, description="Identities with their own metric label."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_out_of_url(cls, data: Any) -> Any:
+        """Move a password in DATABASE_URL to ``database_password`` (a SecretStr)."""
+        if not isinstance(data, dict):
+            return data
+        for key, value in data.items():
+            if key.lower() != "database_url" or not isinstance(value, str):
+                continue
+            parts = urlsplit(value)
+            if parts.password is None:
+                break
+            host = parts.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+            data = {**data, key: urlunsplit(parts._replace(netloc=netloc))}
+            if not any(k.lower() == "database_password" for k in data):
+                data["database_password"] = unquote(parts.password)
+            break
+        return data
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> ServiceSettings:
+        if self.auth_mode == "jwt":
+            missing = [
+                name
+                for name, value in (
+                    ("AUTH_JWKS_URL", self.auth_jwks_url),
+                    ("AUTH_ISSUER", self.auth_issuer),
+                    ("AUTH_AUDIENCE", self.auth_audience),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"AUTH_MODE=jwt needs {', '.join(missing)}")
+            parts = urlsplit(self.auth_jwks_url)
+            loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+            if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+                raise ValueError("AUTH_JWKS_URL must be https:// (http only on loopback)")
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list (empty: CORS off)."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,348 @@
+"""The security layer in front of every service: who calls, may they, how much, how long.
+
+:class:`SecurityLayer` wraps a service's ASGI entry (fast routes and FastAPI alike, see
+:class:`services.common.app.ServiceApp`). For every request except the open paths
+(``/healthz``, ``/readyz``, ``/metrics``, ``/docs``, ``/openapi.json``) it:
+
+1. authenticates (``AUTH_MODE=jwt``): an OIDC bearer token or an API key (``Authorization:
+   Bearer mfk_...`` or ``X-API-Key``), else 401 + ``WWW-Authenticate``;
+2. rate-limits per identity (API key id / subject; client IP when AUTH_MODE=none): 429 +
+   ``Retry-After`` (``<P>_RATE_LIMIT_PER_S``, off at 0);
+3. checks the route's scope: 403 (fast routes here, FastAPI routes in :func:`enforce_scope`,
+   an app-wide dependency, once the router has matched the route);
+4. limits the request body (the route's ``max_body_bytes``, else ``<P>_MAX_BODY_BYTES``): 413;
+5. bounds the time until the response starts (``<P>_REQUEST_TIMEOUT_S``): 504.
+
+Routes declare their scope once, with a dependency (FastAPI) or a field (fast routes):
+
+    @router.post("/feedback", dependencies=[require_scope("write")])
+    @router.post("/classify", dependencies=[require_scope("read", max_body_bytes=16 << 20)])
+    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=h, scope="read")
+
+A route that declares no scope needs ``admin`` (secure by default). With AUTH_MODE=none and no
+rate limit, a request costs one dict lookup and a deadline timer more than without the layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.errors import (
+    Forbidden,
+    ModelfleetError,
+    RequestTimeout,
+    TooManyRequests,
+    Unauthorized,
+    problem_for,
+)
+from services.common.logging import identity_var
+from services.common.metrics import observe_http
+from services.common.middleware import request_id_of, with_request_id
+from services.common.security.apikeys import ApiKeyVerifier, InvalidApiKey
+from services.common.security.identity import Identity, identity_of_request
+from services.common.security.identity import Scope as ScopeName
+from services.common.security.jwt import InvalidToken, JwtVerifier
+from services.common.security.metrics import AUTH_FAILURES, IdentityLabels
+from services.common.security.ratelimit import TokenBuckets
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+)
+IDENTITY_SCOPE_KEY = "modelfleet.identity"
+_BEARER = HTTPBearer(auto_error=False, description="An OIDC access token or an API key (mfk_...)")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelfleet"'}
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """What a route demands: a scope (None: authentication only) and a body limit (0: default)."""
+
+    template: str
+    scope: str | None
+    max_body_bytes: int
+
+
+class ScopeCheck:
+    """The dependency :func:`require_scope` returns: a declaration the layer reads."""
+
+    def __init__(self, scope: ScopeName, max_body_bytes: int | None) -> None:
+        self.scope = scope
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+    ) -> None:
+        """Nothing to do: :func:`enforce_scope` checks; this puts the bearer scheme in OpenAPI."""
+
+
+def require_scope(scope: ScopeName, *, max_body_bytes: int | None = None) -> Any:
+    """Declare a route's scope (and optionally its body limit): ``dependencies=[...]``."""
+    return Depends(ScopeCheck(scope, max_body_bytes))
+
+
+_POLICIES: dict[int, RoutePolicy] = {}
+
+
+def policy_of_route(route: APIRoute) -> RoutePolicy:
+    """A FastAPI route's policy from its :class:`ScopeCheck` (none declared: ``admin``)."""
+    policy = _POLICIES.get(id(route))
+    if policy is None:
+        checks = [d.dependency for d in route.dependencies if isinstance(d.dependency, ScopeCheck)]
+        if not checks:
+            log.warning(
+                "route %s %s declares no scope: it needs 'admin'", route.methods, route.path
+            )
+        check = checks[-1] if checks else None
+        policy = RoutePolicy(
+            template=route.path,
+            scope=check.scope if check else "admin",
+            max_body_bytes=(check.max_body_bytes or 0) if check else 0,
+        )
+        _POLICIES[id(route)] = policy
+    return policy
+
+
+async def enforce_scope(request: Request) -> None:
+    """App-wide dependency: the matched route's declared scope (``admin`` when none), or 403."""
+    identity: Identity | None = request.scope.get(IDENTITY_SCOPE_KEY)
+    route = request.scope.get("route")
+    if identity is None or not isinstance(route, APIRoute):
+        return
+    scope = policy_of_route(route).scope
+    if scope is not None and not identity.allows(scope):
+        AUTH_FAILURES.labels("missing_scope").inc()
+        layer: SecurityLayer = request.app.security
+        layer.labels.count(identity.label, "forbidden")
+        raise Forbidden(f"this route needs the {scope!r} scope")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _limited(scope: Scope, receive: Receive, default_limit: int) -> Receive:
+    """``receive`` refusing (413) a body over the matched route's limit.
+
+    The router has put the route into ``scope`` by the time the body is read, so the limit is
+    looked up on the first call; a declared Content-Length over it fails before any read.
+    """
+    size = 0
+    limit = -1
+
+    async def limited() -> Message:
+        nonlocal size, limit
+        if limit < 0:
+            route = scope.get("route")
+            own = policy_of_route(route).max_body_bytes if isinstance(route, APIRoute) else 0
+            limit = own or default_limit
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise HTTPException(413, f"request body over {limit} bytes")
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise HTTPException(413, f"request body over {limit} bytes")
+        return message
+
+    return limited
+
+
+class SecurityLayer:
+    """ASGI wrapper: authentication, rate limit, scope, body limit, request deadline."""
+
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        app: FastAPI,
+        inner: ASGIApp,
+        fast_policies: dict[tuple[str, str], RoutePolicy],
+    ) -> None:
+        self.app = app
+        self.inner = inner
+        self.settings = settings
+        self.fast_policies = fast_policies
+        self.timeout_s = settings.request_timeout_s
+        jwt_mode = settings.auth_mode == "jwt"
+        self.jwt = JwtVerifier(settings) if jwt_mode else None
+        self.api_keys = (
+            ApiKeyVerifier(
+                pepper=settings.auth_api_key_pepper.get_secret_value(),
+                cache_s=settings.auth_api_key_cache_s,
+                timeout_s=settings.database_timeout_s,
+            )
+            if jwt_mode
+            else None
+        )
+        self.buckets = (
+            TokenBuckets(rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
+            if settings.rate_limit_per_s > 0
+            else None
+        )
+        self.checks = jwt_mode or self.buckets is not None
+        self.labels = IdentityLabels(settings.identity_metrics_top_n)
+        self.unrouted = RoutePolicy("unrouted", None, settings.max_body_bytes)
+        self._own_pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        if self.jwt is not None:
+            await self.jwt.close()
+        if self._own_pool is not None:
+            await self._own_pool.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path in OPEN_PATHS:
+            await self.inner(scope, receive, send)
+            return
+        start = time.perf_counter()
+        fast = self.fast_policies.get((scope["method"], path))
+        policy = fast or self.unrouted
+        if not self.checks:
+            await self._serve(scope, receive, send, policy, limit_body=fast is None, start=start)
+            return
+        try:
+            identity = await self._admit(scope, fast)
+        except ModelfleetError as exc:
+            await self._refuse(exc, scope, receive, send, policy, start)
+            return
+        scope[IDENTITY_SCOPE_KEY] = identity
+        identity_token = identity_of_request.set(identity)
+        label_token = identity_var.set(identity.label)
+        try:
+            await self._serve(scope, receive, send, policy, limit_body=fast is None, start=start)
+        finally:
+            identity_var.reset(label_token)
+            identity_of_request.reset(identity_token)
+
+    async def _admit(self, scope: Scope, fast: RoutePolicy | None) -> Identity:
+        """Authenticate, rate-limit, and check a fast route's scope (FastAPI's: later)."""
+        if self.jwt is not None:
+            identity = await self._authenticate(scope)
+        else:
+            client = scope.get("client")
+            identity = Identity(
+                kind="anonymous",
+                subject=f"ip:{client[0] if client else 'unknown'}",
+                scopes=frozenset({"admin"}),
+            )
+        if self.buckets is not None:
+            wait_s = self.buckets.take(identity.label)
+            if wait_s > 0:
+                self.labels.count(identity.label, "rate_limited")
+                raise TooManyRequests(
+                    f"over {self.settings.rate_limit_per_s:g} requests/s for {identity.label}",
+                    headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+                )
+        if fast is not None and fast.scope is not None and not identity.allows(fast.scope):
+            AUTH_FAILURES.labels("missing_scope").inc()
+            self.labels.count(identity.label, "forbidden")
+            raise Forbidden(f"this route needs the {fast.scope!r} scope")
+        self.labels.count(identity.label, "admitted")
+        return identity
+
+    async def _authenticate(self, scope: Scope) -> Identity:
+        assert self.jwt is not None and self.api_keys is not None
+        authorization = _header(scope, b"authorization")
+        api_key = _header(scope, b"x-api-key")
+        try:
+            if authorization is not None:
+                kind, _, credential = authorization.partition(" ")
+                credential = credential.strip()
+                if kind.lower() != "bearer" or not credential:
+                    raise InvalidToken("malformed", "use Authorization: Bearer <token>")
+                if credential.startswith("mfk_"):
+                    return await self.api_keys.verify(await self._pool(), credential)
+                return await self.jwt.verify(credential)
+            if api_key is not None:
+                return await self.api_keys.verify(await self._pool(), api_key.strip())
+        except (InvalidToken, InvalidApiKey) as exc:
+            AUTH_FAILURES.labels(exc.reason).inc()
+            log.info("authentication failed: %s", exc.detail, extra={"reason": exc.reason})
+            raise
+        AUTH_FAILURES.labels("missing").inc()
+        raise Unauthorized(
+            "credentials are required: a bearer token or an API key", headers=_CHALLENGE
+        )
+
+    async def _pool(self) -> asyncpg.Pool:
+        """The service's pool when it has one, else a small pool of the layer's own."""
+        pool: asyncpg.Pool | None = getattr(self.app.state, "pool", None)
+        if pool is not None:
+            return pool
+        async with self._pool_lock:
+            if self._own_pool is None:
+                password = self.settings.database_password
+                self._own_pool = await asyncpg.create_pool(
+                    self.settings.database_url,
+                    password=password.get_secret_value() if password is not None else None,
+                    min_size=0,
+                    max_size=2,
+                    command_timeout=self.settings.database_timeout_s,
+                    timeout=self.settings.database_timeout_s,
+                )
+            return self._own_pool
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        policy: RoutePolicy,
+        *,
+        limit_body: bool,
+        start: float,
+    ) -> None:
+        if limit_body:
+            receive = _limited(scope, receive, self.settings.max_body_bytes)
+        deadline = asyncio.timeout(self.timeout_s)
+        started = False
+
+        async def send_started(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                deadline.reschedule(None)  # a streaming response (SSE) may run on
+            await send(message)
+
+        try:
+            async with deadline:
+                await self.inner(scope, receive, send_started)
+        except TimeoutError:
+            if started or not deadline.expired():
+                raise
+            exc = RequestTimeout(f"no response within {self.timeout_s:g} s")
+            await self._refuse(exc, scope, receive, send, policy, start)
+
+    async def _refuse(
+        self,
+        exc: ModelfleetError,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        policy: RoutePolicy,
+        start: float,
+    ) -> None:
+        response = problem_for(exc, instance=scope["path"])
+        await response(scope, receive, with_request_id(send, request_id_of(scope)))
+        observe_http(policy.template, scope["method"], exc.status, time.perf_counter() - start)
