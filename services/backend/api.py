@@ -51,6 +51,7 @@ from services.common.errors import Conflict, ModelfleetError, NotFound
 from services.common.fanout import Call, Outcome, fan_out
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
+from services.common.security import require_scope
 from services.common.taxi.events import RESULT_UNITS
 
 router = APIRouter(prefix="/v1", tags=["rides"])
@@ -224,6 +225,7 @@ async def _replay(
         **_ERRORS,
         409: {"description": "The Idempotency-Key was used with another body (problem+json)"},
     },
+    dependencies=[require_scope("write")],
 )
 async def create_ride(
     body: RideRequest,
@@ -278,7 +280,12 @@ async def create_ride(
     return _created(ride_id, initial, downstream)
 
 
-@router.get("/rides/{ride_id}", response_model=RideView, summary="A ride and its results so far")
+@router.get(
+    "/rides/{ride_id}",
+    response_model=RideView,
+    summary="A ride and its results so far",
+    dependencies=[require_scope("read")],
+)
 async def get_ride(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
     timeout = request.app.state.settings.database_timeout_s
     row = await store.fetch_ride(pool, ride_id, timeout_s=timeout)
@@ -303,6 +310,7 @@ async def get_ride(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonR
     description="Each event has an id; reconnect with `Last-Event-ID` to get only the results "
     "that changed since that event (the initial duration is not sent again), then live ones.",
     responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    dependencies=[require_scope("read")],
 )
 async def ride_events(
     ride_id: uuid.UUID,
@@ -363,6 +371,7 @@ async def ride_events(
     response_model=TelemetryAccepted,
     summary="Progress during the trip (feeds the dynamic-duration worker)",
     responses=_ERRORS,
+    dependencies=[require_scope("write")],
 )
 async def post_telemetry(
     ride_id: uuid.UUID, body: Telemetry, request: Request, pool: PoolDep

@@ -51,6 +51,7 @@ from services.common.errors import (
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.request_body import read_body
+from services.common.security import require_scope
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ router = APIRouter(prefix="/v1", tags=["classifier"])
 
 #: Room for the text fields and form framing on top of the image in a request body.
 BODY_OVERHEAD_BYTES = 64 * 1024
+#: Body limit the security layer applies to POST /v1/classify (images arrive base64 or multipart).
+UPLOAD_BODY_CEILING_BYTES = 16 * 1024 * 1024
 
 _CLASSIFY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -235,6 +238,8 @@ async def classify_product(
     summary="Top-k categories of a product from its title, description and/or image",
     responses=_ERRORS,
     openapi_extra=_CLASSIFY_BODY,
+    # the layer's ceiling; CLASSIFIER_MAX_IMAGE_BYTES is checked inside (413 either way)
+    dependencies=[require_scope("read", max_body_bytes=UPLOAD_BODY_CEILING_BYTES)],
 )
 async def classify(request: Request, pool: PoolDep) -> JsonResponse:
     settings = _settings(request)
@@ -316,6 +321,7 @@ async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSet
         422: {"description": "Unknown category or invalid fields"},
         503: {"description": "Postgres is unavailable (Retry-After)"},
     },
+    dependencies=[require_scope("write")],
 )
 async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> JsonResponse:
     settings = _settings(request)
@@ -373,7 +379,12 @@ async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> Js
     )
 
 
-@router.get("/models", response_model=ModelList, summary="Model versions and their model cards")
+@router.get(
+    "/models",
+    response_model=ModelList,
+    summary="Model versions and their model cards",
+    dependencies=[require_scope("read")],
+)
 async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
     predictor: CategoryPredictor = request.app.state.predictor
     index = await triton.repository_index()
