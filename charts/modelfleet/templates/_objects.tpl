@@ -220,14 +220,25 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "modelfleet.componentName" . }}
-          {{- if has "postgresql" (default (list) .c.dependencies) }}
+          {{- $usesPostgres := has "postgresql" (default (list) .c.dependencies) }}
+          {{- if or $usesPostgres .c.secretEnv }}
           env:
+            {{- if $usesPostgres }}
             # asyncpg reads PGPASSWORD like libpq: DATABASE_URL carries no password.
             - name: PGPASSWORD
               valueFrom:
                 secretKeyRef:
                   name: {{ $root.Values.postgresql.auth.existingSecret }}
                   key: {{ $root.Values.postgresql.auth.secretKey }}
+            {{- end }}
+            {{- range $name, $ref := .c.secretEnv }}
+            - name: {{ $name }}
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $ref.secret }}
+                  key: {{ $ref.key }}
+                  optional: {{ $ref.optional | default false }}
+            {{- end }}
           {{- end }}
           {{- if eq .c.kind "triton" }}
           startupProbe:
@@ -512,6 +523,9 @@ spec:
     {{- end }}
     {{- if and $triton (eq $root.Values.modelRepository.source "s3") }}
     {{- toYaml $root.Values.modelRepository.s3.egress | nindent 4 }}
+    {{- end }}
+    {{- with .c.extraEgress }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
     {{- if and (or (has "postgresql" (default (list) .c.dependencies)) (has "nats" (default (list) .c.dependencies))) $root.Values.networkPolicy.externalEgress }}
     {{- toYaml $root.Values.networkPolicy.externalEgress | nindent 4 }}
