@@ -20,6 +20,7 @@ from services.common.deps import TritonDep
 from services.common.errors import TritonUnavailable
 from services.common.fastroute import FastJsonRoute, JsonResponse
 from services.common.logging import request_id_var
+from services.common.security import require_scope
 from services.ride_duration.predictor import DurationPredictor, local_naive
 from services.ride_duration.schemas import (
     BatchPrediction,
@@ -127,8 +128,14 @@ async def predict_many(state: State, body: BatchRequest) -> dict[str, Any]:
 
 
 FAST_ROUTES = (
-    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one),
-    FastJsonRoute(method="POST", path="/v1/predict/batch", body=BatchRequest, handler=predict_many),
+    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one, scope="read"),
+    FastJsonRoute(
+        method="POST",
+        path="/v1/predict/batch",
+        body=BatchRequest,
+        handler=predict_many,
+        scope="read",
+    ),
 )
 
 
@@ -137,6 +144,7 @@ FAST_ROUTES = (
     response_model=Prediction,
     summary="Predict the duration of one ride",
     responses=_ERRORS,
+    dependencies=[require_scope("read")],
 )
 async def predict(ride: Ride, request: Request) -> JsonResponse:
     return JsonResponse(await predict_one(request.app.state, ride))
@@ -147,12 +155,18 @@ async def predict(ride: Ride, request: Request) -> JsonResponse:
     response_model=BatchPrediction,
     summary="Predict the durations of up to 1,000 rides in one call",
     responses=_ERRORS,
+    dependencies=[require_scope("read")],
 )
 async def predict_batch(body: BatchRequest, request: Request) -> JsonResponse:
     return JsonResponse(await predict_many(request.app.state, body))
 
 
-@router.get("/models", response_model=ModelList, summary="Model versions and their model cards")
+@router.get(
+    "/models",
+    response_model=ModelList,
+    summary="Model versions and their model cards",
+    dependencies=[require_scope("read")],
+)
 async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
     predictor: DurationPredictor = request.app.state.predictor
     index = await triton.repository_index()
