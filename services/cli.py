@@ -10,6 +10,8 @@
     modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
                                     retraining run -> new version -> F1 recovers
     modelfleet score [--file PATH]  batch-score new rides (or a TLC file) through Triton
+    modelfleet ingest [PDF|DIR ...] catalogue products + PDFs -> chunks -> embeddings -> pgvector
+    modelfleet eval chatbot         retrieval recall@1/@5, MRR (+ citation accuracy of /v1/chat)
     modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
     modelfleet rollout start|status|promote|abort|resume   gated rollouts (docs/rollouts.md)
@@ -229,6 +231,80 @@ def cmd_score(out: Output, settings: StackSettings, args: argparse.Namespace) ->
     return EXIT_OK if summary.status == "done" else EXIT_FAIL
 
 
+def _stack_urls(settings: StackSettings) -> dict[str, Any]:
+    """DATABASE_URL, TRITON_GRPC_URL, NATS_URL of the local stack for a job's settings, except
+    those set in the environment (in a pod, the chart's Job sets them)."""
+    urls = {
+        "DATABASE_URL": ("database_url", settings.database_url),
+        "TRITON_GRPC_URL": ("triton_grpc_url", settings.triton_grpc_url),
+        "NATS_URL": ("nats_url", settings.nats_url),
+    }
+    return {field: url for env, (field, url) in urls.items() if env not in os.environ}
+
+
+def _ingest_settings(settings: StackSettings, args: argparse.Namespace) -> Any:
+    """IngestSettings from the environment (INGEST_*), the stack's URLs and the flags."""
+    module = importlib.import_module("services.jobs.ingest")
+    overrides: dict[str, Any] = {"log_json": False, **_stack_urls(settings)}
+    for flag, field in (("catalogue", "catalogue_path"), ("rows", "catalogue_rows")):
+        if getattr(args, flag, None) is not None:
+            overrides[field] = str(getattr(args, flag)) if flag == "catalogue" else args.rows
+    if getattr(args, "no_products", False):
+        overrides["products"] = False
+    return module.IngestSettings(**overrides)
+
+
+def cmd_ingest(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet ingest [--no-products] [--catalogue FILE] [--rows N] [PDF|DIR ...]`."""
+    module = importlib.import_module("services.jobs.ingest")
+    try:
+        report = asyncio.run(
+            module.run_ingest(
+                settings=_ingest_settings(settings, args), pdf_paths=args.paths, say=out.line
+            )
+        )
+    except FileNotFoundError as exc:
+        out.error(str(exc))
+        return EXIT_FAIL
+    for name, error in report.failures:
+        out.error(f"{name}: {error}")
+    return EXIT_FAIL if report.failures else EXIT_OK
+
+
+def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet eval chatbot`: generated questions -> retrieval figures (+ /v1/chat)."""
+    module = importlib.import_module("services.jobs.chatbot_eval")
+    url = args.chatbot_url
+    if url is None and not args.no_chat:
+        url = f"http://{settings.host}:{settings.chatbot_port}"
+    report = asyncio.run(
+        module.run_eval(
+            settings=_ingest_settings(settings, args),
+            product_questions=args.questions,
+            chatbot_url=url,
+            say=out.line,
+        )
+    )
+    out.table(
+        ["QUESTIONS", "N", "RECALL@1", "RECALL@5", "MRR"],
+        [
+            [name, str(s.questions), f"{s.recall_at_1:.3f}", f"{s.recall_at_5:.3f}", f"{s.mrr:.3f}"]
+            for name, s in (("all", report.overall), *report.by_kind.items())
+        ],
+    )
+    if report.citation_accuracy is not None:
+        answers = "-" if report.answer_accuracy is None else f"{report.answer_accuracy:.3f}"
+        out.line(
+            f"/v1/chat: citation accuracy {report.citation_accuracy:.3f}, answer accuracy "
+            f"(manual facts) {answers}, errors {report.chat_errors}"
+        )
+    elif url is not None:
+        out.line(f"/v1/chat: no answers from {url} ({report.chat_errors} errors)")
+    for miss in report.misses[: args.show_misses]:
+        out.line(f"  miss: {miss}")
+    return EXIT_OK if report.overall.recall_at_5 >= args.min_recall else EXIT_FAIL
+
+
 def cmd_worker(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet worker KIND [--host H] [--port P]`: services.workers.__main__.main(ARGS)."""
     module = importlib.import_module("services.workers.__main__")
@@ -416,6 +492,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--chunk-rows", type=int, help="rows per chunk and transaction")
     score.add_argument("--concurrency", type=int, help="Triton requests in flight")
     score.set_defaults(func=cmd_score)
+
+    ingest = sub.add_parser(
+        "ingest", help="catalogue products and PDF files into the chatbot's vector store"
+    )
+    ingest.add_argument("paths", nargs="*", type=Path, help="PDF files or folders of PDFs")
+    ingest.add_argument("--no-products", action="store_true", help="PDFs only")
+    ingest.add_argument("--catalogue", type=Path, help="real catalogue (JSON lines/CSV)")
+    ingest.add_argument("--rows", type=int, help="synthetic catalogue size (default 5000)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    evaluate = sub.add_parser("eval", help="evaluate a model or service on generated data")
+    evaluate.add_argument("target", choices=["chatbot"])
+    evaluate.add_argument("--chatbot-url", help="chatbot URL (default: the local stack's)")
+    evaluate.add_argument("--no-chat", action="store_true", help="retrieval figures only")
+    evaluate.add_argument("--questions", type=int, default=100, help="catalogue questions")
+    evaluate.add_argument("--catalogue", type=Path, help="real catalogue (JSON lines/CSV)")
+    evaluate.add_argument("--rows", type=int, help="synthetic catalogue size (default 5000)")
+    evaluate.add_argument("--min-recall", type=float, default=0.9, help="exit 1 below (recall@5)")
+    evaluate.add_argument("--show-misses", type=int, default=10, help="questions missed to list")
+    evaluate.set_defaults(func=cmd_eval)
 
     # Same pass-through as bench: `modelfleet worker tip --port 8010` = python -m services.workers.
     worker = sub.add_parser(

@@ -150,8 +150,10 @@ def _batches(texts: Sequence[str], size: int) -> list[Sequence[str]]:
 class Embedder:
     """Texts -> L2-normalised float32 vectors [n, EMBEDDING_DIM], the model running on Triton.
 
-    Texts are sent in batches of ``batch_size`` (at most the model's max batch), concurrently;
-    each call has the deadline ``timeout_s`` and is measured by :class:`TritonClient`
+    Texts are sent in batches of ``batch_size`` (at most the model's max batch), at most
+    ``max_in_flight`` calls at a time per embedder (Triton runs two model instances; more calls
+    would only queue there, on the clock of their deadline). Each call has the deadline
+    ``timeout_s`` and is measured by :class:`TritonClient`
     (``modelfleet_triton_request_duration_seconds{model="minilm_l6_v2"}``).
     """
 
@@ -163,12 +165,14 @@ class Embedder:
         batch_size: int = 32,
         timeout_s: float = 10.0,
         max_tokens: int = MAX_TOKENS,
+        max_in_flight: int = 2,
     ) -> None:
         self.triton = triton
         self.model = model
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.tokenizer = load_tokenizer(max_tokens)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
 
     @classmethod
     def from_settings(cls, settings: EmbeddingSettings, *, triton: TritonClient) -> Embedder:
@@ -192,9 +196,10 @@ class Embedder:
 
     async def _embed_batch(self, texts: Sequence[str]) -> Vectors:
         encoded = encode(self.tokenizer, texts)
-        result = await self.triton.infer(
-            self.model, encoded.feeds(), outputs=[OUTPUT_NAME], timeout_s=self.timeout_s
-        )
+        async with self._in_flight:
+            result = await self.triton.infer(
+                self.model, encoded.feeds(), outputs=[OUTPUT_NAME], timeout_s=self.timeout_s
+            )
         return mean_pool(result.outputs[OUTPUT_NAME], encoded.attention_mask)
 
 

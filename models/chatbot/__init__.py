@@ -1,0 +1,1 @@
+"""Chatbot data: generated manuals (PDF) and questions with known answers (evaluation, tests)."""
