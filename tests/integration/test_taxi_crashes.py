@@ -1,13 +1,20 @@
 """The taxi app survives its servers stopping: NATS, Postgres and Triton, each stopped and started
 while rides come in, with exact counts afterwards (no accepted ride lost, no result duplicated,
-nothing acked unprocessed). Nothing is restarted by hand but the server under test."""
+nothing acked unprocessed). Nothing is restarted by hand but the server under test.
+
+Two kinds: a graceful stop with a fixed batch of rides, and SIGKILL (of NATS, Postgres, Triton
+and a worker) while a background task posts rides at a steady rate."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -15,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from services.stack import procs
 from services.stack.component import Component
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
@@ -184,3 +192,144 @@ async def test_triton_down_workers_retry_and_ack_nothing_unprocessed(
     ride = (await backend.get(f"/v1/rides/{ride_ids[0]}")).json()
     assert ride["initial_duration"]["reason"] in ("unavailable", "timeout")
     assert {r["kind"] for r in ride["results"]} == set(KINDS)
+
+
+# --- SIGKILL while rides keep coming ----------------------------------------------------------
+# A background task posts rides at a steady rate (open loop: a slow answer does not slow the
+# stream), each with its own Idempotency-Key. A server is killed with SIGKILL (no shutdown of any
+# kind), left dead for a while and restarted; the stream goes on throughout. Refused rides are
+# then retried with their key, as a client would. Exact counts afterwards.
+
+RATE_PER_S = 5.0
+CLIENT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Attempt:
+    key: str
+    user_id: str
+    status: int  # 0: no HTTP answer at all
+    content_type: str = ""
+    ride_id: str | None = None
+
+
+def kill_hard(component: Component) -> None:
+    """SIGKILL the component's main process, then let the stack reap what a crash leaves behind
+    (run file; Triton's Python stubs and shared memory; a postmaster's orphaned children)."""
+    pid = component.pid
+    assert pid is not None, f"{component.name} is not running"
+    procs.send_signal([pid], signal.SIGKILL)
+    procs.wait_gone([pid], deadline=time.monotonic() + 10.0)
+    component.stop()
+
+
+async def post_one(client: httpx.AsyncClient, key: str, user_id: str) -> Attempt:
+    body = {**RIDE, "user_id": user_id, "trip_distance": 1.0 + len(user_id) % 9}
+    try:
+        response = await client.post("/v1/rides", json=body, headers={"Idempotency-Key": key})
+    except httpx.HTTPError:
+        return Attempt(key, user_id, 0)
+    ride_id = response.json()["ride_id"] if response.status_code == 201 else None
+    return Attempt(key, user_id, response.status_code, response.headers["content-type"], ride_id)
+
+
+async def post_steadily(client: httpx.AsyncClient, tag: str, stop: asyncio.Event) -> list[Attempt]:
+    """Post a ride every 1/RATE_PER_S seconds until ``stop``; every attempt's outcome."""
+    tasks: list[asyncio.Task[Attempt]] = []
+    while not stop.is_set():
+        i = len(tasks)
+        tasks.append(asyncio.create_task(post_one(client, f"{tag}-{i}", f"it-{tag}-{i}")))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0 / RATE_PER_S)
+    return list(await asyncio.gather(*tasks))
+
+
+async def retry_refused(client: httpx.AsyncClient, attempts: list[Attempt]) -> list[Attempt]:
+    """Retry each refused ride with its key until it is accepted (bounded); the final outcomes."""
+    final = {a.key: a for a in attempts}
+    deadline = time.monotonic() + RECOVERY_S
+    while any(a.status != 201 for a in final.values()):
+        assert time.monotonic() < deadline, [a for a in final.values() if a.status != 201]
+        for attempt in [a for a in final.values() if a.status != 201]:
+            final[attempt.key] = await post_one(client, attempt.key, attempt.user_id)
+        await asyncio.sleep(0.2)
+    return list(final.values())
+
+
+async def crash_during_stream(
+    backend_url: str, component: Component, tag: str, *, down_s: float
+) -> tuple[list[Attempt], list[Attempt]]:
+    """Stream rides, kill -9 ``component``, restart it after ``down_s``; (first answers, final)."""
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=backend_url, timeout=CLIENT_TIMEOUT_S) as client:
+        stream = asyncio.create_task(post_steadily(client, tag, stop))
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(kill_hard, component)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(restart, component)
+        await asyncio.sleep(2.0)
+        stop.set()
+        attempts = await stream
+        final = await retry_refused(client, attempts)
+    statuses = Counter(a.status for a in attempts)
+    print(f"{tag}: {len(attempts)} rides posted, answers {dict(statuses)}")  # shown with -s
+    return attempts, final
+
+
+async def assert_every_ride_once_with_three_results(
+    db: asyncpg.Pool, final: list[Attempt], tag: str
+) -> None:
+    """Each key made exactly one ride, with one outbox event (sent) and exactly 3 results."""
+    assert all(a.status == 201 and a.ride_id for a in final)
+    rows = await db.fetch("select ride_id, user_id from rides where user_id like $1", f"it-{tag}-%")
+    assert len(rows) == len(final)  # no ride lost, none stored twice
+    assert {str(r["ride_id"]): r["user_id"] for r in rows} == {
+        str(a.ride_id): a.user_id for a in final
+    }
+    ride_ids = [r["ride_id"] for r in rows]
+    results = await wait_all_results(db, ride_ids, timeout_s=RECOVERY_S)
+    assert_exactly_one_result_per_kind(results, ride_ids)
+    outbox = await db.fetch(
+        "select ride_id, sent_at from ride_outbox where ride_id = any($1::uuid[])", ride_ids
+    )
+    assert len(outbox) == len(ride_ids)  # one event per ride
+    assert all(row["sent_at"] is not None for row in outbox)  # the relay recovered by itself
+    sources = await db.fetchval(
+        "select count(distinct event_id) from ride_results where ride_id = any($1::uuid[])",
+        ride_ids,
+    )
+    assert sources == len(ride_ids)  # every result came from its ride's one event
+
+
+@pytest.mark.parametrize("name", ["nats", "triton", "worker-tip"])
+async def test_sigkill_during_stream_every_ride_accepted(
+    name: str, backend_url: str, stack: Stack, db: asyncpg.Pool
+) -> None:
+    """NATS (the outbox holds events), Triton (null initial duration, workers retry) or a worker
+    (unacked events redelivered) killed: every ride is still accepted at once."""
+    tag = f"k9-{name}"
+    attempts, final = await crash_during_stream(backend_url, stack.component(name), tag, down_s=3.0)
+    assert [a.status for a in attempts] == [201] * len(attempts)
+    assert len(attempts) >= 5 * RATE_PER_S
+    await assert_every_ride_once_with_three_results(db, final, tag)
+    if name == "triton":  # rides taken while Triton was dead: null duration and a reason
+        nulls = await db.fetchval(
+            "select count(*) from rides where user_id like $1 "
+            "and initial_duration_minutes is null and initial_reason is not null",
+            f"it-{tag}-%",
+        )
+        assert nulls > 0
+
+
+async def test_sigkill_postgres_during_stream(
+    backend_url: str, stack: Stack, db: asyncpg.Pool
+) -> None:
+    attempts, final = await crash_during_stream(
+        backend_url, stack.component("postgres"), "k9-pg", down_s=3.0
+    )
+    refused = [a for a in attempts if a.status != 201]
+    assert refused, "no ride was posted while Postgres was down"
+    for attempt in refused:  # never a 500, never a dropped connection
+        assert attempt.status in (503, 504), attempt
+        assert attempt.content_type == "application/problem+json", attempt
+    await assert_every_ride_once_with_three_results(db, final, "k9-pg")
