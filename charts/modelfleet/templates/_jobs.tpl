@@ -23,6 +23,23 @@ the Job template), as YAML {name: values}.
 {{- end }}
 
 {{/*
+modelfleet.retrainingTrigger: "true" when the component of the context (dict with "root" and
+"name") starts the classifier's retraining Jobs: it mounts the Job template and a token of its
+ServiceAccount (templates/_objects.tpl) and runs with CLASSIFIER_RETRAINING_TRIGGER=kubernetes.
+*/}}
+{{- define "modelfleet.retrainingTrigger" -}}
+{{- if and .root.Values.classifierRetrain.enabled (eq .name .root.Values.classifierRetrain.component) }}true{{ end }}
+{{- end }}
+
+{{/*
+modelfleet.retrainingJobConfigMap: name of the ConfigMap holding the retraining Job template.
+Call with the root context.
+*/}}
+{{- define "modelfleet.retrainingJobConfigMap" -}}
+{{- printf "%s-job" (include "modelfleet.componentName" (dict "root" . "name" "classifier-retrain")) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
 modelfleet.jobCallerPeers: NetworkPolicy `from` peers of the jobs whose component depends on
 `dep`. Call with (dict "root" $ "dep" "triton").
 */}}

@@ -231,6 +231,11 @@ spec:
                   name: {{ $root.Values.postgresql.auth.existingSecret }}
                   key: {{ $root.Values.postgresql.auth.secretKey }}
             {{- end }}
+            {{- if include "modelfleet.retrainingTrigger" . }}
+            # POST /v1/alerts starts retraining Jobs from the mounted template (ClassifierSettings).
+            - {name: CLASSIFIER_RETRAINING_TRIGGER, value: kubernetes}
+            - {name: CLASSIFIER_RETRAINING_JOB_TEMPLATE, value: /etc/modelfleet/retraining/job.yaml}
+            {{- end }}
             {{- range $name, $ref := .c.secretEnv }}
             - name: {{ $name }}
               valueFrom:
@@ -280,6 +285,10 @@ spec:
             {{- if eq .c.kind "triton" }}
             - {name: models, mountPath: /models}
             {{- end }}
+            {{- if include "modelfleet.retrainingTrigger" . }}
+            - {name: retraining-job, mountPath: /etc/modelfleet/retraining, readOnly: true}
+            - {name: kube-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir: {sizeLimit: 256Mi}
@@ -291,6 +300,23 @@ spec:
           {{- else }}
           emptyDir: {sizeLimit: {{ $root.Values.modelRepository.volume.sizeLimit }}}
           {{- end }}
+        {{- end }}
+        {{- if include "modelfleet.retrainingTrigger" . }}
+        # The retraining trigger's Job template, and the only API token of the chart: projected
+        # for this container alone (automountServiceAccountToken stays false), bound to the
+        # Role of templates/jobs.yaml (create/get Jobs).
+        - name: retraining-job
+          configMap:
+            name: {{ include "modelfleet.retrainingJobConfigMap" $root }}
+        - name: kube-api-access
+          projected:
+            sources:
+              - serviceAccountToken: {path: token, expirationSeconds: 3607}
+              - configMap:
+                  name: kube-root-ca.crt
+                  items: [{key: ca.crt, path: ca.crt}]
+              - downwardAPI:
+                  items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]
         {{- end }}
 {{- end }}
 
