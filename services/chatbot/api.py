@@ -38,6 +38,7 @@ from services.common.documents.store import get_document
 from services.common.errors import ModelfleetError, NotFound, UnsupportedMediaType
 from services.common.fastroute import JsonResponse
 from services.common.request_body import read_body
+from services.common.security import current_identity, require_scope
 
 router = APIRouter(prefix="/v1", tags=["chatbot"])
 page_router = APIRouter(tags=["page"])
@@ -46,6 +47,8 @@ PAGE = (Path(__file__).parent / "static" / "index.html").read_bytes()
 MAX_CHAT_BODY_BYTES = 256 * 1024
 #: Room for multipart framing and form fields around the file.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
+#: Body limit the security layer applies to POST /v1/documents.
+UPLOAD_BODY_CEILING_BYTES = 64 * 1024 * 1024
 #: Characters per SSE ``delta`` event (whole words).
 DELTA_CHARS = 24
 
@@ -78,12 +81,12 @@ def _settings(request: Request) -> ChatbotSettings:
 
 
 def user_of(request: Request) -> str:
-    """Who asks, for metrics and the conversation row: the first forwarded address or the
-    client's address."""
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    if forwarded:
-        return f"ip:{forwarded}"
-    return f"ip:{request.client.host}" if request.client else "other"
+    """Who asks (kept with the conversation): the security layer's identity label (token
+    subject, ``apikey:<id>``, or ``ip:<address>`` without authentication)."""
+    identity = current_identity()
+    if identity is not None:
+        return identity.label
+    return f"ip:{request.client.host}" if request.client else "unknown"
 
 
 def count_errors(exc: ModelfleetError) -> None:
@@ -137,6 +140,7 @@ def wants_stream(request: Request, parsed: ChatRequest) -> bool:
     response_model=ChatResponse,
     summary="Answer a question with cited sources (JSON, or SSE when asked)",
     openapi_extra=_CHAT_BODY,
+    dependencies=[require_scope("read")],
     responses={
         200: {"content": {"text/event-stream": {}}},
         404: {"description": "Unknown conversation id"},
@@ -148,7 +152,7 @@ def wants_stream(request: Request, parsed: ChatRequest) -> bool:
 async def chat(request: Request) -> Response:
     answerer: Answerer = request.app.state.answerer
     user = user_of(request)
-    metrics.REQUESTS_BY_USER.labels(request.app.state.user_labels.label(user)).inc()
+    metrics.QUESTIONS_BY_USER.labels(request.app.state.user_labels.label(user)).inc()
     parsed = _parse_chat(await read_body(request, MAX_CHAT_BODY_BYTES))
     try:
         body = await answerer.answer(parsed, user=user)
@@ -193,6 +197,8 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
     response_model=UploadAccepted,
     summary="Upload a PDF; it is ingested in the background (status URL in Location)",
     openapi_extra=_UPLOAD_BODY,
+    # the layer's ceiling; CHATBOT_MAX_UPLOAD_BYTES is checked inside (413 either way)
+    dependencies=[require_scope("write", max_body_bytes=UPLOAD_BODY_CEILING_BYTES)],
     responses={
         413: {"description": "Over CHATBOT_MAX_UPLOAD_BYTES"},
         415: {"description": "Not a PDF"},
@@ -230,6 +236,7 @@ async def upload_document(request: Request) -> JsonResponse:
     "/documents/{document_id}",
     response_model=DocumentStatus,
     summary="A document and its ingestion status: processing, ready or failed (with the error)",
+    dependencies=[require_scope("read")],
     responses={404: {"description": "Unknown document id"}},
 )
 async def document_status(document_id: uuid.UUID, pool: PoolDep) -> JsonResponse:
@@ -252,7 +259,8 @@ async def document_status(document_id: uuid.UUID, pool: PoolDep) -> JsonResponse
     )
 
 
-@page_router.get("/", include_in_schema=False)
+@page_router.get("/", include_in_schema=False, dependencies=[require_scope("read")])
+@page_router.get("/chat", include_in_schema=False, dependencies=[require_scope("read")])
 async def page() -> HTMLResponse:
     """The chat web page (plain HTML + JS, served from the package)."""
     return HTMLResponse(PAGE)

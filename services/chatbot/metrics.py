@@ -1,8 +1,9 @@
 """Metrics of the chatbot service (``modelfleet_chatbot_*``), defined once.
 
 The production list of an LLM service: request latency (histogram: percentiles in PromQL),
-requests per user (auth identity or client IP, at most ``CHATBOT_METRICS_TOP_USERS`` label
-values, the rest ``other``: :mod:`services.common.cardinality`), errors by type, embedding,
+questions per user (the caller's identity: token subject, ``apikey:<id>``, or ``ip:<address>``
+without authentication; the ``CHATBOT_IDENTITY_METRICS_TOP_N`` most frequent have their own
+label, the rest ``other``: :mod:`services.common.cardinality`), errors by type, embedding,
 vector-search and LLM latency, how many sources matched, prompt and response length, tokens in
 and out, cache hits and misses, uploads by outcome.
 """
@@ -24,9 +25,9 @@ REQUEST_LATENCY = Histogram(
     ["answer", "mode"],
     buckets=CHAT_BUCKETS,
 )
-REQUESTS_BY_USER = Counter(
-    "modelfleet_chatbot_requests_by_user_total",
-    "Chat requests per user (auth identity, else client IP); rare users count as 'other'.",
+QUESTIONS_BY_USER = Counter(
+    "modelfleet_chatbot_questions_by_user_total",
+    "Chat questions per user (identity or client IP); all but the most frequent: 'other'.",
     ["user"],
 )
 ERRORS = Counter(
@@ -91,12 +92,12 @@ UPLOADS = Counter(
 
 
 def user_labels(top: int) -> TopLabels:
-    """The bounded label values of :data:`REQUESTS_BY_USER` (evicted users' series removed)."""
+    """Bounded label values of :data:`QUESTIONS_BY_USER` (a user that drops out: series gone)."""
 
     def forget(user: str) -> None:
         try:
-            REQUESTS_BY_USER.remove(user)
+            QUESTIONS_BY_USER.remove(user)
         except KeyError:
             pass
 
-    return TopLabels(top, on_evict=forget)
+    return TopLabels(max(top, 1), on_evict=forget)

@@ -35,7 +35,11 @@ class ChatbotSettings(EmbeddingSettings):
 
     # Generation: extractive (no LLM), an LLM on Triton, or an OpenAI-compatible endpoint.
     generation: GenerationMode = "extractive"
-    llm_timeout_s: float = Field(default=30.0, gt=0, description="Deadline of one LLM call.")
+    llm_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Deadline of one LLM call (below CHATBOT_REQUEST_TIMEOUT_S, default 30).",
+    )
     llm_max_tokens: int = Field(default=256, ge=1, le=8192)
     llm_triton_model: str = Field(
         default="llm", description="Triton model with text_input/text_output BYTES tensors."
@@ -61,11 +65,6 @@ class ChatbotSettings(EmbeddingSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     ingest_timeout_s: float = Field(
         default=300.0, gt=0, description="Deadline of one background PDF ingestion."
-    )
-
-    # Metrics.
-    metrics_top_users: int = Field(
-        default=50, ge=1, le=1000, description="Users with their own label; the rest: other."
     )
 
     @model_validator(mode="after")

@@ -263,7 +263,7 @@ async def test_metrics_are_exposed(chatbot: httpx.AsyncClient) -> None:
     text = (await chatbot.get("/metrics")).text
     for name in (
         "modelfleet_chatbot_request_duration_seconds_bucket",
-        'modelfleet_chatbot_requests_by_user_total{user="ip:127.0.0.1"}',
+        'modelfleet_chatbot_questions_by_user_total{user="ip:127.0.0.1"}',
         "modelfleet_chatbot_embedding_duration_seconds_count",
         "modelfleet_chatbot_vector_search_duration_seconds_count",
         "modelfleet_chatbot_source_matches_count",

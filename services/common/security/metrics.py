@@ -1,13 +1,16 @@
 """Security metrics: authentication failures by reason, requests per identity (bounded).
 
-Per-identity series are bounded: the first ``top_n`` identities a process sees get their own
-``identity`` label, every later one is counted as ``other`` (so a flood of new API keys or
-subjects cannot blow up the metric's cardinality).
+Per-identity series are bounded (:class:`services.common.cardinality.TopLabels`): the ``top_n``
+most frequent identities a process sees have their own ``identity`` label, every other one is
+counted as ``other``, and an identity that drops out of the top loses its series (so a flood
+of new API keys, subjects or client IPs cannot blow up the metric's cardinality).
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter
+
+from services.common.cardinality import TopLabels
 
 AUTH_FAILURES = Counter(
     "modelfleet_auth_failures_total",
@@ -17,7 +20,7 @@ AUTH_FAILURES = Counter(
 
 IDENTITY_REQUESTS = Counter(
     "modelfleet_identity_requests_total",
-    "Requests per caller identity (first N identities per process, the rest 'other'), "
+    "Requests per caller identity (the N most frequent per process, the rest 'other'), "
     "by outcome: admitted, rate_limited, forbidden.",
     ["identity", "outcome"],
 )
@@ -28,23 +31,24 @@ JWKS_REFRESHES = Counter(
     ["outcome"],
 )
 
-OTHER = "other"
-
-
 class IdentityLabels:
-    """Maps identities to a bounded set of metric labels."""
+    """Maps identities to a bounded set of metric labels (the most frequent ones)."""
 
     def __init__(self, top_n: int) -> None:
         self.top_n = top_n
-        self._named: set[str] = set()
+        self._outcomes: set[str] = set()
+        self._labels = TopLabels(top_n, on_evict=self._forget)
+
+    def _forget(self, identity: str) -> None:
+        for outcome in list(self._outcomes):
+            try:
+                IDENTITY_REQUESTS.remove(identity, outcome)
+            except KeyError:
+                pass
 
     def label(self, identity: str) -> str:
-        if identity in self._named:
-            return identity
-        if len(self._named) < self.top_n:
-            self._named.add(identity)
-            return identity
-        return OTHER
+        return self._labels.label(identity)
 
     def count(self, identity: str, outcome: str) -> None:
+        self._outcomes.add(outcome)
         IDENTITY_REQUESTS.labels(self.label(identity), outcome).inc()
