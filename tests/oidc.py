@@ -12,12 +12,16 @@ library refuses to make them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,3 +159,18 @@ class LocalIssuer:
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+    @contextmanager
+    def in_thread(self) -> Iterator[LocalIssuer]:
+        """Serve from a thread of its own (for servers called while the test's loop is idle)."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="local-issuer", daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(self.__aenter__(), loop).result(timeout=10)
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self.__aexit__(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()

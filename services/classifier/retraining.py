@@ -33,6 +33,7 @@ from services.common.errors import (
     NotFound,
 )
 from services.common.fastroute import JsonResponse
+from services.common.security import require_scope
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ async def _claim_and_start(
     status_code=202,
     summary="Alertmanager webhook: a firing classifier-F1 alert starts a retraining run",
     responses={200: {"description": "No alert here asks for retraining"}, **_START_ERRORS},
+    dependencies=[require_scope("admin")],
 )
 async def alerts(notification: AlertNotification, request: Request, pool: PoolDep) -> JsonResponse:
     settings = _settings(request)
@@ -124,6 +126,7 @@ async def alerts(notification: AlertNotification, request: Request, pool: PoolDe
     status_code=202,
     summary="Start a retraining run by hand",
     responses={409: {"description": "A run is already queued or running"}, **_START_ERRORS},
+    dependencies=[require_scope("admin")],
 )
 async def start_retraining(request: Request, pool: PoolDep) -> JsonResponse:
     claim = await _claim_and_start(request, pool, reason="manual", alert=None)
@@ -156,7 +159,11 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
     return await runs.get_run(pool, uuid.UUID(run["run_id"]), timeout_s=timeout) or run
 
 
-@router.get("/retraining", summary="The latest retraining runs, newest first")
+@router.get(
+    "/retraining",
+    summary="The latest retraining runs, newest first",
+    dependencies=[require_scope("admin")],
+)
 async def list_retraining(
     request: Request, pool: PoolDep, limit: int = Query(default=20, ge=1, le=200)
 ) -> JsonResponse:
@@ -173,6 +180,7 @@ async def list_retraining(
     "/retraining/{run_id}",
     summary="One retraining run",
     responses={404: {"description": "Unknown run id"}},
+    dependencies=[require_scope("admin")],
 )
 async def get_retraining(run_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
     run = await runs.get_run(pool, run_id, timeout_s=_settings(request).database_timeout_s)

@@ -391,3 +391,38 @@ async def test_per_identity_metrics_are_bounded(issuer: LocalIssuer) -> None:
     assert _identity_count("first-user", "forbidden") >= 1
     assert _identity_count("second-user", "admitted") == 0
     assert _identity_count("other", "admitted") == other_before + 1
+
+
+def test_cli_apikey_create_list_revoke(
+    pool: asyncpg.Pool,
+    stack_settings: StackSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", stack_settings.database_url)
+    assert main(["apikey", "--by", "ops", "create", "cli-scorer", "--scopes", "read,write"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    key_id = lines[0].split()[2]
+    assert lines[1].startswith(f"mfk_{key_id}_") and "shown once" in lines[2]
+    assert main(["apikey", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert key_id in listing and "read,write" in listing and lines[1] not in listing
+    assert main(["apikey", "--by", "ops", "revoke", key_id]) == 0
+    assert main(["apikey", "revoke", "000000000000"]) == 2  # unknown key: a clear message
+    assert main(["apikey", "create", "bad", "--scopes", "root"]) == 2
+    assert "revoked" in (capsys.readouterr().out + "")
+    audit_rows = asyncio.run(_audit_rows(stack_settings.database_url, f"apikey:{key_id}"))
+    assert audit_rows == [("ops", "apikey.create"), ("ops", "apikey.revoke")]
+
+
+async def _audit_rows(dsn: str, target: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "select actor, action from audit_log where target = $1 order by id", target
+        )
+    finally:
+        await conn.close()
+    return [(r["actor"], r["action"]) for r in rows]

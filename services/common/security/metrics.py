@@ -31,6 +31,7 @@ JWKS_REFRESHES = Counter(
     ["outcome"],
 )
 
+
 class IdentityLabels:
     """Maps identities to a bounded set of metric labels (the most frequent ones)."""
 
