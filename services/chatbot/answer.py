@@ -39,6 +39,22 @@ from services.common.logging import request_id_var
 #: (query vector, k, source "products"/"documents"/None, document id or None) -> passages.
 Search = Callable[[Any, int, str | None, uuid.UUID | None], Awaitable[list[Passage]]]
 
+#: A new conversation (or a touch of an existing one) and its two new messages: one round trip.
+_STORE_TURNS = """
+with conversation as (
+    insert into chat_conversations (id, user_id) values ($1, $2)
+    on conflict (id) do update set updated_at = now()
+    returning id
+)
+insert into chat_messages (conversation_id, role, content, citations, answered_by, request_id)
+select conversation.id, turn.role, turn.content, turn.citations::jsonb, turn.answered_by,
+       turn.request_id
+from conversation, (values
+    (1, 'user', $3::text, '[]', null::text, null::text),
+    (2, 'assistant', $4::text, $5::text, $6::text, $7::text)
+) as turn (n, role, content, citations, answered_by, request_id)
+order by turn.n
+"""
 NOTHING_FOUND = "I could not find anything about that in the catalogue or the documents."
 VOCABULARY_MAX_AGE_S = 60.0
 
@@ -237,37 +253,18 @@ class Answerer:
         }
 
     async def _store(self, request: ChatRequest, body: dict[str, Any], *, user: str) -> str:
-        """Both turns of the exchange, in one transaction; the conversation id."""
+        """Both turns of the exchange (and a new conversation), in one statement; its id."""
         conversation_id = request.conversation_id or uuid.uuid4()
-        async with database_errors("store_turns"), self.pool.acquire() as conn:
-            async with conn.transaction():
-                if request.conversation_id is None:
-                    await conn.execute(
-                        "insert into chat_conversations (id, user_id) values ($1, $2)",
-                        conversation_id,
-                        user,
-                        timeout=self.settings.database_timeout_s,
-                    )
-                else:
-                    await conn.execute(
-                        "update chat_conversations set updated_at = now() where id = $1",
-                        conversation_id,
-                        timeout=self.settings.database_timeout_s,
-                    )
-                await conn.executemany(
-                    "insert into chat_messages (conversation_id, role, content, citations,"
-                    " answered_by, request_id) values ($1, $2, $3, $4::jsonb, $5, $6)",
-                    [
-                        (conversation_id, "user", request.question, "[]", None, None),
-                        (
-                            conversation_id,
-                            "assistant",
-                            body["answer"],
-                            orjson.dumps(body["citations"]).decode(),
-                            "cache" if body.get("cached") else body["answered_by"],
-                            request_id_var.get(),
-                        ),
-                    ],
-                    timeout=self.settings.database_timeout_s,
-                )
+        async with database_errors("store_turns"):
+            await self.pool.execute(
+                _STORE_TURNS,
+                conversation_id,
+                user,
+                request.question,
+                body["answer"],
+                orjson.dumps(body["citations"]).decode(),
+                "cache" if body.get("cached") else body["answered_by"],
+                request_id_var.get(),
+                timeout=self.settings.database_timeout_s,
+            )
         return str(conversation_id)

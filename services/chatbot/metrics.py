@@ -100,4 +100,4 @@ def user_labels(top: int) -> TopLabels:
         except KeyError:
             pass
 
-    return TopLabels(max(top, 1), on_evict=forget)
+    return TopLabels(top, on_evict=forget)

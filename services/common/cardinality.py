@@ -25,8 +25,8 @@ class TopLabels:
     def __init__(
         self, n: int, *, tracked: int | None = None, on_evict: Callable[[str], None] | None = None
     ) -> None:
-        if n < 1:
-            raise ValueError("n must be at least 1")
+        if n < 0:
+            raise ValueError("n must be at least 0 (0: every identity is 'other')")
         self.n = n
         self.tracked = max(tracked or n * 4, n)
         self._on_evict = on_evict
@@ -57,7 +57,7 @@ class TopLabels:
     def label(self, identity: str) -> str:
         """Count one event of ``identity``; the label value to record it under."""
         identity = identity or OTHER
-        if identity == OTHER:
+        if identity == OTHER or self.n == 0:
             return OTHER
         evicted: str | None = None
         with self._lock:

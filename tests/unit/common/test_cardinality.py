@@ -33,3 +33,8 @@ def test_never_more_than_n_labels_under_many_identities() -> None:
 
 def test_empty_identity_is_other() -> None:
     assert TopLabels(1).label("") == OTHER
+
+
+def test_zero_labels_count_everyone_as_other() -> None:
+    labels = TopLabels(0)
+    assert {labels.label(u) for u in ("a", "b", "a")} == {OTHER}
