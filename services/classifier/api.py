@@ -90,7 +90,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _settings(request: Request) -> ClassifierSettings:
+def settings_of(request: Request) -> ClassifierSettings:
+    """The service's settings (built once by the app factory)."""
     settings: ClassifierSettings = request.app.state.settings
     return settings
 
@@ -242,7 +243,7 @@ async def classify_product(
     dependencies=[require_scope("read", max_body_bytes=UPLOAD_BODY_CEILING_BYTES)],
 )
 async def classify(request: Request, pool: PoolDep) -> JsonResponse:
-    settings = _settings(request)
+    settings = settings_of(request)
     body, image = await _parse_classify(request, settings)
     return JsonResponse(
         await classify_product(
@@ -324,7 +325,7 @@ async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSet
     dependencies=[require_scope("write")],
 )
 async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> JsonResponse:
-    settings = _settings(request)
+    settings = settings_of(request)
     predictor: CategoryPredictor = request.app.state.predictor
     async with database_errors("find_prediction"):
         row = await pool.fetchrow(

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.classifier import runs
 from services.classifier.alerts import AlertNotification, retraining_alerts
-from services.classifier.settings import ClassifierSettings
+from services.classifier.api import settings_of
 from services.classifier.triggers import Trigger
 from services.common.deps import PoolDep
 from services.common.errors import (
@@ -46,11 +46,6 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _settings(request: Request) -> ClassifierSettings:
-    settings: ClassifierSettings = request.app.state.settings
-    return settings
-
-
 def _trigger(request: Request) -> Trigger:
     trigger: Trigger = request.app.state.retraining_trigger
     return trigger
@@ -64,7 +59,7 @@ async def _claim_and_start(
     request: Request, pool: Any, *, reason: str, alert: dict[str, Any] | None
 ) -> runs.Claim:
     """Claim the run lock and start the job; a job that cannot start fails its run."""
-    settings, trigger = _settings(request), _trigger(request)
+    settings, trigger = settings_of(request), _trigger(request)
     timeout = settings.database_timeout_s
     claim = await runs.claim_run(
         pool,
@@ -95,7 +90,7 @@ async def _claim_and_start(
     dependencies=[require_scope("admin")],
 )
 async def alerts(notification: AlertNotification, request: Request, pool: PoolDep) -> JsonResponse:
-    settings = _settings(request)
+    settings = settings_of(request)
     matched = retraining_alerts(
         notification, alert_names=settings.retraining_alerts, model=settings.triton_model
     )
@@ -154,7 +149,7 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
         return run
     if reason is None:
         return run
-    timeout = _settings(request).database_timeout_s
+    timeout = settings_of(request).database_timeout_s
     await runs.fail_run(pool, run["run_id"], reason, timeout_s=timeout)
     return await runs.get_run(pool, uuid.UUID(run["run_id"]), timeout_s=timeout) or run
 
@@ -167,7 +162,7 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
 async def list_retraining(
     request: Request, pool: PoolDep, limit: int = Query(default=20, ge=1, le=200)
 ) -> JsonResponse:
-    settings = _settings(request)
+    settings = settings_of(request)
     latest = await runs.recent_runs(
         pool, model=settings.triton_model, limit=limit, timeout_s=settings.database_timeout_s
     )
@@ -183,7 +178,7 @@ async def list_retraining(
     dependencies=[require_scope("admin")],
 )
 async def get_retraining(run_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
-    run = await runs.get_run(pool, run_id, timeout_s=_settings(request).database_timeout_s)
+    run = await runs.get_run(pool, run_id, timeout_s=settings_of(request).database_timeout_s)
     if run is None:
         raise NotFound(f"no retraining run {run_id}")
     return JsonResponse(await _reconciled(request, pool, run))
