@@ -566,6 +566,19 @@ def publish_version(
         return write_version(model_dir, spec, trained, key=key, log=log, stamp=stamp)
 
 
+def remove_version(repo_dir: Path, spec: ModelSpec, version: int) -> None:
+    """Delete version ``version`` of ``spec`` (under the build lock) and rewrite its configs.
+
+    For rollout candidates taken out again; Triton drops the version on the next
+    ``load_model``.
+    """
+    model_dir = Path(repo_dir) / spec.name
+    with _locked(model_dir):
+        if version in _versions(model_dir):
+            shutil.rmtree(model_dir / str(version))
+        write_configs(model_dir, spec)
+
+
 def write_version(
     model_dir: Path,
     spec: ModelSpec,

@@ -88,10 +88,14 @@ def split_by_time(
 
 
 def fit_model(
-    x: FloatArray, y: npt.NDArray[np.float64], *, seed: int
+    x: FloatArray,
+    y: npt.NDArray[np.float64],
+    *,
+    seed: int,
+    params: dict[str, Any] = HGB_PARAMS,
 ) -> HistGradientBoostingRegressor:
     """The gradient boosting regressor on the feature matrix."""
-    model = HistGradientBoostingRegressor(random_state=seed, **HGB_PARAMS)
+    model = HistGradientBoostingRegressor(random_state=seed, **params)
     model.fit(x, y)
     return model
 
@@ -224,8 +228,13 @@ def train_model(
     seed: int,
     source: str = "synthetic-tlc",
     test_fraction: float = TEST_FRACTION,
+    params: dict[str, Any] = HGB_PARAMS,
 ) -> TrainedModel:
-    """Clean, split, train, evaluate, export and check; see the module docstring."""
+    """Clean, split, train, evaluate, export and check; see the module docstring.
+
+    ``params``: the regressor's hyperparameters (rollout tests train deliberately weaker or
+    stronger variants with other values; see ``models.ride_duration.variants``).
+    """
     started = time.perf_counter()
     clean = clean_trips(trips)
     train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
@@ -234,7 +243,7 @@ def train_model(
     y_test = test_df["duration_minutes"].to_numpy(dtype=np.float64)
 
     fit_started = time.perf_counter()
-    model = fit_model(x_train, y_train, seed=seed)
+    model = fit_model(x_train, y_train, seed=seed, params=params)
     fit_seconds = time.perf_counter() - fit_started
     baseline = fit_baseline(train_df["trip_distance"].to_numpy(dtype=np.float64), y_train)
 
@@ -252,7 +261,7 @@ def train_model(
         "name": MODEL_NAME,
         "task": "regression: NYC yellow-taxi trip duration in minutes",
         "algorithm": "sklearn HistGradientBoostingRegressor",
-        "hyperparameters": {**HGB_PARAMS, "random_state": seed},
+        "hyperparameters": {**params, "random_state": seed},
         "data": trip_data_card(
             source=source,
             seed=seed,

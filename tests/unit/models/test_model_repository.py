@@ -59,7 +59,7 @@ def test_layout_configs_and_card(built: tuple[Path, BuildResult]) -> None:
         assert config.dynamic_batching.max_queue_delay_microseconds == 200
         assert config.instance_group[0].count == 2
         assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
-        assert config.version_policy.latest.num_versions == 1
+        assert config.version_policy.HasField("all")  # every version: routing picks one
         assert [(i.name, list(i.dims)) for i in config.input] == [("features", [N_FEATURES])]
         assert [(o.name, list(o.dims)) for o in config.output] == [("duration_minutes", [1])]
         assert config.input[0].data_type == model_config_pb2.TYPE_FP32
