@@ -13,8 +13,11 @@ from services.common.buffered_writer import BufferedCopyWriter
 from services.common.db import check_database, create_pool
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
+from services.common.routing import api as routing_api
+from services.common.routing import store as routing_store
+from services.common.routing.live import LiveRouting
 from services.common.triton import TritonClient
-from services.ride_duration import api
+from services.ride_duration import api, outcomes
 from services.ride_duration.predictor import DurationPredictor
 from services.ride_duration.settings import RideDurationSettings
 
@@ -37,10 +40,26 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         app.state.triton = triton
         app.state.predictor = predictor
         app.state.prediction_log = None
+        app.state.outcomes = None
         register_readiness(app, "triton", predictor.ready)
         pool = None
-        if settings.prediction_log:
+        if settings.prediction_log or settings.routing_table:
             pool = await create_pool(settings)
+            app.state.pool = pool
+            register_readiness(app, "postgres", lambda: check_database(pool), critical=False)
+        if pool is not None and settings.routing_table:
+            await apply_migrations(
+                pool, service=routing_store.MIGRATION_SET, directory=routing_store.MIGRATIONS
+            )
+        routing = LiveRouting(
+            pool if settings.routing_table else None,
+            settings,
+            default_model=settings.triton_model,
+            call=predictor.predict_variant,
+        )
+        await routing.start()
+        app.state.routing = routing
+        if pool is not None and settings.prediction_log:
             await apply_migrations(pool, service="ride_duration", directory=MIGRATIONS)
             writer = BufferedCopyWriter(
                 pool,
@@ -51,11 +70,15 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
             )
             writer.start()
             app.state.prediction_log = writer
-            app.state.pool = pool
-            register_readiness(app, "postgres", lambda: check_database(pool), critical=False)
+            tracker = outcomes.OutcomeTracker(pool, settings)
+            tracker.start()
+            app.state.outcomes = tracker
         try:
             yield
         finally:
+            await routing.close()
+            if app.state.outcomes is not None:
+                await app.state.outcomes.close()
             if app.state.prediction_log is not None:
                 await app.state.prediction_log.close()
             if pool is not None:
@@ -67,7 +90,7 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         title="ride-duration",
         version="1.0.0",
         description="Online NYC taxi trip-duration prediction served by Triton.",
-        routers=[api.router],
+        routers=[api.router, routing_api.router],
         fast_routes=api.FAST_ROUTES,
         lifespan=lifespan,
     )

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from services.common.batching import Coalescer
 from services.common.errors import TritonUnavailable
+from services.common.routing.table import Route
 from services.common.taxi import features
 from services.common.triton import TritonClient
 from services.ride_duration.schemas import Ride
@@ -78,7 +79,11 @@ def ride_feature_matrix(rides: Sequence[Ride]) -> npt.NDArray[np.float32]:
 
 
 class DurationPredictor:
-    """Predicts ride durations with the Triton model ``model``."""
+    """Predicts ride durations with the Triton model ``model`` (or another model version).
+
+    One coalescer per (model, version) called: rides routed to different variants never share
+    a Triton call.
+    """
 
     def __init__(
         self,
@@ -91,34 +96,51 @@ class DurationPredictor:
     ) -> None:
         self.triton = triton
         self.model = model
-        self._coalescer: Coalescer[Ride, float, str] | None = (
-            Coalescer(
-                self._predict_now,
-                max_items=coalesce_max_rows,
-                max_in_flight=coalesce_max_in_flight,
-            )
-            if coalesce
-            else None
-        )
+        self.coalesce = coalesce
+        self.coalesce_max_rows = coalesce_max_rows
+        self.coalesce_max_in_flight = coalesce_max_in_flight
+        self._coalescers: dict[tuple[str, str], Coalescer[Ride, float, str]] = {}
 
-    async def _predict_now(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
+    async def _predict_now(
+        self, rides: Sequence[Ride], *, model: str, version: str
+    ) -> tuple[list[float], str]:
         """One Triton call for these rides: minutes per ride and the model version."""
         result = await self.triton.infer(
-            self.model, {INPUT_NAME: ride_feature_matrix(rides)}, outputs=[OUTPUT_NAME]
+            model, {INPUT_NAME: ride_feature_matrix(rides)}, outputs=[OUTPUT_NAME], version=version
         )
         raw: list[float] = result.outputs[OUTPUT_NAME].reshape(-1).tolist()
         return [round(max(m, MIN_DURATION_MINUTES), 2) for m in raw], result.model_version
 
-    async def predict(self, rides: Sequence[Ride]) -> tuple[list[float], str]:
+    def _coalescer(self, model: str, version: str) -> Coalescer[Ride, float, str]:
+        coalescer = self._coalescers.get((model, version))
+        if coalescer is None:
+
+            async def run(rides: Sequence[Ride]) -> tuple[list[float], str]:
+                return await self._predict_now(rides, model=model, version=version)
+
+            coalescer = self._coalescers[(model, version)] = Coalescer(
+                run, max_items=self.coalesce_max_rows, max_in_flight=self.coalesce_max_in_flight
+            )
+        return coalescer
+
+    async def predict(
+        self, rides: Sequence[Ride], *, model: str | None = None, version: str = ""
+    ) -> tuple[list[float], str]:
         """Minutes per ride (same order) and the model version that computed them.
 
-        With coalescing on, the rides of concurrent requests share one feature computation and
-        one Triton call.
+        ``model`` / ``version`` select a variant (default: the service's model, Triton's
+        default version). With coalescing on, the rides of concurrent requests to the same
+        variant share one feature computation and one Triton call.
         """
-        if self._coalescer is None:
-            return await self._predict_now(rides)
-        minutes, version = await self._coalescer.submit(rides)
-        return list(minutes), version
+        model = model or self.model
+        if not self.coalesce:
+            return await self._predict_now(rides, model=model, version=version)
+        minutes, served = await self._coalescer(model, version).submit(rides)
+        return list(minutes), served
+
+    async def predict_variant(self, route: Route, rides: Sequence[Ride]) -> tuple[list[float], str]:
+        """:meth:`predict` for a variant of the routing table (a ``VariantCall``)."""
+        return await self.predict(rides, model=route.model, version=route.version)
 
     async def ready(self) -> None:
         """Readiness: the model itself is loaded (server-wide readiness flaps during reloads)."""

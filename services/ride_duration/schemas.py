@@ -43,6 +43,12 @@ class Ride(BaseModel):
     payment_type: int | None = Field(
         default=None, ge=0, le=6, description="TLC payment_type 0-6; default 1 (credit card)."
     )
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The rider: A/B experiments assign variants sticky by this id.",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -54,6 +60,7 @@ class BatchRequest(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
+    variant: str = Field(description="The routing table's variant that answered.")
 
 
 class Prediction(BaseModel):
@@ -76,3 +83,22 @@ class ModelVersion(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelVersion]
+
+
+class Outcome(BaseModel):
+    """The truth of one prediction: the ride's actual duration, known once it completed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: UUID
+    actual_minutes: float = Field(gt=0, le=1440, allow_inf_nan=False)
+
+
+class OutcomeBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[Outcome] = Field(min_length=1, max_length=MAX_BATCH_RIDES)
+
+
+class OutcomesAccepted(BaseModel):
+    accepted: int

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.routing.settings import ModelServiceSettings
 
 
-class RideDurationSettings(ServiceSettings):
+class RideDurationSettings(ModelServiceSettings):
     """Environment -> settings for ride-duration; shared names (DATABASE_URL ...) unprefixed."""
 
     model_config = SettingsConfigDict(env_prefix="RIDE_DURATION_")
@@ -25,3 +25,9 @@ class RideDurationSettings(ServiceSettings):
     )
     prediction_log_flush_interval_s: float = Field(default=0.2, gt=0)
     prediction_log_max_buffered: int = Field(default=50_000, ge=100)
+    outcome_window_s: float = Field(
+        default=3600.0, gt=0, description="Per-variant MAE/RMSE over outcomes this recent."
+    )
+    outcome_refresh_s: float = Field(
+        default=5.0, gt=0, description="How often the per-variant MAE/RMSE gauges are recomputed."
+    )

@@ -31,6 +31,7 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncCli
     # Both ways of serving the hot routes must behave the same.
     settings = RideDurationSettings(
         prediction_log=False,
+        routing_table=False,
         log_json=False,
         triton_grpc_url="127.0.0.1:1",
         triton_retries=0,
@@ -91,3 +92,24 @@ async def test_valid_ride_with_triton_unreachable_is_503(client: httpx.AsyncClie
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["triton"] != "ok"
+
+
+async def test_bad_outcome_is_422_and_without_the_log_404(client: httpx.AsyncClient) -> None:
+    bad = await client.post(
+        "/v1/outcomes", json={"outcomes": [{"prediction_id": "x", "actual_minutes": -1}]}
+    )
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {
+        "outcomes.0.prediction_id",
+        "outcomes.0.actual_minutes",
+    }
+    valid = {"prediction_id": "00000000-0000-0000-0000-000000000001", "actual_minutes": 12.0}
+    off = await client.post("/v1/outcomes", json={"outcomes": [valid]})
+    assert off.status_code == 404
+    assert off.headers["content-type"] == "application/problem+json"
+
+
+async def test_admin_routing_without_a_table_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/admin/routing")
+    assert response.status_code == 404
+    assert "ROUTING_TABLE" in response.json()["detail"]
