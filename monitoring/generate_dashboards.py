@@ -456,11 +456,185 @@ def model_quality() -> dict[str, Any]:
     )
 
 
+def model_variants() -> dict[str, Any]:
+    """Variants of the model services' routing tables side by side (services/common/routing):
+    traffic, errors, latency, predictions, outcome errors, shadow comparisons, queue, table
+    version. docs/rollouts.md names the metrics; the rollout gates query the same series."""
+
+    def rate(metric: str, selector: str = "") -> str:
+        return f"rate({metric}{{{NS}{selector}}}[5m])"
+
+    by = "sum by (service, variant)"
+    requests = rate("modelfleet_variant_requests_total")
+    compared = rate("modelfleet_shadow_comparisons_total", ', outcome!="error"')
+    agreed = rate("modelfleet_shadow_comparisons_total", ', outcome="agree"')
+
+    def quantiles(metric: str, qs: tuple[float, ...]) -> list[Target]:
+        return [
+            (
+                f"histogram_quantile({q}, sum by (service, variant, le) ({rate(metric)}))",
+                f"p{int(q * 100)} {{{{variant}}}}",
+            )
+            for q in qs
+        ]
+
+    return dashboard(
+        "modelfleet-model-variants",
+        "modelfleet / Model variants",
+        [
+            panel(
+                1,
+                "Predictions per second by variant",
+                [
+                    (
+                        f"sum by (service, variant, role, model_version) ({requests})",
+                        "{{variant}} ({{role}}, v{{model_version}})",
+                    )
+                ],
+                "ops",
+                x=0,
+                y=0,
+                description="Rows answered (or shadowed) per variant of the routing table: the "
+                "observed canary / A/B split.",
+            ),
+            panel(
+                2,
+                "Error ratio by variant",
+                [
+                    (
+                        f"({by} ({rate('modelfleet_variant_errors_total')}) "
+                        f"or {by} ({requests}) * 0) / {by} ({requests})",
+                        "{{variant}}",
+                    )
+                ],
+                "percentunit",
+                x=12,
+                y=0,
+                description="Failed calls over rows per variant (a canary whose version is gone "
+                "is answered by stable and counted here).",
+            ),
+            panel(
+                3,
+                "Latency by variant (p50, p99)",
+                quantiles("modelfleet_variant_latency_seconds_bucket", (0.5, 0.99)),
+                "s",
+                x=0,
+                y=8,
+            ),
+            panel(
+                4,
+                "Predicted value by variant (p10, p50, p90)",
+                quantiles("modelfleet_variant_prediction_bucket", (0.1, 0.5, 0.9)),
+                "short",
+                x=12,
+                y=8,
+                description="The distribution each variant predicts (ride duration: minutes).",
+            ),
+            panel(
+                5,
+                "MAE and RMSE vs the truth by variant",
+                [
+                    (
+                        "max by (service, variant, model_version) "
+                        f"(modelfleet_variant_outcome_mae{{{NS}}})",
+                        "MAE {{variant}} v{{model_version}}",
+                    ),
+                    (
+                        "max by (service, variant, model_version) "
+                        f"(modelfleet_variant_outcome_rmse{{{NS}}})",
+                        "RMSE {{variant}} v{{model_version}}",
+                    ),
+                ],
+                "short",
+                x=0,
+                y=16,
+                description="Over the outcomes (actual durations) of the last window "
+                "(RIDE_DURATION_OUTCOME_WINDOW_S).",
+            ),
+            panel(
+                6,
+                "Shadow agreement within tolerance",
+                [
+                    (
+                        f"({by} ({agreed}) or {by} ({compared}) * 0) / {by} ({compared})",
+                        "{{variant}}",
+                    )
+                ],
+                "percentunit",
+                x=12,
+                y=16,
+                description="Share of shadow rows within max(abs, rel x answer) of the answer.",
+            ),
+            panel(
+                7,
+                "Shadow |delta| (p50, p90) and relative delta p90",
+                [
+                    *quantiles("modelfleet_shadow_abs_delta_bucket", (0.5, 0.9)),
+                    (
+                        "histogram_quantile(0.9, sum by (service, variant, le) "
+                        f"({rate('modelfleet_shadow_rel_delta_bucket')}))",
+                        "p90 relative {{variant}}",
+                    ),
+                ],
+                "short",
+                x=0,
+                y=24,
+            ),
+            panel(
+                8,
+                "Shadow latency minus answer latency (p50, p99)",
+                quantiles("modelfleet_shadow_latency_delta_seconds_bucket", (0.5, 0.99)),
+                "s",
+                x=12,
+                y=24,
+            ),
+            panel(
+                9,
+                "Shadow queue depth and drops per second",
+                [
+                    (
+                        f"max by (service) (modelfleet_shadow_queue_depth{{{NS}}})",
+                        "depth {{service}}",
+                    ),
+                    (
+                        f"sum by (service) ({rate('modelfleet_shadow_dropped_total')})",
+                        "dropped/s {{service}}",
+                    ),
+                ],
+                "short",
+                x=0,
+                y=32,
+                description="Shadow calls wait in a bounded queue off the request path; when it "
+                "is full they are dropped, never the answers.",
+            ),
+            panel(
+                10,
+                "Routing table version per replica",
+                [
+                    (
+                        f"max by (service, instance) (modelfleet_routing_version{{{NS}}})",
+                        "{{service}} {{instance}}",
+                    )
+                ],
+                "none",
+                x=12,
+                y=32,
+                description="Replicas serving different versions for more than a few seconds "
+                "means one lost its Postgres connection (it polls every "
+                "<P>_ROUTING_POLL_INTERVAL_S).",
+            ),
+        ],
+        tags=["rollouts", "variants"],
+        namespace_of="modelfleet_variant_requests_total",
+    )
+
+
 DASHBOARDS = {
     "overview": overview,
     "triton": triton,
     "streaming": streaming,
     "model-quality": model_quality,
+    "model-variants": model_variants,
 }
 
 

@@ -2,7 +2,8 @@
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
 models, PostgreSQL, NATS, ride-duration, the classifier, the backend and its three streaming
-workers) after some load (predictions, classifications with feedback, rides), with the labels
+workers) after some load (predictions through a canary and a shadow variant with outcomes,
+classifications with feedback, rides), with the labels
 the chart's
 ServiceMonitors give: job=<component>, namespace. A panel that shows nothing is a bug. The
 recording rules are loaded too, so a rule file Prometheus refuses fails here.
@@ -10,11 +11,13 @@ recording rules are loaded too, so a rule file Prometheus refuses fails here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,8 @@ import pytest
 import yaml
 
 from models.repository import build_repository
+from models.ride_duration.variants import publish_candidate
+from services.common.triton import TritonClient
 from services.stack.testing import free_port, running_stack, settings_for_tests
 from tests.chart.test_monitoring import DASHBOARDS, RULE_FILES
 
@@ -96,6 +101,39 @@ def _classify(base_url: str, rounds: int) -> None:
             assert feedback.status_code == 200, feedback.text
 
 
+def _variants(base_url: str, triton_url: str, repository: Path) -> None:
+    """A second ride_duration version as canary and shadow (model-variants dashboard), and the
+    truth of some predictions (per-variant MAE/RMSE)."""
+    candidate = publish_candidate(repository, quality="worse", seed=8, rows=5_000)
+
+    async def load() -> None:
+        triton = TritonClient(triton_url, timeout_s=30.0)
+        try:
+            await triton.load_model("ride_duration")
+        finally:
+            await triton.close()
+
+    asyncio.run(load())
+    variants = [
+        {"name": "stable", "model": "ride_duration", "model_version": 1, "role": "stable",
+         "weight": 0.7},
+        {"name": "canary", "model": "ride_duration", "model_version": candidate.version,
+         "role": "canary", "weight": 0.3},
+        {"name": "shadow", "model": "ride_duration", "model_version": candidate.version,
+         "role": "shadow", "weight": 1.0},
+    ]  # fmt: skip
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        response = client.put(
+            "/v1/admin/routing", json={"expected_version": 0, "variants": variants}
+        )
+        assert response.status_code == 200, response.text
+        ids = [client.post("/v1/predict", json=RIDE).json()["prediction_id"] for _ in range(20)]
+        time.sleep(0.5)  # the prediction log is written in the background
+        outcomes = [{"prediction_id": i, "actual_minutes": 11.0} for i in ids]
+        response = client.post("/v1/outcomes", json={"outcomes": outcomes})
+        assert response.status_code == 200, response.text
+
+
 def _load(base_url: str, seconds: float) -> None:
     """Predictions, batch predictions, model listings and a bad request, for `seconds`."""
     deadline = time.monotonic() + seconds
@@ -162,6 +200,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                   what="prometheus ready")  # fmt: skip
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)
+            _variants(
+                f"http://{settings.host}:{settings.ride_duration_port}",
+                settings.triton_grpc_url,
+                settings.paths.model_repository,
+            )
             _load(f"http://{settings.host}:{settings.ride_duration_port}", seconds=6)
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)

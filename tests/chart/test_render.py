@@ -60,7 +60,8 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("NetworkPolicy", "default-deny"): 1,
         ("Ingress", "ingress"): 1,
         ("PrometheusRule", "monitoring"): 1,
-        ("ConfigMap", "monitoring"): 4,  # dashboards: overview, streaming, triton, model-quality
+        # dashboards: overview, streaming, triton, model-quality, model-variants
+        ("ConfigMap", "monitoring"): 5,
         ("Pod", "test"): 1,
         ("NetworkPolicy", "test"): 1,
         # The classifier's retraining: Job template, its NetworkPolicy, the only RBAC.
