@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up down status test lint bench clean
+.PHONY: install up down status test lint bench fuzz clean
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: $(STAMP)         ## ruff and mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+fuzz: $(STAMP)         ## schemathesis against every service's OpenAPI in jwt mode, 20x the cases of make test
+	MODELFLEET_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest tests/integration/test_schemathesis.py --timeout 7200
 
 bench: $(STAMP)        ## benchmarks; prints ratios and rewrites bench/RESULTS.md
 	$(BIN)/modelfleet bench

@@ -169,7 +169,10 @@ def test_password_comes_from_the_existing_secret(scenario: str, objects: list[Ob
 
 def _settings_names() -> set[str]:
     """Environment names the settings classes read: shared (unprefixed) and prefixed fields."""
-    names = {"DATABASE_URL", "NATS_URL", "TRITON_GRPC_URL"}
+    # Shared names: the AliasChoices of services/common/settings.py (DATABASE_URL, AUTH_* ...).
+    names = set(
+        re.findall(r'AliasChoices\("([A-Z_]+)"', (SERVICES_DIR / "common/settings.py").read_text())
+    )
     for path in SERVICES_DIR.glob("*/settings.py"):
         text = path.read_text()
         prefix = re.search(r'env_prefix="([A-Z_]+)"', text)

@@ -47,6 +47,12 @@ data:
   DATABASE_URL: {{ include "modelfleet.databaseUrl" $root | quote }}
   NATS_URL: {{ include "modelfleet.natsUrl" $root | quote }}
   TRITON_GRPC_URL: {{ printf "%s:8001" (include "modelfleet.componentName" (dict "root" $root "name" "triton")) | quote }}
+  # Authentication (services/common/security; AUTH_API_KEY_PEPPER comes from a Secret).
+  AUTH_MODE: {{ $root.Values.auth.mode | quote }}
+  AUTH_JWKS_URL: {{ $root.Values.auth.jwksUrl | quote }}
+  AUTH_ISSUER: {{ $root.Values.auth.issuer | quote }}
+  AUTH_AUDIENCE: {{ $root.Values.auth.audience | quote }}
+  AUTH_SCOPE_PREFIX: {{ $root.Values.auth.scopePrefix | quote }}
   {{ .c.envPrefix }}ENVIRONMENT: {{ $root.Values.config.environment | quote }}
   {{- range $key, $value := .c.settings }}
   {{ $.c.envPrefix }}{{ $key }}: {{ tpl ($value | toString) $root | quote }}
@@ -221,8 +227,17 @@ spec:
             - configMapRef:
                 name: {{ include "modelfleet.componentName" . }}
           {{- $usesPostgres := has "postgresql" (default (list) .c.dependencies) }}
-          {{- if or $usesPostgres .c.secretEnv }}
+          {{- if or $usesPostgres .c.secretEnv (eq .c.kind "service") }}
           env:
+            {{- if eq .c.kind "service" }}
+            # HMAC key of stored API key hashes (optional: a fixed one without the Secret).
+            - name: AUTH_API_KEY_PEPPER
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.auth.apiKeyPepper.existingSecret }}
+                  key: {{ $root.Values.auth.apiKeyPepper.secretKey }}
+                  optional: true
+            {{- end }}
             {{- if $usesPostgres }}
             # asyncpg reads PGPASSWORD like libpq: DATABASE_URL carries no password.
             - name: PGPASSWORD
@@ -552,6 +567,10 @@ spec:
     {{- end }}
     {{- with .c.extraEgress }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- if and (eq .c.kind "service") (eq $root.Values.auth.mode "jwt") }}
+    # The identity provider's JWKS (AUTH_MODE=jwt).
+    {{- toYaml $root.Values.auth.jwksEgress | nindent 4 }}
     {{- end }}
     {{- if and (or (has "postgresql" (default (list) .c.dependencies)) (has "nats" (default (list) .c.dependencies))) $root.Values.networkPolicy.externalEgress }}
     {{- toYaml $root.Values.networkPolicy.externalEgress | nindent 4 }}
