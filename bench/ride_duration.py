@@ -40,6 +40,11 @@ SERVICE_APP = "services.ride_duration.app:create_app"
 class Workload:
     bodies: list[bytes]
     features: npt.NDArray[np.float32]
+    path: str = "/v1/predict"
+    """Where the service variant POSTs the bodies."""
+    model: str = MODEL
+    """The Triton model and output the direct variant calls and reads."""
+    output: str = "duration_minutes"
 
 
 def make_workload(rows: int, *, seed: int) -> Workload:
@@ -63,18 +68,23 @@ def make_workload(rows: int, *, seed: int) -> Workload:
 
 
 async def bench_triton(
-    url: str, workload: Workload, *, concurrency: int, duration_s: float, warmup_s: float
+    url: str,
+    workload: Workload,
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
 ) -> RunResult:
     client = InferenceServerClient(url=url)
     rows = workload.features
-    output = [InferRequestedOutput("duration_minutes")]
+    output = [InferRequestedOutput(workload.output)]
 
     async def call(worker: int, i: int) -> None:
         row = rows[(worker * 7919 + i) % len(rows)][None, :]
         item = InferInput("features", list(row.shape), "FP32")
         item.set_data_from_numpy(row)
-        result = await client.infer(MODEL, [item], outputs=output, client_timeout=5.0)
-        result.as_numpy("duration_minutes")  # a real client reads its answer
+        result = await client.infer(workload.model, [item], outputs=output, client_timeout=5.0)
+        result.as_numpy(workload.output)  # a real client reads its answer
 
     try:
         return await run_async(
@@ -103,7 +113,7 @@ async def bench_service(
 
     async def call(worker: int, i: int) -> None:
         status, _ = await connections[worker].request(
-            "POST", "/v1/predict", bodies[(worker * 7919 + i) % len(bodies)]
+            "POST", workload.path, bodies[(worker * 7919 + i) % len(bodies)]
         )
         if status != 200:
             raise RuntimeError(f"HTTP {status}")

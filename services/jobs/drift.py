@@ -215,12 +215,21 @@ async def run_demo(
                 model="classifier", version=version, f1=f1_drift or 0.0
             )
             answer = await client.post("/v1/alerts", json=body)
-            say(f"   {answer.status_code} {answer.text}")
             answer.raise_for_status()
+            say(f"   {answer.status_code} {answer.json()['action']}: {answer.json()['url']}")
         finished = await wait_for_run(
             client, timeout_s=timeout_s, done=lambda r: r["status"] not in ("queued", "running")
         )
-        say(f"4. run finished: {finished}")
+        if finished is None:
+            say(f"4. no run finished within {timeout_s:.0f} s (GET /v1/retraining)")
+        else:
+            metrics = finished["metrics"] or {}
+            say(
+                f"4. run {finished['run_id']} {finished['status']}: version "
+                f"{finished['serving_version']} -> {finished['new_version']}; candidate "
+                f"macro-F1 {metrics.get('macro_f1')}, serving version on the same test set "
+                f"{metrics.get('serving_macro_f1_on_same_test')}; error {finished['error']}"
+            )
         recovered = await send_products(
             client, generate_catalogue(products, seed=seed + 2, drift=True)
         )

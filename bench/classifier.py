@@ -1,0 +1,160 @@
+"""Benchmark: the product classifier, text only and text + image, same model, one run.
+
+For each workload (catalogue products without and with their 64x64 JPEG):
+1. in-process ONNX Runtime on precomputed features (the anchor for Triton),
+2. in-process features + ONNX Runtime (tokenising, hashing, image decoding: what the service
+   adds before Triton, measured without HTTP),
+3. direct Triton gRPC on precomputed features (the anchor for the service),
+4. the classifier service: POST /v1/classify JSON (base64 image), which also writes the
+   prediction row to Postgres before answering (feedback must find it),
+
+at concurrency 1 and 8, closed loop; ratios service/Triton and Triton/in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import numpy as np
+import onnxruntime as ort
+import orjson
+
+from bench.loadgen import RunResult, run_threads
+from bench.ride_duration import Workload, bench_in_process, bench_service, bench_triton
+from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
+from models.classifier.data import generate_catalogue
+from services.common.catalog.features import feature_matrix, feature_vector
+
+MODEL = "classifier"
+OUTPUT = "probabilities"
+CONCURRENCY = (1, 8)
+WORKLOADS = ("text", "text+image")
+
+
+def make_workload(
+    rows: int, *, seed: int, images: bool
+) -> tuple[Workload, list[tuple[str, str, bytes | None]]]:
+    """Products as request bodies, feature rows and (title, description, image) for featurising."""
+    products = generate_catalogue(rows, seed=seed, images=images)
+    if images:
+        products = products[products["image_bytes"].notna()]
+    raw: list[tuple[str, str, bytes | None]] = []
+    bodies: list[bytes] = []
+    for row in products.itertuples():
+        body = {"title": row.title, "description": row.description}
+        if images:
+            body["image"] = base64.b64encode(row.image_bytes).decode()
+        bodies.append(orjson.dumps(body))
+        raw.append((row.title, row.description, row.image_bytes if images else None))
+    x = feature_matrix([r[0] for r in raw], [r[1] for r in raw], [r[2] for r in raw])
+    return Workload(bodies, x, path="/v1/classify", model=MODEL, output=OUTPUT), raw
+
+
+def bench_features_in_process(
+    session: ort.InferenceSession,
+    raw: list[tuple[str, str, bytes | None]],
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+) -> RunResult:
+    def call(worker: int, i: int) -> None:
+        title, description, image = raw[(worker * 7919 + i) % len(raw)]
+        x = feature_vector(title=title, description=description, image=image)
+        session.run(None, {"features": x[None, :]})
+
+    return run_threads(
+        "in-process-features+ort",
+        call,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+    )
+
+
+def ratios(results: list[RunResult]) -> str:
+    by = {(r.name, r.concurrency): r for r in results}
+    lines = [
+        "| workload | concurrency | service/Triton p50 | service/Triton req/s "
+        "| Triton/in-process p50 | Triton/in-process req/s | features+ORT/ORT p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload in WORKLOADS:
+        for c in CONCURRENCY:
+            service = by[(f"service-http {workload}", c)]
+            triton = by[(f"triton-direct {workload}", c)]
+            local = by[(f"in-process-ort {workload}", c)]
+            featurised = by[(f"in-process-features+ort {workload}", c)]
+            lines.append(
+                f"| {workload} | {c} | {service.p50_ms / triton.p50_ms:.2f}x "
+                f"| {service.rps / triton.rps:.2f}x | {triton.p50_ms / local.p50_ms:.1f}x "
+                f"| {triton.rps / local.rps:.2f}x | {featurised.p50_ms / local.p50_ms:.1f}x |"
+            )
+    return "\n".join(lines)
+
+
+async def run(ctx: BenchContext) -> str:
+    """The suite: every variant of both workloads at every concurrency, then the section."""
+    settings, build = ctx.settings, ctx.builds[MODEL]
+    onnx_path = build.path / "model.onnx"
+    host, port = settings.host, settings.classifier_port
+    triton_url = f"{host}:{settings.triton_grpc_port}"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    timing = {"duration_s": ctx.duration_s, "warmup_s": ctx.warmup_s}
+    results: list[RunResult] = []
+    sizes: dict[str, int] = {}
+    for workload_name in WORKLOADS:
+        workload, raw = make_workload(
+            min(ctx.rows, 1000), seed=4321, images=workload_name == "text+image"
+        )
+        sizes[workload_name] = int(np.mean([len(b) for b in workload.bodies]))
+        for concurrency in CONCURRENCY:
+            runs = [
+                await asyncio.to_thread(
+                    bench_in_process, onnx_path, workload, concurrency=concurrency, **timing
+                ),
+                await asyncio.to_thread(
+                    bench_features_in_process, session, raw, concurrency=concurrency, **timing
+                ),
+                await bench_triton(
+                    triton_url,
+                    workload,
+                    concurrency=concurrency,
+                    **timing,
+                ),
+                await bench_service(host, port, workload, concurrency=concurrency, **timing),
+            ]
+            for result in runs:
+                result.name = f"{result.name} {workload_name}"
+                print_run(result)
+                results.append(result)
+
+    setup = "\n".join(
+        [
+            when_and_where(),
+            f"- model: classifier v{build.version} (softmax regression, "
+            f"{len(build.card['classes'])} classes, 2,136 features: hashed text + image "
+            "statistics); Triton 2.51, Python backend running ONNX Runtime",
+            "- service: classifier, 1 uvicorn worker (uvloop, httptools), POST /v1/classify "
+            "JSON through FastAPI; every answer inserts its prediction row in Postgres first",
+            f"- workloads: catalogue products, text only (mean body {sizes['text']} B) and "
+            f"text + JPEG image as base64 (mean body {sizes['text+image']} B); anchors get "
+            "precomputed features; `in-process-features+ort` featurises each product first",
+            f"- closed loop, {ctx.duration_s:g} s measured after {ctx.warmup_s:g} s warm-up per "
+            "run; clients: tritonclient aio (reads the output), a minimal keep-alive HTTP/1.1 "
+            "client for the service",
+        ]
+    )
+    return "\n\n".join(
+        [
+            "## Classifier: in-process ONNX Runtime vs direct Triton gRPC vs the service",
+            setup,
+            latency_table(results),
+            "### Ratios",
+            ratios(results),
+        ]
+    )
+
+
+SUITE = Suite(name="classifier", components=("postgres", "triton", "classifier"), run=run)
