@@ -53,6 +53,7 @@ def manual_pages(n: int) -> list[str]:
 
 
 def make_pdf(pages: list[str]) -> bytes:
+    """A real PDF with one paragraph of text per page (fpdf2); the tests use it too."""
     pdf = FPDF()
     for text in pages:
         pdf.add_page()

@@ -14,9 +14,12 @@ to its page target over one WebSocket (``websockets``, already a dependency of u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -102,7 +105,7 @@ async def headless_chromium() -> AsyncIterator[Page]:
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed (scripts/ensure-tools installs it)")
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         process = await asyncio.create_subprocess_exec(
             binary,
             *CHROMIUM_FLAGS,
@@ -110,6 +113,7 @@ async def headless_chromium() -> AsyncIterator[Page]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped whole (zygote, renderers)
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -125,9 +129,17 @@ async def headless_chromium() -> AsyncIterator[Page]:
             async with websockets.connect(url, max_size=None) as socket:
                 yield Page(socket)
         finally:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), timeout=10)
             except TimeoutError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+            for _ in range(50):  # children leave the group shortly after the main process
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    break
+                await asyncio.sleep(0.1)

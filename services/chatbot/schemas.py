@@ -55,10 +55,10 @@ class ChatRequest(BaseModel):
         return value.strip()
 
 
-class CitationOut(BaseModel):
-    n: int = Field(description="The mark [n] in the answer.")
+class RetrievedOut(BaseModel):
+    """A retrieved chunk: where it comes from and its retrieval score."""
+
     source: Source
-    quote: str = Field(description="The quoted span the statement rests on.")
     score: float = Field(description="Retrieval score (cosine similarity); 1.0 for SQL rows.")
     document_id: str | None = None
     document: str | None = None
@@ -67,14 +67,11 @@ class CitationOut(BaseModel):
     chunk_id: str | None = None
 
 
-class RetrievedOut(BaseModel):
-    source: Source
-    score: float
-    document_id: str | None = None
-    document: str | None = None
-    page: int | None = None
-    product_id: str | None = None
-    chunk_id: str | None = None
+class CitationOut(RetrievedOut):
+    """A cited source: the mark [n] in the answer and the quoted span."""
+
+    n: int = Field(description="The mark [n] in the answer.")
+    quote: str = Field(description="The quoted span the statement rests on.")
 
 
 class ChatResponse(BaseModel):

@@ -16,10 +16,10 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from fpdf import FPDF
 from nats.aio.client import Client as NatsClient
 from pypdf import PdfReader, PdfWriter
 
+from bench.chatbot import make_pdf
 from services.chatbot.app import create_app
 from services.chatbot.settings import ChatbotSettings
 from services.common.corpus import bump_generation
@@ -34,16 +34,6 @@ from tests.fake_llm import FAKE_LLM, fake_openai_reply
 from tests.httpstub import Route, http_stub
 
 pytestmark = pytest.mark.integration
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A real PDF with one paragraph of text per page (fpdf2)."""
-    pdf = FPDF()
-    for text in pages:
-        pdf.add_page()
-        pdf.set_font("Helvetica", size=12)
-        pdf.multi_cell(0, 8, text)
-    return bytes(pdf.output())
 
 
 def encrypt(data: bytes, password: str) -> bytes:
@@ -63,13 +53,6 @@ def chatbot_url(stack: Stack, stack_settings: StackSettings) -> str:
 async def chatbot(chatbot_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=chatbot_url, timeout=30.0) as client:
         yield client
-
-
-@pytest_asyncio.fixture
-async def pool(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(stack_settings.database_url, min_size=0, max_size=2)
-    yield pool
-    await pool.close()
 
 
 @pytest_asyncio.fixture
@@ -129,7 +112,7 @@ async def test_uploaded_pdf_answers_with_the_right_page(chatbot: httpx.AsyncClie
 
 
 async def test_product_question_is_answered_from_sql(
-    chatbot: httpx.AsyncClient, pool: asyncpg.Pool, nats: NatsClient, stack_settings: StackSettings
+    chatbot: httpx.AsyncClient, db: asyncpg.Pool, nats: NatsClient, stack_settings: StackSettings
 ) -> None:
     laptops = "Electronics > Computers > Laptops"
     products = [
@@ -142,7 +125,7 @@ async def test_product_question_is_answered_from_sql(
     ]
     triton = TritonClient(stack_settings.triton_grpc_url, timeout_s=10.0)
     try:
-        await ingest_products(pool, Embedder(triton), products)
+        await ingest_products(db, Embedder(triton), products)
     finally:
         await triton.close()
     await bump_generation(nats.jetstream())  # what every ingestion does after its commit
@@ -171,7 +154,7 @@ async def test_product_question_is_answered_from_sql(
 )
 async def test_bad_uploads_are_refused_and_nothing_is_stored(
     chatbot: httpx.AsyncClient,
-    pool: asyncpg.Pool,
+    db: asyncpg.Pool,
     name: str,
     data: bytes | None,
     content_type: str,
@@ -180,13 +163,13 @@ async def test_bad_uploads_are_refused_and_nothing_is_stored(
 ) -> None:
     if data is None:
         data = encrypt(make_pdf(["Top secret text of a locked file."]), "hunter2")
-    before = await pool.fetchval("select count(*) from documents")
+    before = await db.fetchval("select count(*) from documents")
     response = await chatbot.post("/v1/documents", files={"file": (name, data, content_type)})
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith(problem)
-    assert await pool.fetchval("select count(*) from documents") == before
-    assert await pool.fetchval("select count(*) from documents where external_id = $1", name) == 0
+    assert await db.fetchval("select count(*) from documents") == before
+    assert await db.fetchval("select count(*) from documents where external_id = $1", name) == 0
 
 
 async def test_an_upload_over_the_limit_is_413(chatbot: httpx.AsyncClient) -> None:
@@ -223,11 +206,11 @@ async def test_cache_hits_on_a_repeat_and_misses_after_a_document_change(
     assert after["cached"] is False
 
 
-async def test_conversation_keeps_its_turns(chatbot: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_conversation_keeps_its_turns(chatbot: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     first = await ask(chatbot, "What does the warranty of the Zephyr cover?")
     second = await ask(chatbot, "And how long is it?", conversation_id=first["conversation_id"])
     assert second["conversation_id"] == first["conversation_id"]
-    rows = await pool.fetch(
+    rows = await db.fetch(
         "select role, content from chat_messages where conversation_id = $1 order by id",
         uuid.UUID(first["conversation_id"]),
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bench.chatbot import make_pdf
 from tests.browser import Page, chromium_path, headless_chromium
-from tests.integration.test_chatbot import make_pdf
 
 pytestmark = [
     pytest.mark.integration,
