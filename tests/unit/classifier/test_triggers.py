@@ -4,6 +4,9 @@ carrying the run id."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from services.classifier.triggers import (
     RUN_LABEL,
     KubernetesJobTrigger,
     KubernetesUnavailable,
+    SubprocessTrigger,
     job_manifest,
 )
 from services.common.errors import DependencyFailed
@@ -93,3 +97,46 @@ async def test_api_errors_map_to_the_exception_tree(
     finally:
         await trigger.close()
     assert api.created == []
+
+
+async def test_a_child_process_gets_the_run_id_and_its_exit_is_reported(tmp_path: Path) -> None:
+    exits: list[tuple[str, int]] = []
+    done = asyncio.Event()
+
+    async def on_exit(run_id: str, code: int) -> None:
+        exits.append((run_id, code))
+        done.set()
+
+    out = tmp_path / "run-id"
+    script = (
+        f"import os, sys; open({str(out)!r}, 'w').write(os.environ[{RUN_ID_ENV!r}]); sys.exit(3)"
+    )
+    trigger = SubprocessTrigger((sys.executable, "-c", script), on_exit=on_exit, timeout_s=10)
+    name = await trigger.start("run-7")
+    await asyncio.wait_for(done.wait(), timeout=60)
+    await trigger.close()
+    assert name.startswith("pid-") and exits == [("run-7", 3)]
+    assert out.read_text() == "run-7"
+
+
+async def test_close_stops_a_running_child_and_reports_it(tmp_path: Path) -> None:
+    exits: list[int] = []
+
+    async def on_exit(run_id: str, code: int) -> None:
+        exits.append(code)
+
+    trigger = SubprocessTrigger(
+        (sys.executable, "-c", "import time; time.sleep(600)"), on_exit=on_exit, timeout_s=10
+    )
+    await trigger.start("run-8")
+    await trigger.close()
+    assert exits == [-signal.SIGTERM]
+
+
+async def test_a_missing_command_is_a_dependency_failure() -> None:
+    async def on_exit(run_id: str, code: int) -> None:
+        raise AssertionError("no process, no exit")
+
+    trigger = SubprocessTrigger(("/nonexistent/modelfleet",), on_exit=on_exit, timeout_s=10)
+    with pytest.raises(DependencyFailed):
+        await trigger.start("run-9")
