@@ -19,13 +19,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from models.repository import MODELS
 from services.common.db import create_pool
 from services.common.errors import InvalidInput
 from services.common.migrations import apply_migrations
@@ -33,18 +32,21 @@ from services.common.triton import TritonClient
 from services.jobs.scoring import store
 from services.jobs.scoring.progress import Progress
 from services.jobs.scoring.settings import ScoreSettings
-from services.jobs.scoring.sources import (
-    RIDES,
-    Chunk,
-    FileSource,
-    FloatMatrix,
-    RidesSource,
-)
+from services.jobs.scoring.sources import RIDES, Chunk, FloatMatrix, RidesSource
+
+if TYPE_CHECKING:
+    from services.jobs.scoring.file_source import FileSource
 
 log = logging.getLogger(__name__)
 
-MODEL_OUTPUTS: dict[str, str] = {spec.name: spec.output for spec in MODELS if spec.data == "trips"}
-"""Models scoring can run (the taxi models, input ``features``) and their output tensors."""
+MODEL_OUTPUTS: dict[str, str] = {
+    "ride_duration": "duration_minutes",
+    "tip_amount": "tip_amount",
+    "total_amount": "total_amount",
+}
+"""Models scoring can run (the taxi models of ``models.repository.MODELS``, input ``features``)
+and their output tensors; a unit test keeps it equal to the registry (serving code does not
+import training code)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,11 @@ async def run_score(
     """Score ``file`` (TLC trips) or, without one, the backend's new rides; see the module doc."""
     models = settings.model_names
     check_models(models)
-    file_source = await asyncio.to_thread(FileSource.open, file) if file is not None else None
+    file_source = None
+    if file is not None:
+        from services.jobs.scoring.file_source import FileSource  # pandas: only for files
+
+        file_source = await asyncio.to_thread(FileSource.open, file)
     pool = await create_pool(settings)
     triton: TritonClient | None = None
     try:

@@ -1,8 +1,7 @@
 """Where the rows of a scoring run come from, cut into chunks in a fixed order.
 
-- ``FileSource``: NYC TLC trips from a parquet/CSV file or folder (``models.ride_duration.data
-  .load_trips``), fingerprinted by content (sha256); row key = row number (0-based, file order);
-  features from the TLC columns (``trip_features``, the training code path).
+- ``FileSource`` (``file_source.py``, imported only for a file: it needs pandas): NYC TLC trips
+  from a parquet/CSV file or folder.
 - ``RidesSource``: the backend's ``rides`` table, ``created_at`` in the run's window
   (``window_start`` < created_at <= ``cutoff``), ordered by (created_at, ride_id) and read page by
   page from the run's cursor; row key = ride_id; features as the streaming workers compute them
@@ -14,29 +13,22 @@ resumed run continues exactly there.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from models.ride_duration.data import load_trips
-from models.ride_duration.train import trip_features
 from services.common.db import database_errors
-from services.common.errors import InvalidInput
 from services.common.taxi.features import ride_features
 
 FloatMatrix = npt.NDArray[np.float32]
 RIDES: Final = "rides"
 FILE: Final = "file"
-_HASH_BLOCK: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,61 +58,6 @@ def chunk_bounds(total: int, done: int, size: int) -> Iterator[tuple[int, int]]:
         raise ValueError(f"rows done ({done}) must be within 0..{total}")
     for start in range(done, total, size):
         yield start, min(start + size, total)
-
-
-def fingerprint_files(path: Path) -> str:
-    """sha256 over the names and contents of the trip file(s) at ``path`` (blocking)."""
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.name.encode() + b"\0")
-        with file.open("rb") as handle:
-            while block := handle.read(_HASH_BLOCK):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-class FileSource:
-    """TLC trips from a file or folder; see the module docstring."""
-
-    kind: Final = FILE
-
-    def __init__(self, path: Path, trips: pd.DataFrame, fingerprint: str) -> None:
-        self.ref = str(path)
-        self.trips = trips
-        self.fingerprint = fingerprint
-
-    @classmethod
-    def open(cls, path: Path) -> FileSource:
-        """Read and check the file (blocking: run it in a thread). Bad input -> InvalidInput."""
-        if not path.exists():
-            raise InvalidInput(f"{path}: no such file or folder")
-        try:
-            fingerprint = fingerprint_files(path)
-            trips = load_trips(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"{path}: not a readable TLC trip file: {exc}") from exc
-        if trips.empty:
-            raise InvalidInput(f"{path}: no trips in the file")
-        missing = trips["tpep_pickup_datetime"].isna().to_numpy()
-        if missing.any():
-            first = int(np.flatnonzero(missing)[0])
-            raise InvalidInput(
-                f"{path}: {int(missing.sum())} trips have no tpep_pickup_datetime "
-                f"(first: row {first})"
-            )
-        return cls(path, trips.reset_index(drop=True), fingerprint)
-
-    @property
-    def rows(self) -> int:
-        return len(self.trips)
-
-    async def chunks(self, *, done: int, size: int) -> AsyncIterator[Chunk]:
-        """Chunks from row ``done`` to the end of the file."""
-        for start, stop in chunk_bounds(self.rows, done, size):
-            part = self.trips.iloc[start:stop]
-            keys = [str(i) for i in range(start, stop)]
-            yield Chunk(start=start, row_keys=keys, features=trip_features(part))
 
 
 _RIDES_PAGE = """

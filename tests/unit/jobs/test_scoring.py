@@ -14,10 +14,11 @@ from pydantic import ValidationError
 
 from models.ride_duration.data import generate_trips
 from services.common.errors import InvalidInput
+from services.jobs.scoring.file_source import FileSource
 from services.jobs.scoring.progress import Progress, render_bar
 from services.jobs.scoring.runner import Scored, _pipeline, check_models, chunk_records
 from services.jobs.scoring.settings import ScoreSettings
-from services.jobs.scoring.sources import Chunk, FileSource, chunk_bounds
+from services.jobs.scoring.sources import Chunk, chunk_bounds
 
 
 @pytest.mark.parametrize(
@@ -190,3 +191,28 @@ def test_progress_bar_only_on_a_terminal() -> None:
     bar.advance(6)
     bar.close()
     assert "10/10 rows" in tty.getvalue() and tty.getvalue().endswith("\n")
+
+
+def test_model_outputs_match_the_model_registry() -> None:
+    from models.repository import MODELS
+    from services.jobs.scoring.runner import MODEL_OUTPUTS
+
+    assert MODEL_OUTPUTS == {s.name: s.output for s in MODELS if s.data == "trips"}
+
+
+def test_rides_scoring_imports_no_training_libraries() -> None:
+    """The CronJob runs in the service image: no pandas, scikit-learn or skl2onnx there."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'pandas', 'sklearn', 'skl2onnx', 'onnx'}:\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import services.jobs.scoring.runner, services.cli\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
