@@ -24,6 +24,7 @@ from services.common.db import database_errors
 from services.common.errors import ModelfleetError
 from services.common.logging import request_id_var
 from services.common.routing.metrics import OUTCOME_COUNT, OUTCOME_MAE, OUTCOME_RMSE
+from services.common.tasks import cancel_and_wait
 from services.ride_duration.schemas import Outcome
 from services.ride_duration.settings import RideDurationSettings
 
@@ -111,8 +112,5 @@ class OutcomeTracker:
             await asyncio.sleep(MIN_REFRESH_GAP_S)  # a stream of outcomes: one query per gap
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None

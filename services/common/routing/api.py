@@ -5,11 +5,12 @@
                                       (409 when the table moved on, 422 when a rule is broken)
     GET  /v1/admin/routing/history    the newest versions, newest first (?limit=, max 100)
 
-The service's lifespan puts its :class:`~services.common.routing.live.LiveRouting` on
-``app.state.routing`` and its pool and Triton client on ``app.state``. A write checks the model
-versions against Triton's repository index (READY versions only), is stored as a new version
-(the audit trail: who, when, comment) and is served by this replica at once, by the others on
-the NOTIFY.
+Every route needs the ``admin`` scope (:func:`services.common.security.require_scope`). The
+service's lifespan puts its :class:`~services.common.routing.live.LiveRouting` on
+``app.state.routing`` and its Triton client on ``app.state``. A write checks the model versions
+against Triton's repository index (READY versions only), is stored as a new version with who
+wrote it and why, is recorded in ``audit_log`` in the same transaction (before and after), and is
+served by this replica at once, by the others on the NOTIFY.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ from services.common.routing.table import (
     RoutingTable,
     validate_variants,
 )
+from services.common.security import actor_name, current_identity, require_scope
 from services.common.triton import TritonClient
 
-router = APIRouter(prefix="/v1/admin/routing", tags=["admin: routing"])
+router = APIRouter(
+    prefix="/v1/admin/routing",
+    tags=["admin: routing"],
+    dependencies=[require_scope("admin")],
+)
 
 ACTOR_HEADER = "x-modelfleet-actor"
 MAX_HISTORY = 100
@@ -52,10 +58,15 @@ def _live(request: Request) -> tuple[LiveRouting, asyncpg.Pool]:
 
 
 def actor(request: Request) -> str:
-    """Who made the change, for the audit trail (the caller's name header until auth lands)."""
-    name = request.headers.get(ACTOR_HEADER, "").strip()[:128]
-    client = request.client.host if request.client else "unknown"
-    return name if name and name.isprintable() else f"anonymous@{client}"
+    """Who made the change: the authenticated identity; for an anonymous caller
+    (``AUTH_MODE=none``) the name it gives in ``X-Modelfleet-Actor`` (a tool such as the
+    rollout controller), with its address."""
+    identity = current_identity()
+    if identity is not None and identity.kind != "anonymous":
+        return identity.label
+    name = request.headers.get(ACTOR_HEADER, "").strip()[:64]
+    who = identity.label if identity is not None else actor_name()
+    return f"{name} ({who})" if name and name.isprintable() else who
 
 
 async def served_versions(triton: TritonClient) -> set[tuple[str, str]]:

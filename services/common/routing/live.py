@@ -35,6 +35,7 @@ from services.common.routing.metrics import ROUTING_ERRORS, ROUTING_RELOADS, ROU
 from services.common.routing.settings import ModelServiceSettings
 from services.common.routing.shadow import ShadowJob, ShadowRunner, VariantCall
 from services.common.routing.table import Route, RoutingTable, Snapshot
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,7 @@ class LiveRouting:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.shadow.close()
 

@@ -16,7 +16,6 @@ deltas, and per call the latency delta (shadow minus answer) or the error.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +31,7 @@ from services.common.routing.metrics import (
     SHADOW_REL_DELTA,
 )
 from services.common.routing.table import Route
+from services.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,5 @@ class ShadowRunner:
 
     async def close(self) -> None:
         """Stop the workers; queued jobs are dropped (they are a sample, not a record)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []

@@ -2,8 +2,9 @@
 
 Table ``model_routing`` (migration in ``migrations/``, applied by every model service as the
 migration set ``routing``) holds one row per (service, version); the newest version is in force.
-A write inserts version ``expected_version + 1`` and notifies channel :data:`CHANNEL` with the
-service name in the same transaction, so every replica hears of it on commit.
+A write inserts version ``expected_version + 1``, records it in ``audit_log`` (before, after)
+and notifies channel :data:`CHANNEL` with the service name in the same transaction, so every
+replica hears of it on commit.
 
     table = await read_table(pool, service="ride-duration", default_model="ride_duration")
     table = await write_table(pool, service="ride-duration", spec=spec, updated_by="alice")
@@ -20,6 +21,7 @@ import orjson
 from services.common.db import database_errors
 from services.common.errors import Conflict
 from services.common.routing.table import RoutingSpec, RoutingTable, Variant, default_variants
+from services.common.security import audit
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_SET = "routing"
@@ -113,9 +115,24 @@ async def write_table(
                 f"routing table of {service!r} changed concurrently: read it again",
                 extra={"current_version": spec.expected_version + 1},
             ) from exc
+        assert row is not None
+        table = _table(row)
+        before = await conn.fetchrow(
+            f"select {_COLUMNS} from model_routing where service = $1 and version = $2",
+            service,
+            spec.expected_version,
+            timeout=timeout_s,
+        )
+        await audit(
+            conn,
+            updated_by,
+            "routing.update",
+            f"{service}/routing",
+            _table(before).model_dump(mode="json") if before is not None else None,
+            table.model_dump(mode="json"),
+        )
         await conn.execute("select pg_notify($1, $2)", CHANNEL, service, timeout=timeout_s)
-    assert row is not None
-    return _table(row)
+    return table
 
 
 async def history(

@@ -18,7 +18,7 @@ import orjson
 from services.common.db import database_errors
 from services.common.logging import request_id_var
 
-Executor = asyncpg.Pool | asyncpg.Connection
+Executor = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 def _json(value: Any) -> str | None:
