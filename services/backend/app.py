@@ -46,7 +46,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
             trust_env=False,
         )
-        notifier = ResultNotifier(settings)
+        notifier = ResultNotifier(pool, settings)
         relay = OutboxRelay(pool, settings) if settings.relay else None
         tasks = [asyncio.create_task(notifier.run(), name="results-listener")]
         if relay is not None:

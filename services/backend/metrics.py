@@ -23,9 +23,6 @@ RELAY_ERRORS = Counter(
     ["error"],
 )
 SSE_STREAMS = Gauge("modelfleet_backend_sse_streams", "Open Server-Sent Events streams.")
-NOTIFY_LISTENING = Gauge(
-    "modelfleet_backend_results_listener_up", "1 while the LISTEN ride_results connection is up."
-)
 IDEMPOTENT_REPLAYS = Counter(
     "modelfleet_backend_idempotent_replays_total",
     "POST /v1/rides answered from an earlier request with the same Idempotency-Key.",
