@@ -494,9 +494,10 @@ def generate_catalogue(
     """``rows`` synthetic products (``CATALOGUE_COLUMNS``); same ``seed`` -> same catalogue.
 
     ``drift=True``: a shifted product distribution, as from a new marketplace feed: sellers name
-    products by their own product lines (words the catalogue never uses, ``DRIFT_WORDS``) instead
-    of the catalogue's nouns and features, and there are no images. A model trained on the catalogue is
-    close to guessing on it; labelled feedback on it is what retraining learns from.
+    products by their own product lines (words the catalogue never uses, ``DRIFT_WORDS``)
+    instead of the catalogue's nouns and features, and there are no images. A model trained on
+    the catalogue is close to guessing on it; labelled feedback on it is what retraining learns
+    from.
     """
     if rows <= 0:
         raise ValueError("rows must be positive")

@@ -84,3 +84,17 @@ def test_jsonl_with_list_categories(tmp_path: Path) -> None:
     loaded = data.load_catalogue(path)
     assert loaded["category_path"].tolist() == ["Clothing > Men > T-Shirts"]
     assert loaded["image_bytes"].tolist() == [None]
+
+
+def test_the_drifted_feed_uses_words_the_catalogue_never_does() -> None:
+    normal = data.generate_catalogue(400, seed=5)
+    drifted = data.generate_catalogue(400, seed=5, drift=True)
+    pd.testing.assert_frame_equal(drifted, data.generate_catalogue(400, seed=5, drift=True))
+    assert set(drifted["category_path"]) == set(normal["category_path"])
+    assert drifted["image_bytes"].isna().all() and normal["image_bytes"].notna().any()
+    catalogue_words = {w for text in normal["title"] + " " + normal["description"]
+                       for w in text.lower().split()}  # fmt: skip
+    for row in drifted.itertuples():
+        own = set(data.DRIFT_WORDS[row.category_path])
+        assert own & set(row.title.split()), row.title  # the category's product-line names
+        assert not own & catalogue_words
