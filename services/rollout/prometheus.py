@@ -55,7 +55,7 @@ class PrometheusClient:
             with httpx.Client(timeout=self.timeout_s, transport=self._transport) as client:
                 response = client.get(
                     f"{self.url}/api/v1/query",
-                    params={"query": expr, "timeout": f"{self.timeout_s}s"},
+                    params={"query": expr, "timeout": f"{round(self.timeout_s * 1000)}ms"},
                 )
         except httpx.HTTPError as exc:
             raise PrometheusError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,120 @@
+"""Rollout gates against a REAL Prometheus (Debian `prometheus`) scraping a small real target
+whose metrics the test sets: a passing gate promotes, a failing gate aborts and rolls back by
+itself with the reason, which `modelfleet rollout status` shows. The target the rollout drives is
+the chart's canary Ingress on the fake Kubernetes API server (tests/fakes/kube_rollout_api.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from services.cli import main
+from services.stack.prometheus import LocalPrometheus
+from services.stack.testing import free_port
+from tests.chart.conftest import by_kind, render, scenario_values
+from tests.fakes.kube_rollout_api import FakeKubeRolloutApi
+
+pytestmark = [pytest.mark.timeout(180)]
+
+WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+INGRESS = "mf-modelfleet-ride-duration-canary"
+ERROR_RATIO = "max(candidate_error_ratio)"
+
+
+@pytest.fixture(scope="module")
+def metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gauge, LocalPrometheus]]:
+    """A real /metrics endpoint with a gauge the test sets, scraped by a real Prometheus."""
+    registry = CollectorRegistry()
+    gauge = Gauge("candidate_error_ratio", "Error ratio the test sets.", registry=registry)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        home = tmp_path_factory.mktemp("prometheus")
+        with LocalPrometheus(home, {"candidate": f"127.0.0.1:{port}"}) as prometheus:
+            yield gauge, prometheus
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[FakeKubeRolloutApi]:
+    objects = render(scenario_values("rollout"))
+    roles = by_kind(objects, "Role")
+    (role,) = [r for r in roles if r["metadata"]["name"] == "mf-modelfleet-rollout"]
+    with FakeKubeRolloutApi(objects, role=role, namespace="modelfleet") as api:
+        api.kubeconfig(tmp_path / "kubeconfig")
+        yield api
+
+
+def _cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str]:
+    """`modelfleet ARGV` as a user runs it; its exit code and everything it printed."""
+    monkeypatch.setenv("MODELFLEET_ROLLOUT_KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("MODELFLEET_ROLLOUT_STATE_DIR", str(tmp_path / "rollouts"))
+    monkeypatch.setenv("MODELFLEET_ROLLOUT_POLL_INTERVAL_S", "0.2")
+    code = main(["--home", str(tmp_path), *argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _spec(tmp_path: Path, prometheus: str) -> Path:
+    spec = {
+        "name": "rd-canary",
+        "target": {"kind": "kubernetes", "namespace": "modelfleet", "strategy": "canary",
+                   "ingress": INGRESS, "stable_deployment": "mf-modelfleet-ride-duration",
+                   "canary_deployment": "mf-modelfleet-ride-duration-canary"},
+        "steps": [{"weight": 0.05, "pause_s": 1.5}, {"weight": 0.5, "pause_s": 1.5}],
+        "gates": [{"name": "candidate error ratio", "query": ERROR_RATIO, "max": 0.01}],
+        "prometheus": {"url": prometheus, "timeout_s": 2},
+    }  # fmt: skip
+    path = tmp_path / "rollout.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_passing_gate_promotes(
+    metrics: tuple[Gauge, LocalPrometheus], kube: FakeKubeRolloutApi, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    gauge, prometheus = metrics
+    gauge.set(0.002)
+    prometheus.wait_for(ERROR_RATIO, timeout_s=20, value=0.002)
+    code, printed = _cli(
+        tmp_path, monkeypatch, capsys, "rollout", "start", str(_spec(tmp_path, prometheus.url))
+    )
+    assert code == 0, printed
+    assert "gate pass candidate error ratio: 0.002 <= max 0.01" in printed
+    assert "PROMOTED" in printed
+    weights = [p[2]["metadata"]["annotations"][WEIGHT] for p in kube.patches if p[0] == "Ingress"]
+    assert weights == ["5", "50", "0"]
+    image = kube.get("Deployment", "mf-modelfleet-ride-duration")["spec"]["template"]["spec"]
+    assert image["containers"][0]["image"] == "modelfleet:0.2.0"
+
+
+def test_a_failing_gate_aborts_rolls_back_and_status_shows_why(
+    metrics: tuple[Gauge, LocalPrometheus], kube: FakeKubeRolloutApi, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    gauge, prometheus = metrics
+    gauge.set(0.2)
+    prometheus.wait_for(ERROR_RATIO, timeout_s=20, value=0.2)
+    code, printed = _cli(
+        tmp_path, monkeypatch, capsys, "rollout", "start", str(_spec(tmp_path, prometheus.url))
+    )
+    assert code == 1, printed
+    assert kube.get("Ingress", INGRESS)["metadata"]["annotations"][WEIGHT] == "5"  # as before
+    code, shown = _cli(tmp_path, monkeypatch, capsys, "rollout", "status", "rd-canary", "--json")
+    state = json.loads(shown)
+    assert state["status"] == "aborted"
+    assert state["reason"] == "at 5%: gate 'candidate error ratio' failed: 0.2 > max 0.01"
+    code, shown = _cli(tmp_path, monkeypatch, capsys, "rollout", "status", "rd-canary")
+    assert "rollout rd-canary: ABORTED at step 1/2" in shown
+    assert "reason: at 5%: gate 'candidate error ratio' failed: 0.2 > max 0.01" in shown
