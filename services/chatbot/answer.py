@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,14 @@ from services.chatbot import metrics
 from services.chatbot.cache import AnswerCache, cache_key
 from services.chatbot.compose import Citation, Passage, cite_passages, compose_answer
 from services.chatbot.facts import FactAnswer, answer_fact, load_vocabulary
-from services.chatbot.generation import Generator, Turn, build_prompt, count_tokens
+from services.chatbot.generation import (
+    Generated,
+    Generator,
+    Prompt,
+    Turn,
+    build_prompt,
+    count_tokens,
+)
 from services.chatbot.intent import Vocabulary, parse
 from services.chatbot.schemas import ChatRequest
 from services.chatbot.settings import ChatbotSettings
@@ -57,6 +64,20 @@ order by turn.n
 """
 NOTHING_FOUND = "I could not find anything about that in the catalogue or the documents."
 VOCABULARY_MAX_AGE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A retrieval answer whose text an LLM still has to write: the prompt, and the body
+    without ``answer`` (citations and scores are known before the LLM runs)."""
+
+    request: ChatRequest
+    user: str
+    conversation_id: uuid.UUID
+    key: str | None
+    start: float
+    prompt: Prompt
+    body: dict[str, Any]
 
 
 class VocabularyCache:
@@ -126,6 +147,16 @@ class Answerer:
 
     async def answer(self, request: ChatRequest, *, user: str) -> dict[str, Any]:
         """The response body of POST /v1/chat (see :class:`schemas.ChatResponse`)."""
+        plan = await self.plan(request, user=user)
+        if isinstance(plan, Pending):
+            assert self.generator is not None
+            return await self.finish(plan, await self.generator.generate(plan.prompt))
+        return plan
+
+    async def plan(self, request: ChatRequest, *, user: str) -> dict[str, Any] | Pending:
+        """Everything up to the LLM: a finished body (cache, facts, extractive), or the
+        :class:`Pending` retrieval answer an LLM still has to write. Client errors and
+        dependency failures are raised here, before any response is started."""
         start = time.perf_counter()
         question = request.question
         if len(question) > self.settings.max_question_chars:
@@ -134,6 +165,7 @@ class Answerer:
                 extra={"errors": [{"field": "question", "in": "body", "message": "too long"}]},
             )
         history = await self._history(request.conversation_id)
+        conversation_id = request.conversation_id or uuid.uuid4()
         filters = {
             "source": request.filters.source,
             "document_id": str(request.filters.document_id or "") or None,
@@ -145,23 +177,61 @@ class Answerer:
             key = cache_key(question, filters=filters, mode=self.mode, generation=generation)
             cached = await self.cache.get(key) if self.cache is not None else None
             if cached is not None:
-                hit = {**cached, "cached": True}
-                hit["conversation_id"] = await self._store(request, hit, user=user)
+                hit = {**cached, "cached": True, "conversation_id": str(conversation_id)}
+                await self._store(conversation_id, request, hit, user=user)
                 metrics.REQUEST_LATENCY.labels("cache", self.mode).observe(
                     time.perf_counter() - start
                 )
                 return hit
-        body = await self._facts(request, generation) or await self._retrieve_and_generate(
-            request, history
+        pending = Pending(
+            request=request,
+            user=user,
+            conversation_id=conversation_id,
+            key=key,
+            start=start,
+            prompt=Prompt(messages=[], text=""),
+            body={},
         )
+        facts = await self._facts(request, generation)
+        if facts is not None:
+            return await self._complete(pending, facts)
+        return await self._retrieve(pending, history)
+
+    async def finish(self, pending: Pending, generated: Generated) -> dict[str, Any]:
+        """The body of a :class:`Pending` answer once its LLM text is there."""
+        metrics.TOKENS.labels(self.mode, "in").inc(generated.tokens_in)
+        metrics.TOKENS.labels(self.mode, "out").inc(generated.tokens_out)
+        return await self._complete(
+            pending, {**pending.body, "answer": generated.text or NOTHING_FOUND}
+        )
+
+    async def stream(self, pending: Pending) -> AsyncIterator[tuple[str, Any]]:
+        """SSE events of a :class:`Pending` answer as the LLM writes it: ``meta`` (citations
+        and scores), ``delta`` pieces, then ``done`` with the whole body."""
+        assert self.generator is not None
+        yield (
+            "meta",
+            {**pending.body, "cached": False, "conversation_id": str(pending.conversation_id)},
+        )
+        generated: Generated | None = None
+        async for item in self.generator.stream(pending.prompt):
+            if isinstance(item, Generated):
+                generated = item
+            else:
+                yield "delta", {"text": item}
+        assert generated is not None, "a generator's stream ends with its Generated"
+        yield "done", await self.finish(pending, generated)
+
+    async def _complete(self, pending: Pending, body: dict[str, Any]) -> dict[str, Any]:
+        """Metrics, cache, conversation turns; the response body."""
         metrics.SOURCE_MATCHES.observe(len(body["citations"]))
         metrics.RESPONSE_CHARS.labels(body["generation"]).observe(len(body["answer"]))
-        if key is not None and self.cache is not None:
-            await self.cache.put(key, body)
-        body = {**body, "cached": False}
-        body["conversation_id"] = await self._store(request, body, user=user)
+        if pending.key is not None and self.cache is not None:
+            await self.cache.put(pending.key, body)
+        body = {**body, "cached": False, "conversation_id": str(pending.conversation_id)}
+        await self._store(pending.conversation_id, pending.request, body, user=pending.user)
         metrics.REQUEST_LATENCY.labels(body["answered_by"], self.mode).observe(
-            time.perf_counter() - start
+            time.perf_counter() - pending.start
         )
         return body
 
@@ -212,9 +282,8 @@ class Answerer:
             "groups": fact.groups,
         }
 
-    async def _retrieve_and_generate(
-        self, request: ChatRequest, history: list[Turn]
-    ) -> dict[str, Any]:
+    async def _retrieve(self, pending: Pending, history: list[Turn]) -> dict[str, Any] | Pending:
+        request = pending.request
         k = request.top_k or self.settings.top_k
         with metrics.EMBEDDING_LATENCY.time():
             vectors = await self.embedder.embed([request.question])
@@ -223,38 +292,40 @@ class Answerer:
                 vectors[0], k, request.filters.source, request.filters.document_id
             )
         sources = [hit for hit in hits if hit.score >= self.settings.min_score]
-        retrieved = [
-            {name: v for name, v in asdict(hit).items() if name != "text" and v is not None}
-            for hit in hits
-        ]
+        body: dict[str, Any] = {
+            "answered_by": "retrieval",
+            "generation": self.mode,
+            "retrieved": [
+                {name: v for name, v in asdict(hit).items() if name != "text" and v is not None}
+                for hit in hits
+            ],
+            "count": None,
+            "groups": None,
+        }
         if self.generator is None:
             composed = compose_answer(
                 request.question, sources, max_sentences=self.settings.answer_sentences
             )
-            answer, citations = composed.answer, composed.citations
             metrics.PROMPT_CHARS.labels("extractive").observe(len(request.question))
-            tokens_in, tokens_out = count_tokens(request.question), count_tokens(answer)
-        else:
-            prompt = build_prompt(request.question, sources, history)
-            metrics.PROMPT_CHARS.labels(self.mode).observe(len(prompt.text))
-            generated = await self.generator.generate(prompt)
-            answer, citations = generated.text, cite_passages(request.question, sources)
-            tokens_in, tokens_out = generated.tokens_in, generated.tokens_out
-        metrics.TOKENS.labels(self.mode, "in").inc(tokens_in)
-        metrics.TOKENS.labels(self.mode, "out").inc(tokens_out)
-        return {
-            "answer": answer or NOTHING_FOUND,
-            "answered_by": "retrieval",
-            "generation": self.mode,
-            "citations": [_citation_body(c) for c in citations],
-            "retrieved": retrieved,
-            "count": None,
-            "groups": None,
-        }
+            metrics.TOKENS.labels(self.mode, "in").inc(count_tokens(request.question))
+            metrics.TOKENS.labels(self.mode, "out").inc(count_tokens(composed.answer))
+            body["answer"] = composed.answer or NOTHING_FOUND
+            body["citations"] = [_citation_body(c) for c in composed.citations]
+            return await self._complete(pending, body)
+        prompt = build_prompt(request.question, sources, history)
+        metrics.PROMPT_CHARS.labels(self.mode).observe(len(prompt.text))
+        body["citations"] = [_citation_body(c) for c in cite_passages(request.question, sources)]
+        return replace(pending, prompt=prompt, body=body)
 
-    async def _store(self, request: ChatRequest, body: dict[str, Any], *, user: str) -> str:
-        """Both turns of the exchange (and a new conversation), in one statement; its id."""
-        conversation_id = request.conversation_id or uuid.uuid4()
+    async def _store(
+        self,
+        conversation_id: uuid.UUID,
+        request: ChatRequest,
+        body: dict[str, Any],
+        *,
+        user: str,
+    ) -> None:
+        """Both turns of the exchange (and a new conversation), in one statement."""
         async with database_errors("store_turns"):
             await self.pool.execute(
                 _STORE_TURNS,
@@ -267,4 +338,3 @@ class Answerer:
                 request_id_var.get(),
                 timeout=self.settings.database_timeout_s,
             )
-        return str(conversation_id)

@@ -3,8 +3,9 @@
 ``POST /v1/chat`` answers a :class:`ChatRequest`; with ``Accept: text/event-stream`` or
 ``"stream": true`` the answer comes as Server-Sent Events: ``meta`` (conversation id, how it was
 answered, citations, retrieved chunks and scores), ``delta`` events with the answer's text in
-pieces, and ``done`` with the whole response body. Errors found before the first event (bad
-input, a dependency down) are ordinary problem+json responses.
+pieces (as the LLM writes it in the LLM modes), and ``done`` with the whole response body.
+Errors found before the first event (bad input, a dependency down) are ordinary problem+json
+responses; an LLM failing mid-answer ends the stream with an ``error`` event (problem body).
 
 ``POST /v1/documents`` takes a PDF as ``multipart/form-data`` (field ``file``) or as a raw
 ``application/pdf`` body (name in ``?name=``). Everything is checked before anything is stored:
@@ -29,13 +30,18 @@ from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from services.chatbot import metrics, uploads
-from services.chatbot.answer import Answerer
+from services.chatbot.answer import Answerer, Pending
 from services.chatbot.schemas import ChatRequest, ChatResponse, DocumentStatus, UploadAccepted
 from services.chatbot.settings import ChatbotSettings
 from services.chatbot.uploads import Ingestion
 from services.common.deps import PoolDep
 from services.common.documents.store import get_document
-from services.common.errors import ModelfleetError, NotFound, UnsupportedMediaType
+from services.common.errors import (
+    PROBLEM_TYPE_BASE,
+    ModelfleetError,
+    NotFound,
+    UnsupportedMediaType,
+)
 from services.common.fastroute import JsonResponse
 from services.common.request_body import read_body
 from services.common.security import current_identity, require_scope
@@ -124,11 +130,25 @@ def pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
 
 
 async def _stream(body: dict[str, Any]) -> AsyncIterator[bytes]:
-    meta = {k: v for k, v in body.items() if k != "answer"}
-    yield _sse("meta", meta)
+    """A finished answer as events: meta, its text in pieces, done."""
+    yield _sse("meta", {k: v for k, v in body.items() if k != "answer"})
     for piece in pieces(body["answer"]):
         yield _sse("delta", {"text": piece})
     yield _sse("done", body)
+
+
+async def _stream_pending(answerer: Answerer, pending: Pending, path: str) -> AsyncIterator[bytes]:
+    """An LLM answer as the LLM writes it; a failure after the first event becomes an
+    ``error`` event with the problem body (the status line is already sent)."""
+    try:
+        async for event, data in answerer.stream(pending):
+            yield _sse(event, data)
+    except ModelfleetError as exc:
+        count_errors(exc)
+        problem = {"type": PROBLEM_TYPE_BASE + exc.type_slug, "title": exc.title}
+        yield _sse(
+            "error", {**problem, "status": exc.status, "detail": exc.detail, "instance": path}
+        )
 
 
 def wants_stream(request: Request, parsed: ChatRequest) -> bool:
@@ -154,18 +174,28 @@ async def chat(request: Request) -> Response:
     user = user_of(request)
     metrics.QUESTIONS_BY_USER.labels(request.app.state.user_labels.label(user)).inc()
     parsed = _parse_chat(await read_body(request, MAX_CHAT_BODY_BYTES))
+    stream = wants_stream(request, parsed)
     try:
-        body = await answerer.answer(parsed, user=user)
+        plan = await answerer.plan(parsed, user=user)
+        if isinstance(plan, Pending) and not stream:
+            assert answerer.generator is not None
+            plan = await answerer.finish(plan, await answerer.generator.generate(plan.prompt))
     except ModelfleetError as exc:
         count_errors(exc)
         raise
-    if wants_stream(request, parsed):
-        return StreamingResponse(
-            _stream(body),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return JsonResponse(body)
+    if not stream:
+        assert not isinstance(plan, Pending)
+        return JsonResponse(plan)
+    events = (
+        _stream_pending(answerer, plan, request.url.path)
+        if isinstance(plan, Pending)
+        else _stream(plan)
+    )
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[str, bytes]:

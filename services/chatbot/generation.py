@@ -18,13 +18,16 @@ DependencyTimeout (504), another refusal -> DependencyFailed (502).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 import numpy as np
+import orjson
 
 from services.chatbot import metrics
 from services.chatbot.compose import Passage
@@ -96,11 +99,17 @@ def build_prompt(question: str, passages: list[Passage], history: list[Turn]) ->
 
 
 class Generator(Protocol):
-    """A remote generator: one prompt in, one answer out (deadline and metrics inside)."""
+    """A remote generator: one prompt in, one answer out (deadline and metrics inside).
+
+    ``stream`` yields the answer's text in pieces as they come, then the whole
+    :class:`Generated` (tokens included) as its last item.
+    """
 
     mode: str
 
     async def generate(self, prompt: Prompt) -> Generated: ...
+
+    def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]: ...
 
     async def close(self) -> None: ...
 
@@ -142,6 +151,12 @@ class TritonGenerator:
             text=text, tokens_in=count_tokens(prompt.text), tokens_out=count_tokens(text)
         )
 
+    async def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]:
+        """One piece: the model is called once (a decoupled streaming model is not used)."""
+        generated = await self.generate(prompt)
+        yield generated.text
+        yield generated
+
     async def close(self) -> None:  # the Triton client belongs to the app
         return None
 
@@ -158,6 +173,7 @@ class OpenAIGenerator:
             headers["Authorization"] = f"Bearer {key}"
         self.model = settings.openai_model
         self.max_tokens = settings.llm_max_tokens
+        self.timeout_s = settings.llm_timeout_s
         self._client = httpx.AsyncClient(
             base_url=settings.openai_base_url.rstrip("/") + "/",
             headers=headers,
@@ -196,6 +212,61 @@ class OpenAIGenerator:
             tokens_out=int(usage.get("completion_tokens") or count_tokens(text)),
         )
 
+    async def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]:
+        """``"stream": true``: the endpoint's SSE chunks' ``delta.content`` as they arrive; the
+        whole call (first byte to last) within the deadline."""
+        payload = {
+            "model": self.model,
+            "messages": prompt.messages,
+            "max_tokens": self.max_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                with observe_dependency("llm", "chat_completions_stream"):
+                    try:
+                        async with self._client.stream(
+                            "POST", "chat/completions", json=payload
+                        ) as response:
+                            if response.status_code >= 400:
+                                await response.aread()
+                                self._checked(response)
+                            async for line in response.aiter_lines():
+                                data = line.removeprefix("data:").strip()
+                                if not line.startswith("data:") or not data:
+                                    continue
+                                if data == "[DONE]":
+                                    break
+                                chunk = _chunk(data)
+                                usage = chunk.get("usage") or usage
+                                for choice in chunk.get("choices") or []:
+                                    piece = (choice.get("delta") or {}).get("content")
+                                    if piece:
+                                        parts.append(piece)
+                                        yield piece
+                    except httpx.HTTPError as exc:
+                        raise _translate(exc) from exc
+        except TimeoutError as exc:
+            outcome = "DependencyTimeout"
+            raise DependencyTimeout("the LLM endpoint did not finish in time") from exc
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            metrics.LLM_LATENCY.labels(self.mode, outcome).observe(time.perf_counter() - start)
+        text = "".join(parts).strip()
+        yield Generated(
+            text=text,
+            tokens_in=int(usage.get("prompt_tokens") or count_tokens(prompt.text)),
+            tokens_out=int(usage.get("completion_tokens") or count_tokens(text)),
+        )
+
     @staticmethod
     def _checked(response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 429 or response.status_code >= 500:
@@ -210,6 +281,17 @@ class OpenAIGenerator:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    """One streamed chunk (JSON object) of a chat completion."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DependencyFailed("the LLM endpoint streamed invalid JSON") from exc
+    if not isinstance(chunk, dict):
+        raise DependencyFailed("the LLM endpoint streamed a chunk that is not an object")
+    return chunk
 
 
 def _translate(exc: httpx.HTTPError) -> Exception:

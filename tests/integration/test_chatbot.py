@@ -218,22 +218,29 @@ async def test_conversation_keeps_its_turns(chatbot: httpx.AsyncClient, db: asyn
     assert rows[2]["content"] == "And how long is it?"
 
 
-async def test_answer_streams_as_server_sent_events(chatbot: httpx.AsyncClient) -> None:
-    async with chatbot.stream(
-        "POST",
-        "/v1/chat",
-        json={"question": "How fast does the Zephyr 3000 kettle boil water?"},
-        headers={"accept": "text/event-stream"},
-    ) as response:
+async def sse_events(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> list[tuple[str, Any]]:
+    """POST /v1/chat and read its Server-Sent Events as (event, data) pairs."""
+    events: list[tuple[str, Any]] = []
+    async with client.stream("POST", "/v1/chat", json=body, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        events: list[tuple[str, Any]] = []
         event = ""
         async for line in response.aiter_lines():
             if line.startswith("event: "):
                 event = line.removeprefix("event: ")
             elif line.startswith("data: "):
                 events.append((event, orjson.loads(line.removeprefix("data: "))))
+    return events
+
+
+async def test_answer_streams_as_server_sent_events(chatbot: httpx.AsyncClient) -> None:
+    events = await sse_events(
+        chatbot,
+        {"question": "How fast does the Zephyr 3000 kettle boil water?"},
+        headers={"accept": "text/event-stream"},
+    )
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "meta" and kinds[-1] == "done" and "delta" in kinds
     done = events[-1][1]
@@ -303,6 +310,45 @@ async def test_openai_mode_against_a_fake_openai_compatible_server(
         "role": "user",
         "content": "How fast does the Zephyr 3000 kettle boil water?",
     }
+
+
+async def test_openai_mode_streams_the_endpoints_pieces(
+    chatbot: httpx.AsyncClient, stack_settings: StackSettings
+) -> None:
+    document = await upload(chatbot, "zephyr-openai.pdf", make_pdf(KETTLE))
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "It boils "}}]},
+        {"choices": [{"index": 0, "delta": {"content": "in 95 seconds [1]."}}]},
+        {"choices": [], "usage": {"prompt_tokens": 300, "completion_tokens": 7}},
+    ]
+    stream = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    route = Route(body=stream, content_type="text/event-stream")
+    async with http_stub({"/v1/chat/completions": route}) as fake:
+        settings = remote_settings(
+            stack_settings,
+            generation="openai",
+            openai_base_url=f"{fake.url}/v1",
+            openai_model="fake-model",
+        )
+        async with asgi_client(create_app(settings)) as client:
+            events = await sse_events(
+                client,
+                {
+                    "question": "How fast does the Zephyr 3000 kettle boil water?",
+                    "filters": {"document_id": document["id"]},
+                    "stream": True,
+                },
+            )
+    assert [kind for kind, _ in events] == ["meta", "delta", "delta", "done"]
+    assert [data["text"] for kind, data in events if kind == "delta"] == [
+        "It boils ",
+        "in 95 seconds [1].",
+    ]
+    done = events[-1][1]
+    assert done["answer"] == "It boils in 95 seconds [1]."
+    assert events[0][1]["citations"] == done["citations"]
+    assert done["citations"][0]["page"] == 2
+    assert orjson.loads(fake.requests[0][2])["stream"] is True
 
 
 async def test_openai_mode_maps_an_overloaded_endpoint_to_503(
