@@ -174,8 +174,20 @@ def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) ->
     return EXIT_OK if report.status in ("serving", "rejected") else EXIT_FAIL
 
 
+def cmd_demo_rollout(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo rollout`: a worse and a better ride-duration canary (services/jobs/
+    rollout_demo.py); exit 0 when the worse one was aborted and the better one promoted."""
+    module = importlib.import_module("services.jobs.rollout_demo")
+    result = module.run_rollout_demo(settings, say=out.line)
+    statuses = {quality: state.status for quality, state in result.states.items()}
+    ok = statuses == {"worse": "aborted", "better": "promoted"} and not result.failed
+    return EXIT_OK if ok else EXIT_FAIL
+
+
 def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
-    """`modelfleet demo drift`: the classifier's drift scenario against a running stack."""
+    """`modelfleet demo drift|rollout`: a scenario against a running stack."""
+    if args.scenario == "rollout":
+        return cmd_demo_rollout(out, settings, args)
     module = importlib.import_module("services.jobs.drift")
     url = args.url or f"http://{settings.host}:{settings.classifier_port}"
     out.line(f"drift demo against {url}")
@@ -505,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="scenarios against a running stack")
-    demo.add_argument("scenario", choices=["drift"])
+    demo.add_argument("scenario", choices=["drift", "rollout"])
     demo.add_argument("--url", help="classifier URL (default: the local stack's)")
     demo.add_argument("--products", type=int, default=300, help="products per phase")
     demo.add_argument(
