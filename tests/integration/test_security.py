@@ -172,6 +172,18 @@ async def test_clock_skew_is_tolerated(client: httpx.AsyncClient, issuer: LocalI
     assert (await client.get("/v1/read", headers=bearer(token))).status_code == 200
 
 
+async def test_a_remembered_token_still_expires(issuer: LocalIssuer) -> None:
+    app = probe_app(**issuer.settings(), auth_leeway_s=0)
+    token = bearer(issuer.token(exp=int(time.time()) + 2))
+    async with asgi_client(app) as client:
+        assert (await client.get("/v1/read", headers=token)).status_code == 200
+        assert (await client.get("/v1/read", headers=token)).status_code == 200  # remembered
+        await asyncio.sleep(3)
+        response = await client.get("/v1/read", headers=token)
+    assert_unauthorized(response)
+    assert "expired" in response.json()["detail"]
+
+
 async def test_cognito_access_token_audience_is_client_id(
     client: httpx.AsyncClient, issuer: LocalIssuer
 ) -> None:

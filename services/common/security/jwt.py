@@ -6,6 +6,8 @@ algorithm: ``alg: none`` and HS256 signed with a public key are refused. Issuer,
 ``exp`` and ``nbf`` are checked with ``AUTH_LEEWAY_S`` of clock skew. An unknown ``kid`` makes
 the cache fetch the JWKS again (key rotation), at most once per ``AUTH_JWKS_MIN_REFRESH_S``.
 Cognito access tokens carry ``client_id`` instead of ``aud``: that is accepted as the audience.
+A verified token is remembered (by its exact text, until its ``exp``; at most
+``MAX_VERIFIED`` of them), so a client reusing its token pays the signature check once.
 
     verifier = JwtVerifier(settings)
     identity = await verifier.verify(token)     # Unauthorized with a reason, or an Identity
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Algorithm -> the JWK key type it needs.
 ALGORITHMS: dict[str, str] = {"RS256": "RSA", "ES256": "EC"}
+#: Verified tokens remembered per process (cleared when full).
+MAX_VERIFIED = 10_000
 
 
 class InvalidToken(Unauthorized):
@@ -147,11 +151,25 @@ class JwtVerifier:
             min_refresh_s=settings.auth_jwks_min_refresh_s,
             client=client,
         )
+        self._verified: dict[str, tuple[Identity, float]] = {}
 
     async def close(self) -> None:
         await self.jwks.close()
 
     async def verify(self, token: str) -> Identity:
+        """The token's identity; InvalidToken (401) with the reason when it does not verify."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1] + self.leeway_s:
+                return known[0]
+            del self._verified[token]
+        identity, expires = await self._verify(token)
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[token] = (identity, expires)
+        return identity
+
+    async def _verify(self, token: str) -> tuple[Identity, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
@@ -183,11 +201,12 @@ class JwtVerifier:
             raise InvalidToken("invalid", f"the token is invalid: {exc}") from exc
         if not self._audience_ok(claims):
             raise InvalidToken("wrong_audience", "the token's audience is not accepted")
-        return Identity(
+        identity = Identity(
             kind="jwt",
             subject=str(claims["sub"]),
             scopes=scopes_of(claims, self.scope_prefix),
         )
+        return identity, float(claims["exp"])
 
     def _audience_ok(self, claims: dict[str, Any]) -> bool:
         aud = claims.get("aud")
