@@ -267,6 +267,17 @@ async def test_metrics_are_exposed(chatbot: httpx.AsyncClient) -> None:
         assert name in text, name
 
 
+def openai_settings(stack_settings: StackSettings, fake_url: str, **values: Any) -> ChatbotSettings:
+    """The chatbot in openai mode against the fake OpenAI-compatible server at ``fake_url``."""
+    return remote_settings(
+        stack_settings,
+        generation="openai",
+        openai_base_url=f"{fake_url}/v1",
+        openai_model="fake-model",
+        **values,
+    )
+
+
 def remote_settings(stack_settings: StackSettings, **values: Any) -> ChatbotSettings:
     return ChatbotSettings(
         database_url=stack_settings.database_url,
@@ -286,13 +297,7 @@ async def test_openai_mode_against_a_fake_openai_compatible_server(
         "It boils a litre in 95 seconds [1].", prompt_tokens=321, completion_tokens=12
     )
     async with http_stub({"/v1/chat/completions": Route(body=reply)}) as fake:
-        settings = remote_settings(
-            stack_settings,
-            generation="openai",
-            openai_base_url=f"{fake.url}/v1",
-            openai_model="fake-model",
-            openai_api_key="sk-test-key",
-        )
+        settings = openai_settings(stack_settings, fake.url, openai_api_key="sk-test-key")
         async with asgi_client(create_app(settings)) as client:
             body = await ask(
                 client,
@@ -324,12 +329,7 @@ async def test_openai_mode_streams_the_endpoints_pieces(
     stream = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
     route = Route(body=stream, content_type="text/event-stream")
     async with http_stub({"/v1/chat/completions": route}) as fake:
-        settings = remote_settings(
-            stack_settings,
-            generation="openai",
-            openai_base_url=f"{fake.url}/v1",
-            openai_model="fake-model",
-        )
+        settings = openai_settings(stack_settings, fake.url)
         async with asgi_client(create_app(settings)) as client:
             events = await sse_events(
                 client,
@@ -356,12 +356,7 @@ async def test_openai_mode_maps_an_overloaded_endpoint_to_503(
 ) -> None:
     await upload(chatbot, "zephyr-openai.pdf", make_pdf(KETTLE))
     async with http_stub({"/v1/chat/completions": Route(status=429, body=b"{}")}) as fake:
-        settings = remote_settings(
-            stack_settings,
-            generation="openai",
-            openai_base_url=f"{fake.url}/v1",
-            openai_model="fake-model",
-        )
+        settings = openai_settings(stack_settings, fake.url)
         async with asgi_client(create_app(settings)) as client:
             response = await client.post(
                 "/v1/chat", json={"question": "How fast does the Zephyr 3000 boil water?"}
