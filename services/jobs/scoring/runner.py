@@ -125,6 +125,7 @@ class ScoreSummary:
     chunks: int
     seconds: float
     attempts: int
+    already_complete: bool = False
     versions: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -134,11 +135,12 @@ class ScoreSummary:
     def lines(self) -> list[str]:
         """The summary as printed by ``modelfleet score``."""
         versions = ", ".join(f"{m} v{'/'.join(v)}" for m, v in self.versions.items()) or "-"
-        resumed = (
-            f"resumed after {self.rows_resumed:,} rows (attempt {self.attempts})"
-            if self.rows_resumed
-            else "fresh run"
-        )
+        if self.already_complete:
+            resumed = "already complete: nothing scored"
+        elif self.rows_resumed:
+            resumed = f"resumed after {self.rows_resumed:,} rows (attempt {self.attempts})"
+        else:
+            resumed = "fresh run"
         return [
             f"run {self.run_id}: {self.status} ({self.source}; {resumed})",
             f"rows: {self.rows_scored:,} scored now, {self.rows_total:,} in the run; "
@@ -256,7 +258,7 @@ async def _run(
         attempts=run.attempts,
     )
     if run.status == "done":
-        say(f"run {run.run_id} is already complete: nothing to score")
+        summary.already_complete, summary.rows_resumed = True, 0
         return summary
     if existed:
         say(f"resuming run {run.run_id} after {run.rows_done:,} of {run.rows_total:,} rows")

@@ -1,7 +1,8 @@
 """The scoring tables: runs with their checkpoint, and results (migrations/0001_score_runs.sql).
 
 - :func:`begin_run` resumes the run named ``run_id`` or, without a name, the unfinished run of the
-  same source (fingerprint and models), else creates a new one. A new rides run covers the rides
+  same source (fingerprint and models; for a file also a finished one, which is then not scored
+  again), else creates a new one. A new rides run covers the rides
   created after the newest finished rides run's ``cutoff`` and up to now minus ``settle_s``.
 - :func:`write_chunk` writes a chunk's results and moves the checkpoint in ONE transaction; the
   checkpoint moves by compare-and-set on ``rows_done``, so two processes on one run cannot both
@@ -124,9 +125,12 @@ async def begin_run(
                 "select * from score_runs where run_id = $1", run_id, timeout=timeout_s
             )
         else:
+            # The unfinished run of this source; for a file also a finished one (same content
+            # and models: already scored). Rides runs cover new windows instead.
             row = await conn.fetchrow(
-                "select * from score_runs where status = 'running' and source = $1"
-                " and fingerprint = $2 and models = $3 order by started_at desc limit 1",
+                "select * from score_runs where source = $1 and fingerprint = $2"
+                " and models = $3 and (status = 'running' or source = 'file')"
+                " order by status = 'running' desc, started_at desc limit 1",
                 identity.source,
                 identity.fingerprint,
                 list(identity.models),
