@@ -80,16 +80,23 @@ def _spec(tmp_path: Path, prometheus: str) -> Path:
     return path
 
 
+def _start(
+    error_ratio: float, metrics: tuple[Gauge, LocalPrometheus], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:  # fmt: skip
+    """The target's metric set to ``error_ratio`` (and scraped), then `modelfleet rollout start`."""
+    gauge, prometheus = metrics
+    gauge.set(error_ratio)
+    prometheus.wait_for(ERROR_RATIO, timeout_s=20, value=error_ratio)
+    spec = str(_spec(tmp_path, prometheus.url))
+    return _cli(tmp_path, monkeypatch, capsys, "rollout", "start", spec)
+
+
 def test_a_passing_gate_promotes(
     metrics: tuple[Gauge, LocalPrometheus], kube: FakeKubeRolloutApi, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    gauge, prometheus = metrics
-    gauge.set(0.002)
-    prometheus.wait_for(ERROR_RATIO, timeout_s=20, value=0.002)
-    code, printed = _cli(
-        tmp_path, monkeypatch, capsys, "rollout", "start", str(_spec(tmp_path, prometheus.url))
-    )
+    code, printed = _start(0.002, metrics, tmp_path, monkeypatch, capsys)
     assert code == 0, printed
     assert "gate pass candidate error ratio: 0.002 <= max 0.01" in printed
     assert "PROMOTED" in printed
@@ -103,12 +110,7 @@ def test_a_failing_gate_aborts_rolls_back_and_status_shows_why(
     metrics: tuple[Gauge, LocalPrometheus], kube: FakeKubeRolloutApi, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    gauge, prometheus = metrics
-    gauge.set(0.2)
-    prometheus.wait_for(ERROR_RATIO, timeout_s=20, value=0.2)
-    code, printed = _cli(
-        tmp_path, monkeypatch, capsys, "rollout", "start", str(_spec(tmp_path, prometheus.url))
-    )
+    code, printed = _start(0.2, metrics, tmp_path, monkeypatch, capsys)
     assert code == 1, printed
     assert kube.get("Ingress", INGRESS)["metadata"]["annotations"][WEIGHT] == "5"  # as before
     code, shown = _cli(tmp_path, monkeypatch, capsys, "rollout", "status", "rd-canary", "--json")
