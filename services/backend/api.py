@@ -76,6 +76,7 @@ def _ride_duration_body(ride: RideRequest) -> dict[str, Any]:
         "trip_distance": ride.trip_distance,
         "passenger_count": ride.passenger_count,
         "payment_type": ride.payment_type,
+        "user_id": ride.user_id,  # the sticky key of ride-duration's A/B experiments
     }
 
 
