@@ -111,6 +111,9 @@ template:
                 name: {{ $root.Values.postgresql.auth.existingSecret }}
                 key: {{ $root.Values.postgresql.auth.secretKey }}
           {{- end }}
+          {{- range $key, $value := .job.env }}
+          - {name: {{ $key }}, value: {{ $value | quote }}}
+          {{- end }}
         resources:
           {{- toYaml .job.resources | nindent 10 }}
         securityContext:
@@ -118,6 +121,9 @@ template:
         volumeMounts:
           - {name: tmp, mountPath: /tmp}
           - {name: models, mountPath: /data/model-repository}
+          {{- range .job.volumeClaims }}
+          - {name: {{ .name }}, mountPath: {{ .mountPath }}, readOnly: true}
+          {{- end }}
     volumes:
       - name: tmp
         emptyDir: {sizeLimit: 256Mi}
@@ -129,6 +135,11 @@ template:
         {{- else }}
         emptyDir: {sizeLimit: {{ $volume.sizeLimit }}}
         {{- end }}
+      # The job's own claims (e.g. the PDFs of documents-ingest), read-only.
+      {{- range .job.volumeClaims }}
+      - name: {{ .name }}
+        persistentVolumeClaim: {claimName: {{ .claimName }}, readOnly: true}
+      {{- end }}
 {{- end }}
 
 {{/*
