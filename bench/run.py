@@ -15,14 +15,19 @@ from pathlib import Path
 
 import uvloop
 
-from bench import chatbot, classifier, ride_duration
+from bench import chatbot, chatbot_retrieval, classifier, ride_duration
 from bench.suite import BenchContext, Suite, read_sections, render_results
 from models.repository import build_models
 from services.stack.settings import StackSettings
 from services.stack.testing import running_stack, settings_for_tests
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-SUITES: tuple[Suite, ...] = (ride_duration.SUITE, classifier.SUITE, chatbot.SUITE)
+SUITES: tuple[Suite, ...] = (
+    ride_duration.SUITE,
+    classifier.SUITE,
+    chatbot.SUITE,
+    chatbot_retrieval.SUITE,
+)
 """Every suite, in the order of RESULTS.md. Add a suite here."""
 
 
