@@ -117,13 +117,9 @@ async def begin_pdf(pool: asyncpg.Pool, parsed: ParsedPdf) -> tuple[uuid.UUID, b
     """
     existing = await _existing(pool, "pdf", [parsed.name])
     if plan(existing, {parsed.name: parsed.content_hash})[parsed.name] == "unchanged":
-        async with database_errors("find_document"):
-            document_id: uuid.UUID = await pool.fetchval(
-                "select id from documents where source = 'pdf' and external_id = $1",
-                parsed.name,
-                timeout=WRITE_TIMEOUT_S,
-            )
-        return document_id, False
+        stored = await find_document(pool, "pdf", parsed.name)
+        if stored is not None:
+            return stored.id, False
     async with database_errors("begin_document"), pool.acquire() as conn:
         document_id = await mark_processing(
             conn,

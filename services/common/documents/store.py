@@ -164,25 +164,6 @@ async def find_document(
     return None if row is None else DocumentInfo(**dict(row))
 
 
-async def list_documents(
-    pool: asyncpg.Pool,
-    *,
-    source: Source | None = None,
-    limit: int = 100,
-    timeout_s: float = SEARCH_TIMEOUT_S,
-) -> list[DocumentInfo]:
-    """Documents, newest first (optionally of one source)."""
-    async with database_errors("list_documents"):
-        rows = await pool.fetch(
-            f"select {_DOCUMENT_COLUMNS} from documents where ($1::text is null or source = $1) "
-            "order by updated_at desc limit $2",
-            source,
-            limit,
-            timeout=timeout_s,
-        )
-    return [DocumentInfo(**dict(row)) for row in rows]
-
-
 @dataclass(frozen=True, slots=True)
 class ChunkRow:
     """A chunk to write: where it comes from and its vector."""
