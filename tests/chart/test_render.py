@@ -33,8 +33,8 @@ PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
                  "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
                  "NetworkPolicy"]  # fmt: skip
 STATEFUL = ["ServiceAccount", "Service", "StatefulSet", "NetworkPolicy"]
-COMPONENTS = ("ride-duration", "triton", "backend", "classifier", "worker-tip", "worker-cost",
-              "worker-dynamic-duration")  # fmt: skip
+COMPONENTS = ("ride-duration", "triton", "backend", "classifier", "chatbot", "worker-tip",
+              "worker-cost", "worker-dynamic-duration")  # fmt: skip
 
 
 def _inventory(objects: list[Obj]) -> dict[tuple[str, str], int]:
