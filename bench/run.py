@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import chatbot, chatbot_retrieval, classifier, ride_duration
+from bench import chatbot, chatbot_retrieval, classifier, ride_duration, scoring, taxi
 from bench.suite import BenchContext, Suite, read_sections, render_results
 from models.repository import build_models
 from services.stack.settings import StackSettings
@@ -27,6 +27,8 @@ SUITES: tuple[Suite, ...] = (
     classifier.SUITE,
     chatbot.SUITE,
     chatbot_retrieval.SUITE,
+    scoring.SUITE,
+    taxi.SUITE,
 )
 """Every suite, in the order of RESULTS.md. Add a suite here."""
 
