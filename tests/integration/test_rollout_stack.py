@@ -18,7 +18,7 @@ from models.ride_duration.variants import SPEC
 from services.jobs.rollout_demo import DemoOutcome, reload_model, run_rollout_demo
 from services.stack.settings import StackSettings
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
