@@ -16,7 +16,8 @@ controller sees the finished state at its next look (pauses look every ``poll_in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from services.rollout.prometheus import GateResult, PrometheusClient, evaluate_gate
 from services.rollout.spec import RolloutSpec, parse_spec
@@ -44,16 +45,24 @@ class Controller:
         self._sleep = sleep
         self._poll_interval_s = poll_interval_s
 
+    @contextmanager
+    def _target(self, spec: RolloutSpec) -> Iterator[Target]:
+        target = self._target_for(spec)
+        try:
+            yield target
+        finally:
+            target.close()
+
     def _event(self, state: RolloutState, kind: str, message: str) -> None:
         state.log(kind, message)
         self._report(f"[{state.name}] {kind}: {message}")
 
     def start(self, spec: RolloutSpec) -> RolloutState:
         """Record the baseline, then step through the spec (blocks until the rollout ends)."""
-        target = self._target_for(spec)
-        state = RolloutState(name=spec.name, spec=spec.model_dump(mode="json"))
-        state.baseline = target.baseline()
-        state.log("start", target.describe())
+        with self._target(spec) as target:
+            state = RolloutState(name=spec.name, spec=spec.model_dump(mode="json"))
+            state.baseline = target.baseline()
+            state.log("start", target.describe())
         self.store.create(state)
         self._report(f"[{spec.name}] start: {target.describe()}")
         return self.run(spec.name)
@@ -61,7 +70,10 @@ class Controller:
     def run(self, name: str) -> RolloutState:
         """Carry on a running rollout from the step after the one in force (also a resume)."""
         spec = parse_spec(self.store.load(name).spec)
-        target = self._target_for(spec)
+        with self._target(spec) as target:
+            return self._steps(name, spec, target)
+
+    def _steps(self, name: str, spec: RolloutSpec, target: Target) -> RolloutState:
         prometheus = self._prometheus_for(spec)
         while True:
             with self.store.locked(name) as state:
@@ -132,7 +144,8 @@ class Controller:
         with self.store.locked(name) as state:
             if state.finished:
                 raise StateError(f"rollout {name!r} is already {state.status}")
-            action(state, self._target_for(parse_spec(state.spec)))
+            with self._target(parse_spec(state.spec)) as target:
+                action(state, target)
             return state
 
     def abort(self, name: str, reason: str) -> RolloutState:

@@ -79,6 +79,9 @@ class KubernetesRolloutTarget:
         self._core = k8s.CoreV1Api(api)
         self._networking = k8s.NetworkingV1Api(api)
 
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
     def describe(self) -> str:
         s = self.spec
         if s.strategy == "canary":

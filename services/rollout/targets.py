@@ -42,6 +42,10 @@ class Target(Protocol):
 
     def rollback(self, baseline: dict[str, Any]) -> str: ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 class RoutingTableTarget:
     """A candidate model version in a model service's routing table."""
@@ -62,6 +66,9 @@ class RoutingTableTarget:
             base_url=spec.url, timeout=settings.http_timeout_s, headers=headers, transport=transport
         )
         self._rollout = rollout
+
+    def close(self) -> None:
+        self._client.close()
 
     def describe(self) -> str:
         c = self.spec.candidate

@@ -176,6 +176,9 @@ class RecordingTarget:
         self.calls.append(f"rollback to {baseline['weight']}")
         return "rolled back"
 
+    def close(self) -> None:
+        pass
+
 
 class CannedPrometheus(PrometheusClient):
     """Answers each query with the next canned values (per query string)."""
