@@ -85,6 +85,14 @@ MIN_CATALOGUE_ROWS: Final = 500
 TRIPS_PER_PRODUCT: Final = 40
 """Default catalogue size: one product per 40 trips, 500 to 5,000 (the CLI's 200,000 trips give
 5,000 products; a small test build stays small)."""
+DEFAULT_TRIPS: Final = 200_000
+"""Trips a build trains on unless told otherwise."""
+
+
+def default_catalogue_rows(rows: int = DEFAULT_TRIPS) -> int:
+    """Products of the synthetic catalogue a build of ``rows`` trips makes (and the chatbot's
+    ingestion after ``modelfleet up`` loads: the same products)."""
+    return min(CATALOGUE_ROWS, max(MIN_CATALOGUE_ROWS, rows // TRIPS_PER_PRODUCT))
 
 
 class Trained(Protocol):
@@ -352,7 +360,7 @@ def build_repository(
     repo_dir: Path,
     *,
     seed: int = 42,
-    rows: int = 200_000,
+    rows: int = DEFAULT_TRIPS,
     data_path: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = _log_info,
@@ -418,7 +426,7 @@ def build_models(
     repo_dir: Path,
     *,
     seed: int = 42,
-    rows: int = 200_000,
+    rows: int = DEFAULT_TRIPS,
     data_path: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = _log_info,
@@ -435,7 +443,7 @@ def build_models(
     ``catalogue_rows`` products of a real one. One result per model, in ``models`` order.
     """
     if catalogue_rows is None:
-        catalogue_rows = min(CATALOGUE_ROWS, max(MIN_CATALOGUE_ROWS, rows // TRIPS_PER_PRODUCT))
+        catalogue_rows = default_catalogue_rows(rows)
     if rows <= 0 or catalogue_rows <= 0:
         raise ValueError("rows must be positive")
     sources: dict[str, _TrainingData] = {

@@ -403,10 +403,35 @@ def cmd_up(out: Output, settings: StackSettings, args: argparse.Namespace) -> in
     _print_urls(out, statuses)
     timings = ", ".join(f"{name} {sec:.1f} s" for name, sec in stack.startup_seconds.items())
     out.line(f"ready ({timings})")
+    if "chatbot" in stack.names and not args.no_ingest:
+        try:
+            _ingest_catalogue(out, settings, seed=args.seed, rows=args.rows)
+        except KeyboardInterrupt:
+            out.error("interrupted while ingesting the catalogue; stopping everything")
+            stack.stop()
+            return EXIT_INTERRUPTED
     if args.detach:
         out.line("running detached: `modelfleet status`, `modelfleet down`")
         return EXIT_OK
     return _serve_foreground(out, stack)
+
+
+def _ingest_catalogue(out: Output, settings: StackSettings, *, seed: int, rows: int | None) -> None:
+    """After `up`: the classifier's synthetic catalogue (same seed and size, so the same
+    products) into the chatbot's tables; idempotent, so a second `up` only compares hashes."""
+    module = importlib.import_module("services.jobs.ingest")
+    repository = importlib.import_module("models.repository")
+    size = repository.default_catalogue_rows(*(() if rows is None else (rows,)))
+    out.line(f"ingesting the catalogue ({size} products) for the chatbot ...")
+    job = module.IngestSettings(
+        log_json=False, catalogue_rows=size, catalogue_seed=seed, **_stack_urls(settings)
+    )
+    try:
+        asyncio.run(module.run_ingest(settings=job, say=out.line))
+    except Exception as exc:  # the stack keeps running; `modelfleet ingest` can be rerun
+        out.error(
+            f"catalogue ingestion failed ({type(exc).__name__}: {exc}); run `modelfleet ingest`"
+        )
 
 
 def _serve_foreground(out: Output, stack: Stack) -> int:
@@ -482,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=42, help="seed of the model build")
     up.add_argument("--rows", type=int, help="training rows of the model build")
     up.add_argument("--no-build", action="store_true", help="use the model repository as it is")
+    up.add_argument(
+        "--no-ingest", action="store_true", help="skip ingesting the catalogue for the chatbot"
+    )
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the stack recorded in $MODELFLEET_HOME/run")
