@@ -218,7 +218,7 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
             f"content type {content_type!r}: send multipart/form-data or application/pdf"
         )
     uploads.check_upload(data, settings.max_upload_bytes)
-    return name, data
+    return name.replace("\x00", ""), data
 
 
 @router.post(

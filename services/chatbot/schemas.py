@@ -52,6 +52,8 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question is blank")
+        if "\x00" in value:
+            raise ValueError("question contains a NUL character")
         return value.strip()
 
 
