@@ -36,7 +36,7 @@ lint: $(STAMP)         ## ruff and mypy (strict)
 	$(BIN)/mypy
 
 fuzz: $(STAMP)         ## schemathesis against every service's OpenAPI in jwt mode, 20x the cases of make test
-	MODELFLEET_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest tests/integration/test_schemathesis.py --timeout 7200
+	MODELFLEET_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/integration/test_schemathesis.py --timeout 7200
 
 bench: $(STAMP)        ## benchmarks; prints ratios and rewrites bench/RESULTS.md
 	$(BIN)/modelfleet bench
