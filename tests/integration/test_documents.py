@@ -1,0 +1,220 @@
+"""Embeddings on the real Triton, ingestion into the real Postgres + pgvector, retrieval.
+
+Every test uses its own file names / product ids (uuid), so tests do not see each other's data
+in the session's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+import pytest_asyncio
+from fpdf import FPDF
+from pypdf import PdfReader, PdfWriter
+
+from models.chatbot.corpus import generate_manuals
+from services.common.documents.ingest import Product, ingest_pdf, ingest_products
+from services.common.documents.pdf import EncryptedDocument, InvalidDocument
+from services.common.documents.store import apply_documents_schema, find_document, search_chunks
+from services.common.embeddings import Embedder, OnnxEmbedder
+from services.common.triton import TritonClient
+from services.jobs.ingest import IngestSettings, run_ingest
+from services.stack.settings import StackSettings
+from services.stack.supervisor import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture
+async def embedder(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[Embedder]:
+    triton = TritonClient(stack_settings.triton_grpc_url, timeout_s=30.0)
+    yield Embedder(triton, batch_size=16, timeout_s=30.0)
+    await triton.close()
+
+
+@pytest_asyncio.fixture
+async def pool(db: asyncpg.Pool) -> asyncpg.Pool:
+    await apply_documents_schema(db)
+    return db
+
+
+def _pdf(*pages: str) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def _name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}.pdf"
+
+
+async def _chunks(pool: asyncpg.Pool, name: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "select c.id, c.page, c.text from chunks c join documents d on d.id = c.document_id "
+        "where d.source = 'pdf' and d.external_id = $1 order by c.chunk_index",
+        name,
+    )
+
+
+async def test_embeddings_on_triton_equal_in_process_onnx_runtime(embedder: Embedder) -> None:
+    texts = [
+        "short",
+        "How long is the warranty on the Zephyr blender?",
+        "A full charge of the Orion desk lamp battery lasts about 12 hours. " * 6,
+        "word " * 400,  # truncated to 256 tokens
+        *(f"Product number {i} is a {'very ' * (i % 7)}good kettle." for i in range(37)),
+    ]
+    on_triton = await embedder.embed(texts)
+    in_process = OnnxEmbedder(batch_size=16).embed_sync(texts)
+    assert on_triton.shape == (len(texts), 384) and on_triton.dtype == np.float32
+    assert np.abs(on_triton - in_process).max() <= 1e-4
+    # Concurrent calls of different lengths (Triton batches them; shapes differ per request).
+    parts = await asyncio.gather(*(embedder.embed(texts[i : i + 3]) for i in range(0, 12, 3)))
+    assert np.abs(np.concatenate(parts) - in_process[:12]).max() <= 1e-4
+
+
+async def test_the_same_pdf_twice_changes_nothing(pool: asyncpg.Pool, embedder: Embedder) -> None:
+    name, data = _name(), _pdf("The Quillon kettle boils one litre in 97 seconds.", "Page two.")
+    first = await ingest_pdf(pool, embedder, name, data)
+    assert (first.status, first.pages) == ("created", 2) and first.chunks == 2
+    before = await _chunks(pool, name)
+    stamp = await pool.fetchval("select updated_at from documents where id = $1", first.document_id)
+
+    again = await ingest_pdf(pool, embedder, name, data)
+
+    assert (again.status, again.document_id, again.chunks) == ("unchanged", first.document_id, 2)
+    assert await _chunks(pool, name) == before  # same rows, same ids
+    assert stamp == await pool.fetchval(
+        "select updated_at from documents where id = $1", first.document_id
+    )
+
+
+async def test_a_changed_pdf_replaces_its_chunks(pool: asyncpg.Pool, embedder: Embedder) -> None:
+    name = _name()
+    first = await ingest_pdf(pool, embedder, name, _pdf("The Zorbulax fan has 3 speeds."))
+    old_ids = {row["id"] for row in await _chunks(pool, name)}
+
+    second = await ingest_pdf(
+        pool, embedder, name, _pdf("The Zorbulax fan has 5 speeds.", "It is sold in amber.")
+    )
+
+    assert (second.status, second.document_id, second.pages) == ("updated", first.document_id, 2)
+    rows = await _chunks(pool, name)
+    assert {row["id"] for row in rows}.isdisjoint(old_ids)
+    assert [row["page"] for row in rows] == [1, 2]
+    assert "5 speeds" in rows[0]["text"] and not any("3 speeds" in r["text"] for r in rows)
+    document = await find_document(pool, "pdf", name)
+    assert document is not None and (document.status, document.page_count) == ("ready", 2)
+    assert document.chunk_count == 2
+    # Unfiltered, over everything stored: the new chunk answers, the old text is gone.
+    (question,) = await embedder.embed(["How many speeds does the Zorbulax fan have?"])
+    best = (await search_chunks(pool, question, k=3))[0]
+    assert (best.external_id, best.page) == (name, 1) and "5 speeds" in best.text
+
+
+def _encrypted(data: bytes) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"not a pdf at all", InvalidDocument),
+        (b"%PDF-1.7\n" + b"\x00\x01garbage" * 200, InvalidDocument),
+        (_encrypted(_pdf("Secret facts.")), EncryptedDocument),
+    ],
+    ids=["not-pdf", "garbage", "encrypted"],
+)
+async def test_bad_pdfs_raise_and_store_nothing(
+    pool: asyncpg.Pool, embedder: Embedder, data: bytes, error: type[Exception]
+) -> None:
+    name = _name()
+    with pytest.raises(error):
+        await ingest_pdf(pool, embedder, name, data)
+    assert await find_document(pool, "pdf", name) is None
+    assert await _chunks(pool, name) == []
+
+
+async def test_search_returns_the_chunk_that_states_the_fact(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    corpus = generate_manuals(files=1, products_per_file=2, seed=11, prefix=f"t{uuid.uuid4().hex}")
+    ((name, data),) = corpus.files.items()
+    result = await ingest_pdf(pool, embedder, name, data)
+    facts = corpus.facts[::3]
+    vectors = await embedder.embed([fact.question for fact in facts])
+    for fact, vector in zip(facts, vectors, strict=True):
+        hits = await search_chunks(pool, vector, k=5, document_id=result.document_id)
+        assert hits and all(h.document_id == result.document_id for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        best = hits[0]
+        assert (best.page, best.external_id, best.source) == (fact.page, name, "pdf"), fact
+        assert any(fact.sentence in hit.text for hit in hits[:3]), fact
+        assert best.char_end - best.char_start == len(best.text)
+    only_products = await search_chunks(pool, vectors[0], k=5, source="product")
+    assert all(h.source == "product" for h in only_products)
+
+
+async def test_products_are_ingested_once_and_updated_when_they_change(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    products = [
+        Product(f"T{tag}-{i}", f"Testline gadget {tag} {i}", "A gadget.", "Testline", 10.0 + i,
+                "Electronics > Gadgets > Testers")
+        for i in range(3)
+    ]  # fmt: skip
+    first = await ingest_products(pool, embedder, products)
+    assert (first.created, first.updated, first.unchanged) == (3, 0, 0)
+    assert (await ingest_products(pool, embedder, products)).unchanged == 3
+
+    cheaper = [*products[:2], dataclasses.replace(products[2], price=1.5)]
+    third = await ingest_products(pool, embedder, cheaper)
+    assert (third.created, third.updated, third.unchanged) == (0, 1, 2)
+    price = await pool.fetchval(
+        "select price from products where product_id = $1", products[2].product_id
+    )
+    assert float(price) == 1.5
+    text = await pool.fetchval(
+        "select c.text from chunks c join documents d on d.id = c.document_id "
+        "where d.source = 'product' and d.external_id = $1",
+        products[2].product_id,
+    )
+    assert "1.50 USD" in text
+
+
+async def test_ingest_job_reports_a_bad_file_and_ingests_the_rest(
+    stack_settings: StackSettings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    good = _name()
+    (tmp_path / good).write_bytes(_pdf("The Pellanic grinder has 40 settings."))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 nothing else")
+    settings = IngestSettings(
+        database_url=stack_settings.database_url,
+        triton_grpc_url=stack_settings.triton_grpc_url,
+        nats_url=stack_settings.nats_url,
+        products=False,
+        log_json=False,
+    )
+    lines: list[str] = []
+    report = await run_ingest(settings=settings, pdf_paths=[tmp_path], say=lines.append)
+    assert [r.external_id for r in report.pdfs] == [good]
+    assert [Path(name).name for name, _ in report.failures] == ["broken.pdf"]
+    assert report.changed
+    again = await run_ingest(settings=settings, pdf_paths=[tmp_path], say=lines.append)
+    assert [r.status for r in again.pdfs] == ["unchanged"] and not again.changed
