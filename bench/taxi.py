@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -43,6 +43,8 @@ class RateResult:
     sent: int = 0
     accepted: int = 0
     errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    """Errors by HTTP status ("conn": the connection failed)."""
     send_seconds: float = 0.0
     e2e_s: list[float] = field(default_factory=list)
     post_s: list[float] = field(default_factory=list)
@@ -149,10 +151,12 @@ async def open_loop(
                 result.post_s.append(time.perf_counter() - began)
             except (OSError, asyncio.IncompleteReadError):
                 result.errors += 1
+                result.error_kinds["conn"] += 1
                 return
             idle.append(conn)
             if status != 201:
                 result.errors += 1
+                result.error_kinds[str(status)] += 1
                 return
             result.accepted += 1
             sent_at[orjson.loads(payload)["ride_id"]] = began
@@ -174,11 +178,16 @@ async def open_loop(
     return result
 
 
+def _errors(r: RateResult) -> str:
+    kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(r.error_kinds.items()))
+    return f"{r.errors} ({kinds})" if r.errors else "0"
+
+
 def _row(r: RateResult) -> str:
     return (
         f"| {r.rate:g} | {r.achieved_rate:,.0f} | {r.accepted:,} | {r.pct_ms(r.e2e_s, 50):.1f} "
         f"| {r.pct_ms(r.e2e_s, 99):.1f} | {r.pct_ms(r.post_s, 50):.1f} "
-        f"| {r.pct_ms(r.post_s, 99):.1f} | {r.incomplete} | {r.errors} "
+        f"| {r.pct_ms(r.post_s, 99):.1f} | {r.incomplete} | {_errors(r)} "
         f"| {'yes' if r.held else 'no'} |"
     )
 
@@ -187,7 +196,7 @@ def _print(r: RateResult) -> None:
     print(
         f"  {r.rate:5g} rides/s: e2e p50 {r.pct_ms(r.e2e_s, 50):8.1f} ms  p99 "
         f"{r.pct_ms(r.e2e_s, 99):8.1f} ms  POST p99 {r.pct_ms(r.post_s, 99):7.1f} ms  "
-        f"incomplete {r.incomplete}  errors {r.errors}",
+        f"incomplete {r.incomplete}  errors {_errors(r)}",
         flush=True,
     )
 
