@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,11 +14,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from models.repository import MODELS
 from models.ride_duration.data import generate_trips
 from services.common.errors import InvalidInput
 from services.jobs.scoring.file_source import FileSource
 from services.jobs.scoring.progress import Progress, render_bar
-from services.jobs.scoring.runner import Scored, _pipeline, check_models, chunk_records
+from services.jobs.scoring.runner import (
+    MODEL_OUTPUTS,
+    Scored,
+    _pipeline,
+    check_models,
+    chunk_records,
+)
 from services.jobs.scoring.settings import ScoreSettings
 from services.jobs.scoring.sources import Chunk, chunk_bounds
 
@@ -194,9 +203,6 @@ def test_progress_bar_only_on_a_terminal() -> None:
 
 
 def test_model_outputs_match_the_model_registry() -> None:
-    from models.repository import MODELS
-    from services.jobs.scoring.runner import MODEL_OUTPUTS
-
     assert MODEL_OUTPUTS == {s.name: s.output for s in MODELS if s.data == "trips"}
 
 
@@ -211,8 +217,5 @@ def test_rides_scoring_imports_no_training_libraries() -> None:
         "sys.meta_path.insert(0, Block())\n"
         "import services.jobs.scoring.runner, services.cli\n"
     )
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
