@@ -21,6 +21,7 @@ the new version), and the failed requests (expected: none).
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -64,6 +65,11 @@ class DemoOutcome:
     failed: list[str] = field(default_factory=list)
 
 
+def _passengers(value: float) -> int:
+    """TLC passenger_count (null or 0 in some rows) as the API's 1..9."""
+    return 1 if math.isnan(value) else min(max(int(value), 1), 9)
+
+
 def demo_rides(count: int, *, seed: int) -> list[tuple[dict[str, Any], float]]:
     """(request body, actual minutes) of ``count`` clean synthetic trips."""
     trips = clean_trips(generate_trips(count * 2, seed=seed)).head(count)
@@ -74,7 +80,7 @@ def demo_rides(count: int, *, seed: int) -> list[tuple[dict[str, Any], float]]:
                 "pickup_location_id": int(row.PULocationID),
                 "dropoff_location_id": int(row.DOLocationID),
                 "trip_distance": float(row.trip_distance),
-                "passenger_count": min(max(int(row.passenger_count or 1), 1), 9),
+                "passenger_count": _passengers(row.passenger_count),
                 "user_id": f"rider-{i % 500}",
             },
             float(row.duration_minutes),
