@@ -146,8 +146,21 @@ def test_registry_builds_tip_and_cost_beside_ride_duration(
         "tip_amount",
         "total_amount",
         "classifier",
+        "minilm_l6_v2",
     ]
     assert not any(r.built for r in results)  # built together by the fixture's call
+    for name in ("config.pbtxt", "configs/local.pbtxt"):  # both parse as ModelConfig
+        embedding = _config(repo / "minilm_l6_v2" / name)
+        assert [(i.name, list(i.dims)) for i in embedding.input] == [
+            ("input_ids", [-1]),
+            ("attention_mask", [-1]),
+            ("token_type_ids", [-1]),
+        ]
+        assert [(o.name, list(o.dims)) for o in embedding.output] == [
+            ("last_hidden_state", [-1, 384])
+        ]
+        assert embedding.max_batch_size == 64 and embedding.HasField("dynamic_batching")
+    assert results[4].card["sha256"] and results[4].card["metrics"]["paraphrase_cosine"] > 0.5
     for result in results[1:3]:
         config = _config(repo / result.model / "configs" / "local.pbtxt")
         assert config.name == result.model and config.backend == "python"
