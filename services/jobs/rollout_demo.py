@@ -47,6 +47,8 @@ from services.stack.settings import StackSettings
 MODEL = "ride_duration"
 SERVICE = "ride-duration"
 WEIGHTS = (0.1, 0.5, 1.0)
+#: Distinct user ids of the load: the canary and A/B split sticky by user, so per rider.
+RIDERS = 500
 MAE = "modelfleet_variant_outcome_mae"
 
 
@@ -81,7 +83,7 @@ def demo_rides(count: int, *, seed: int) -> list[tuple[dict[str, Any], float]]:
                 "dropoff_location_id": int(row.DOLocationID),
                 "trip_distance": float(row.trip_distance),
                 "passenger_count": _passengers(row.passenger_count),
-                "user_id": f"rider-{i % 500}",
+                "user_id": f"rider-{i % RIDERS}",
             },
             float(row.duration_minutes),
         )

@@ -15,7 +15,7 @@ import pytest
 
 from models.repository import remove_version
 from models.ride_duration.variants import SPEC
-from services.jobs.rollout_demo import DemoOutcome, reload_model, run_rollout_demo
+from services.jobs.rollout_demo import RIDERS, DemoOutcome, reload_model, run_rollout_demo
 from services.stack.settings import StackSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -63,11 +63,12 @@ def test_the_better_version_is_promoted(demo: DemoOutcome) -> None:
 
 @pytest.mark.parametrize("weight", [0.1, 0.5])
 def test_observed_split_matches_each_step(demo: DemoOutcome, weight: float) -> None:
+    """The canary is sticky by user id: the share is drawn once per rider, not per request."""
     answers = demo.answers[f"better {weight:.0%}"]
-    total = sum(answers.values())
-    sigma = math.sqrt(total * weight * (1 - weight))
-    assert total > 50
-    assert abs(answers["canary"] - weight * total) < 4 * sigma + 3, answers  # +3: step edges
+    share = answers["canary"] / sum(answers.values())
+    sigma = math.sqrt(weight * (1 - weight) / RIDERS)
+    assert sum(answers.values()) > 200
+    assert abs(share - weight) < 4 * sigma, answers
     assert set(demo.answers["better 100%"]) == {"canary"}
 
 
