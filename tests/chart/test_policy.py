@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
+
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 
 from tests.chart.conftest import (
     CHART,
@@ -169,30 +173,27 @@ def test_password_comes_from_the_existing_secret(scenario: str, objects: list[Ob
 
 
 def _settings_names() -> set[str]:
-    """Environment names the settings classes read: shared (unprefixed) and prefixed fields."""
-    # Shared names: the AliasChoices of services/common/settings.py (DATABASE_URL, AUTH_* ...).
-    names = set(
-        re.findall(r'AliasChoices\("([A-Z_]+)"', (SERVICES_DIR / "common/settings.py").read_text())
-    )
-    for path in SERVICES_DIR.glob("*/settings.py"):
-        text = path.read_text()
-        prefix = re.search(r'env_prefix="([A-Z_]+)"', text)
-        fields = re.findall(r"^    ([a-z_]+): ", text, flags=re.MULTILINE)
-        prefixes = [prefix.group(1)] if prefix else []
-        for p in prefixes:
-            names.update(p + f.upper() for f in fields)
-    # Fields every prefixed class has: ServiceSettings, and EmbeddingSettings (the chatbot's base).
-    common = [
-        field
-        for name in ("common/settings.py", "common/embeddings.py")
-        for field in re.findall(
-            r"^    ([a-z_]+): ", (SERVICES_DIR / name).read_text(), flags=re.MULTILINE
-        )
-    ]
-    for path in SERVICES_DIR.glob("*/settings.py"):
-        prefix = re.search(r'env_prefix="([A-Z_]+)"', path.read_text())
-        if prefix:
-            names.update(prefix.group(1) + f.upper() for f in common)
+    """Environment names the services' settings classes read, from the classes themselves.
+
+    Every ``services/<name>/settings.py`` class with an ``env_prefix`` reads ``PREFIX + FIELD``
+    for each of its fields (inherited ones too: ``ServiceSettings``, ``ModelServiceSettings``,
+    ``EmbeddingSettings``), or the field's own names where it declares ``AliasChoices``.
+    """
+    names: set[str] = set()
+    for path in sorted(SERVICES_DIR.glob("*/settings.py")):
+        module = importlib.import_module(f"services.{path.parent.name}.settings")
+        for value in vars(module).values():
+            if not (isinstance(value, type) and issubclass(value, BaseSettings)):
+                continue
+            prefix = value.model_config.get("env_prefix") or ""
+            if not prefix:
+                continue
+            for field_name, field in value.model_fields.items():
+                alias = field.validation_alias
+                if isinstance(alias, AliasChoices):
+                    names.update(str(choice) for choice in alias.choices)
+                else:
+                    names.add(prefix + field_name.upper())
     return names
 
 

@@ -85,6 +85,11 @@ async def backend(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def chatbot_url(stack: Stack, stack_settings: StackSettings) -> str:
+    return f"http://{stack_settings.host}:{stack_settings.chatbot_port}"
+
+
 @pytest_asyncio.fixture
 async def db(stack: Stack, stack_settings: StackSettings) -> AsyncIterator[asyncpg.Pool]:
     """A small asyncpg pool on the stack's database (per test: each test has its own loop)."""

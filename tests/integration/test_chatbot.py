@@ -44,11 +44,6 @@ def encrypt(data: bytes, password: str) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="session")
-def chatbot_url(stack: Stack, stack_settings: StackSettings) -> str:
-    return f"http://{stack_settings.host}:{stack_settings.chatbot_port}"
-
-
 @pytest_asyncio.fixture
 async def chatbot(chatbot_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=chatbot_url, timeout=30.0) as client:

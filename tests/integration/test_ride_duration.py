@@ -54,7 +54,7 @@ async def test_predict_one_ride_comes_from_the_model(
     response = await http.post("/v1/predict", json=RIDE, headers={"x-request-id": "it-one"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == {"name": "ride_duration", "version": "1"}
+    assert body["model"] == {"name": "ride_duration", "version": "1", "variant": "stable"}
     uuid.UUID(body["prediction_id"])
     expected = in_process(onnx_path, [RIDE])[0]
     assert body["duration_minutes"] == pytest.approx(expected, abs=0.01)

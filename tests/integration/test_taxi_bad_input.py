@@ -24,7 +24,9 @@ RIDE: dict[str, Any] = {
     "trip_distance": 2.4,
 }
 TELEMETRY = {"elapsed_minutes": 3.0, "distance_covered": 0.5, "speed_mph": 11.0}
-TABLES = ("rides", "ride_outbox", "ride_telemetry", "ride_results", "ride_idempotency")
+# What a request to the backend writes. ride_results is left out: the workers keep writing the
+# results of rides earlier tests made, so its count moves on its own.
+TABLES = ("rides", "ride_outbox", "ride_telemetry", "ride_idempotency")
 
 
 @pytest_asyncio.fixture(scope="module")
