@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import chatbot, chatbot_retrieval, classifier, ride_duration, scoring, taxi
+from bench import chatbot, chatbot_retrieval, classifier, ride_duration, rollout, scoring, taxi
 from bench.suite import BenchContext, Suite, read_sections, render_results
 from models.repository import build_models
 from services.stack.settings import StackSettings
@@ -29,6 +29,7 @@ SUITES: tuple[Suite, ...] = (
     chatbot_retrieval.SUITE,
     scoring.SUITE,
     taxi.SUITE,
+    rollout.SUITE,
 )
 """Every suite, in the order of RESULTS.md. Add a suite here."""
 

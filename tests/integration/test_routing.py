@@ -275,7 +275,11 @@ async def test_shadow_answers_unchanged_and_comparisons_counted(
 
 
 async def test_outcomes_give_per_variant_mae(http: httpx.AsyncClient, routed: int) -> None:
-    await put_table(http, [v("stable", "stable", 0.5, 1), v("canary", "canary", 0.5, routed)])
+    # Variant names of this test alone: the per-variant window also holds the outcomes other
+    # tests of the session posted (the rollout demo's "stable" and "canary").
+    await put_table(
+        http, [v("mae-stable", "stable", 0.5, 1), v("mae-canary", "canary", 0.5, routed)]
+    )
     responses = await predict_many(http, [{**RIDE, "trip_distance": 3.1}] * 60)
     actual = 12.0
     errors: dict[tuple[str, str], list[float]] = {}
@@ -302,7 +306,7 @@ async def test_outcomes_give_per_variant_mae(http: httpx.AsyncClient, routed: in
         (labels["variant"], labels["model_version"]): value
         for labels, value in samples(text, "modelfleet_variant_outcome_mae")
     }
-    # other tests of the module posted no outcomes: the window holds exactly these
+    # the window holds exactly this test's outcomes for these variant names
     for key, errs in errors.items():
         assert mae[key] == pytest.approx(sum(errs) / len(errs), abs=0.01), (key, mae)
 
