@@ -42,7 +42,6 @@ from services.backend.schemas import (
     RideView,
     Telemetry,
     TelemetryAccepted,
-    new_york_local,
 )
 from services.backend.settings import BackendSettings
 from services.common.deps import PoolDep
@@ -53,6 +52,7 @@ from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.security import require_scope
 from services.common.taxi.events import RESULT_UNITS
+from services.common.taxi.times import new_york_local
 
 router = APIRouter(prefix="/v1", tags=["rides"])
 log = logging.getLogger(__name__)

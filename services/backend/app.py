@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from services.backend import api
 from services.backend.notify import ResultNotifier
 from services.backend.relay import OutboxRelay
+from services.backend.retention import run_retention
 from services.backend.settings import BackendSettings
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
@@ -52,6 +53,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         if relay is not None:
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             tasks.append(asyncio.create_task(relay.watch_backlog(), name="outbox-backlog"))
+            tasks.append(asyncio.create_task(run_retention(pool, settings), name="retention"))
         app.state.pool = pool
         app.state.http = http
         app.state.notifier = notifier

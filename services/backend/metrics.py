@@ -35,3 +35,8 @@ OUTBOX_OLDEST_AGE = Gauge(
     "modelfleet_backend_outbox_oldest_unsent_age_seconds",
     "Age of the oldest unpublished outbox event (0 when none is waiting).",
 )
+PRUNED_ROWS = Counter(
+    "modelfleet_backend_pruned_rows_total",
+    "Rows deleted by retention (expired idempotency keys, old published outbox events).",
+    ["table"],
+)

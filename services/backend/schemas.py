@@ -5,30 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-NEW_YORK = ZoneInfo("America/New_York")
+from services.common.taxi.times import PickupDatetime
 
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
 ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
-
-
-def new_york_local(moment: datetime) -> datetime:
-    """TLC times are New York local time without a zone: convert aware times to that."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(NEW_YORK).replace(tzinfo=None)
-
-
-def _convertible(moment: datetime) -> datetime:
-    """A time New York local time can hold (not e.g. 0001-01-01T00:00+14:00): else 422."""
-    try:
-        new_york_local(moment)
-    except OverflowError as exc:
-        raise ValueError("the time is out of range once converted to New York time") from exc
-    return moment
 
 
 class RideRequest(BaseModel):
@@ -52,7 +35,7 @@ class RideRequest(BaseModel):
     )
 
     user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
-    pickup_datetime: Annotated[datetime, AfterValidator(_convertible)]
+    pickup_datetime: PickupDatetime
     pickup_location_id: LocationId
     dropoff_location_id: LocationId
     trip_distance: float = Field(gt=0, le=500, allow_inf_nan=False, description="Miles.")

@@ -59,6 +59,18 @@ class BackendSettings(ServiceSettings):
         default=2.0, gt=0, description="SSE re-reads results this often even without a NOTIFY."
     )
     sse_max_duration_s: float = Field(default=900.0, gt=0, description="SSE stream lifetime.")
+    idempotency_key_ttl_s: float = Field(
+        default=86400.0, ge=1, description="How long an Idempotency-Key is honoured."
+    )
+    outbox_retention_s: float = Field(
+        default=604800.0, ge=1, description="How long a published outbox event is kept."
+    )
+    prune_interval_s: float = Field(
+        default=60.0, gt=0, description="How often expired keys and old events are deleted."
+    )
+    prune_batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="Rows deleted per table per transaction."
+    )
 
     @field_validator("ride_duration_url", "location_url", "sensor_url", mode="before")
     @classmethod

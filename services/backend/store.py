@@ -14,10 +14,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.backend.schemas import RideRequest, Telemetry, new_york_local
+from services.backend.schemas import RideRequest, Telemetry
 from services.common.db import database_errors
 from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
+from services.common.taxi.times import new_york_local
 
 _INSERT_RIDE = """
 insert into rides (ride_id, request_id, user_id, pickup_datetime, pickup_location_id,

@@ -289,8 +289,12 @@ async def document_status(document_id: uuid.UUID, pool: PoolDep) -> JsonResponse
     )
 
 
-@page_router.get("/", include_in_schema=False, dependencies=[require_scope("read")])
-@page_router.get("/chat", include_in_schema=False, dependencies=[require_scope("read")])
+#: The page's paths: public (static HTML, no data); its API calls carry the token typed into it.
+PAGE_PATHS = ("/", "/chat")
+
+
+@page_router.get(PAGE_PATHS[0], include_in_schema=False)
+@page_router.get(PAGE_PATHS[1], include_in_schema=False)
 async def page() -> HTMLResponse:
     """The chat web page (plain HTML + JS, served from the package)."""
     return HTMLResponse(PAGE)

@@ -119,4 +119,5 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
         "OpenAI-compatible endpoint), PDF uploads, a chat page at /.",
         routers=[api.router, api.page_router],
         lifespan=lifespan,
+        public_paths=api.PAGE_PATHS,
     )

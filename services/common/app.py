@@ -15,7 +15,7 @@ the security layer (authentication, scopes, rate limits, body limits, request de
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -30,7 +30,12 @@ from services.common.logging import configure_logging
 from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
 from services.common.security.apikeys import apply_security_migrations
-from services.common.security.guard import RoutePolicy, SecurityLayer, enforce_scope
+from services.common.security.guard import (
+    OPEN_PATHS,
+    RoutePolicy,
+    SecurityLayer,
+    enforce_scope,
+)
 from services.common.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -74,11 +79,14 @@ def create_service_app(
     routers: Sequence[APIRouter],
     lifespan: Lifespan,
     fast_routes: Sequence[FastJsonRoute] = (),
+    public_paths: Collection[str] = (),
 ) -> FastAPI:
     """Build a service's FastAPI app; ``lifespan`` owns the service's own resources.
 
     ``fast_routes`` (hot JSON endpoints, see :mod:`services.common.fastroute`) are served
-    beneath FastAPI's routing unless ``settings.http_fast_routes`` is false.
+    beneath FastAPI's routing unless ``settings.http_fast_routes`` is false. ``public_paths``
+    are served without credentials like health and metrics: only for what carries no data (a
+    static page whose own API calls send the caller's token).
     """
     configure_logging(
         level=settings.log_level, json_logs=settings.log_json, service=settings.service_name
@@ -128,6 +136,7 @@ def create_service_app(
         settings=settings,
         app=app,
         inner=app.dispatch,
+        open_paths=OPEN_PATHS | frozenset(public_paths),
         fast_policies={
             key: RoutePolicy(route.path, route.scope, route.max_body_bytes)
             for key, route in app.fast_routes.items()

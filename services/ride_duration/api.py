@@ -26,8 +26,9 @@ from services.common.fastroute import FastJsonRoute, JsonResponse
 from services.common.logging import request_id_var
 from services.common.routing.live import Answered, LiveRouting
 from services.common.security import require_scope
+from services.common.taxi.times import new_york_local
 from services.ride_duration import outcomes
-from services.ride_duration.predictor import DurationPredictor, local_naive
+from services.ride_duration.predictor import DurationPredictor
 from services.ride_duration.schemas import (
     BatchPrediction,
     BatchRequest,
@@ -83,7 +84,7 @@ def _record(
                 request_id,
                 answered.route.model,
                 answered.version,
-                local_naive(ride.pickup_datetime),
+                new_york_local(ride.pickup_datetime),
                 ride.pickup_location_id,
                 ride.dropoff_location_id,
                 ride.trip_distance,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.taxi.times import PickupDatetime
 
 MAX_BATCH_RIDES = 1000
 
@@ -31,7 +32,7 @@ class Ride(BaseModel):
         },
     )
 
-    pickup_datetime: datetime
+    pickup_datetime: PickupDatetime
     pickup_location_id: LocationId
     dropoff_location_id: LocationId
     trip_distance: float = Field(gt=0, le=500, allow_inf_nan=False, description="Miles.")

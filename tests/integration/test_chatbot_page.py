@@ -1,5 +1,5 @@
 """The chat page in a real headless browser (Debian's chromium): ask, see the cited sources,
-upload a PDF and ask about it."""
+upload a PDF and ask about it; in AUTH_MODE=jwt, the token typed into the page."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from bench.chatbot import make_pdf
+from services.chatbot.app import create_app
+from services.chatbot.settings import ChatbotSettings
+from services.stack.settings import StackSettings
+from services.stack.supervisor import Stack
 from tests.browser import Page, chromium_path, headless_chromium
+from tests.oidc import LocalIssuer
+from tests.servers import serving
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,3 +78,41 @@ async def test_ask_upload_and_see_cited_pages(chatbot_url: str, tmp_path: Path) 
 
         follow_up = await ask_on_page(page, "how many products are in each category", turns=2)
         assert "facts" in follow_up["meta"]
+
+
+async def test_page_in_jwt_mode_asks_for_a_token_and_sends_it(
+    stack: Stack, stack_settings: StackSettings
+) -> None:
+    """With AUTH_MODE=jwt the page itself loads without credentials (it holds no data); a
+    question without a token is refused (401, the token field opens), with one it is answered."""
+    with LocalIssuer().in_thread() as issuer:
+        settings = ChatbotSettings(
+            **issuer.settings(),
+            database_url=stack_settings.database_url,
+            nats_url=stack_settings.nats_url,
+            triton_grpc_url=stack_settings.triton_grpc_url,
+            cache_enabled=False,
+            log_json=False,
+        )
+        with serving(create_app(settings)) as url:
+            async with headless_chromium() as page:
+                await page.goto(f"{url}/")
+                assert await page.evaluate("document.title") == "modelfleet chat"
+                assert await page.evaluate("document.getElementById('auth').open") is False
+                question = "how many products are in each category"
+                await page.evaluate(
+                    f"document.getElementById('question').value = {json.dumps(question)};"
+                    "document.getElementById('ask').click()"
+                )
+                await page.wait_for("document.querySelector('#log .answer.error')", timeout_s=30)
+                refused = await page.evaluate("document.querySelector('#log .answer').textContent")
+                assert refused.startswith("Unauthorized"), refused
+                assert await page.evaluate("document.getElementById('auth').open") is True
+
+                token = issuer.token(sub="page-user", scopes=["read"])
+                await page.evaluate(
+                    f"document.getElementById('token').value = {json.dumps(token)};"
+                    "document.getElementById('token').dispatchEvent(new Event('change'))"
+                )
+                turn = await ask_on_page(page, question, turns=1)
+                assert "facts" in turn["meta"], turn

@@ -1,18 +1,26 @@
-"""Generated requests against every service's OpenAPI in AUTH_MODE=jwt with a valid token.
+"""Every service in AUTH_MODE=jwt: each route's guard, then generated requests against its OpenAPI.
 
 Each service runs in this process (uvicorn in a thread) on the session's real Triton and
 Postgres (a database of its own, so generated rows touch no other test) and NATS; a local issuer
-serves the JWKS; the token carries the admin scope, so every route is reachable. schemathesis
-(hypothesis) generates valid and invalid requests for every operation; every response must be
-below 500 and every error response RFC 9457 problem+json.
+serves the JWKS.
+
+- The route matrix: every route but the open ones (health, metrics, docs) refuses a request
+  without credentials (401 + WWW-Authenticate), refuses a token without the route's scope (403)
+  and lets a token holding exactly that scope through (the handler answers: 2xx or its own 4xx).
+- schemathesis (hypothesis) generates valid and invalid requests for every operation with an
+  admin token, so every route is reachable; every response must be below 500 and every error
+  response RFC 9457 problem+json.
 
 ``MODELFLEET_FUZZ_EXAMPLES`` (cases per operation and generation mode; default 25) scales the
-run: ``make fuzz`` sets it high.
+run: ``make fuzz`` sets it high. A service with few operations gets more per operation, so every
+service gets about ``16 x MODELFLEET_FUZZ_EXAMPLES`` cases (400 by default) or more.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,16 +31,19 @@ import pytest
 import requests
 import schemathesis
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from services.common.security.guard import OPEN_PATHS, policy_of_route
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 from tests.oidc import LocalIssuer
 from tests.servers import serving
 
 EXAMPLES = int(os.environ.get("MODELFLEET_FUZZ_EXAMPLES", "25"))
+MIN_CASES_PER_SERVICE = 16 * EXAMPLES
 PROBLEM = "application/problem+json"
 
 
@@ -61,10 +72,19 @@ def _classifier(common: dict[str, Any], stack: StackSettings) -> FastAPI:
     )
 
 
+def _chatbot(common: dict[str, Any], stack: StackSettings) -> FastAPI:
+    from services.chatbot.app import create_app
+    from services.chatbot.settings import ChatbotSettings
+
+    # no answer cache: the NATS KV bucket is the session chatbot's too
+    return create_app(ChatbotSettings(**common, cache_enabled=False))
+
+
 SERVICES: dict[str, Callable[[dict[str, Any], StackSettings], FastAPI]] = {
     "ride-duration": _ride_duration,
     "backend": _backend,
     "classifier": _classifier,
+    "chatbot": _chatbot,
 }
 
 
@@ -109,6 +129,100 @@ def problem_of(response: Any) -> str | None:
     return None
 
 
+def _common(issuer: LocalIssuer, stack: StackSettings, database_url: str) -> dict[str, Any]:
+    """Settings every service gets here: jwt mode on the local issuer, the session's servers."""
+    return {
+        **issuer.settings(),
+        "database_url": database_url,
+        "triton_grpc_url": stack.triton_grpc_url,
+        "nats_url": stack.nats_url,
+        "log_level": "ERROR",
+        "request_timeout_s": 10.0,
+    }
+
+
+def _api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """(full path, route) of every FastAPI route, through included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        elif hasattr(route, "original_router"):  # FastAPI >= 0.165: an included router
+            yield from _api_routes(
+                route.original_router.routes, prefix + route.include_context.prefix
+            )
+
+
+def guarded_routes(app: FastAPI) -> dict[tuple[str, str], str]:
+    """(method, path template) -> the scope it needs, for every route but the open paths."""
+    open_paths = app.security.open_paths  # type: ignore[attr-defined]
+    routes: dict[tuple[str, str], str] = {}
+    for path, route in _api_routes(app.routes):
+        if path not in open_paths:
+            scope = policy_of_route(route).scope
+            assert scope is not None, f"{path} declares no scope"
+            routes.update({(method, path): scope for method in route.methods or ()})
+    fast = getattr(app, "fast_routes", {})
+    routes.update({key: route.scope for key, route in fast.items()})  # served before FastAPI
+    return routes
+
+
+def _concrete(template: str) -> str:
+    """A path of the template: every parameter an unknown id (the guard comes first)."""
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), template)
+
+
+#: A scope each scope does not include (admin includes every other).
+LACKING = {"read": "write", "write": "read", "admin": "write"}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_route_refuses_what_it_must_and_serves_what_it_should(
+    service: str,
+    stack_settings: StackSettings,
+    fuzz_database: str,
+    issuer: LocalIssuer,
+) -> None:
+    app = SERVICES[service](_common(issuer, stack_settings, fuzz_database), stack_settings)
+    routes = guarded_routes(app)
+    failures: list[str] = []
+    with serving(app) as base_url, requests.Session() as session:
+        # every operation of the OpenAPI document is one of the routes walked here
+        document = session.get(f"{base_url}/openapi.json", timeout=30).json()
+        operations = {
+            (method.upper(), path)
+            for path, item in document["paths"].items()
+            for method in item
+            if (method.upper(), path) not in {("GET", p) for p in OPEN_PATHS}
+        }
+        assert operations and operations <= set(routes), operations - set(routes)
+
+        def call(method: str, path: str, scopes: list[str] | None) -> requests.Response:
+            headers = {}
+            if scopes is not None:
+                token = issuer.token(sub=f"matrix-{service}", scopes=scopes)
+                headers["authorization"] = f"Bearer {token}"
+            return session.request(method, base_url + path, headers=headers, timeout=30)
+
+        for (method, template), scope in sorted(routes.items()):
+            path, where = _concrete(template), f"{method} {template} ({scope})"
+            anonymous = call(method, path, None)
+            if anonymous.status_code != 401 or "www-authenticate" not in anonymous.headers:
+                failures.append(f"{where} without credentials: {anonymous.status_code}")
+            for lacking in ([], [LACKING[scope]]):
+                refused = call(method, path, lacking)
+                if refused.status_code != 403:
+                    failures.append(f"{where} with {lacking}: {refused.status_code}")
+            for response in (anonymous, refused):
+                problem = problem_of(response)
+                if problem is not None:
+                    failures.append(f"{where}: {problem}")
+            served = call(method, path, [scope])
+            if served.status_code in (401, 403) or served.status_code >= 500:
+                failures.append(f"{where} with {scope!r}: {served.status_code} {served.text[:120]}")
+    print(f"{service}: {len(routes)} guarded routes")
+    assert not failures, "\n".join(failures)
+
+
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_generated_requests(
     service: str,
@@ -116,15 +230,7 @@ def test_generated_requests(
     fuzz_database: str,
     issuer: LocalIssuer,
 ) -> None:
-    common = {
-        **issuer.settings(),
-        "database_url": fuzz_database,
-        "triton_grpc_url": stack_settings.triton_grpc_url,
-        "nats_url": stack_settings.nats_url,
-        "log_level": "ERROR",
-        "request_timeout_s": 10.0,
-    }
-    app = SERVICES[service](common, stack_settings)
+    app = SERVICES[service](_common(issuer, stack_settings, fuzz_database), stack_settings)
     headers = {"authorization": f"Bearer {issuer.token(sub='fuzzer', scopes=['admin'])}"}
     failures: list[str] = []
     cases = 0
@@ -132,12 +238,13 @@ def test_generated_requests(
         schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert operations, "no operation in the OpenAPI document"
+        examples = max(EXAMPLES, math.ceil(MIN_CASES_PER_SERVICE / (2 * len(operations))))
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
                 @given(case=operation.as_strategy(generation_mode=mode))
                 @settings(
-                    max_examples=EXAMPLES,
+                    max_examples=examples,
                     deadline=None,
                     database=None,
                     derandomize=True,
@@ -160,4 +267,4 @@ def test_generated_requests(
                     assert mode is GenerationMode.NEGATIVE  # nothing in it can be made invalid
     print(f"{service}: {cases} generated cases over {len(operations)} operations")
     assert not failures, "\n".join(sorted(set(failures))[:20])
-    assert cases >= 5 * len(operations)
+    assert cases >= 5 * len(operations) and cases >= MIN_CASES_PER_SERVICE // 2

@@ -2,7 +2,7 @@
 
 :class:`SecurityLayer` wraps a service's ASGI entry (fast routes and FastAPI alike, see
 :class:`services.common.app.ServiceApp`). For every request except the open paths
-(``/healthz``, ``/readyz``, ``/metrics``, ``/docs``, ``/openapi.json``) it:
+(``/healthz``, ``/readyz``, ``/metrics``, ``/docs``, ``/redoc``, ``/openapi.json``) it:
 
 1. authenticates (``AUTH_MODE=jwt``): an OIDC bearer token or an API key (``Authorization:
    Bearer mfk_...`` or ``X-API-Key``), else 401 + ``WWW-Authenticate``;
@@ -61,7 +61,7 @@ from services.common.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
 IDENTITY_SCOPE_KEY = "modelfleet.identity"
 _BEARER = HTTPBearer(auto_error=False, description="An OIDC access token or an API key (mfk_...)")
@@ -176,9 +176,11 @@ class SecurityLayer:
         app: FastAPI,
         inner: ASGIApp,
         fast_policies: dict[tuple[str, str], RoutePolicy],
+        open_paths: frozenset[str] = OPEN_PATHS,
     ) -> None:
         self.app = app
         self.inner = inner
+        self.open_paths = open_paths
         self.settings = settings
         self.fast_policies = fast_policies
         self.timeout_s = settings.request_timeout_s
@@ -212,7 +214,7 @@ class SecurityLayer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        if path in OPEN_PATHS:
+        if path in self.open_paths:
             await self.inner(scope, receive, send)
             return
         start = time.perf_counter()

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.backend.relay import event_body
-from services.backend.schemas import RideRequest, new_york_local
+from services.backend.schemas import RideRequest
+from services.common.taxi.times import new_york_local
 from services.backend.settings import BackendSettings
 from services.common.taxi.events import RideEvent
 

@@ -51,6 +51,7 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncCli
         ({"trip_distance": -3}, "trip_distance"),
         ({"passenger_count": 10}, "passenger_count"),
         ({"pickup_datetime": "yesterday"}, "pickup_datetime"),
+        ({"pickup_datetime": "0001-01-01T00:00:00+14:00"}, "pickup_datetime"),
         ({"ratecode_id": 7}, "ratecode_id"),
         ({"payment_type": 9}, "payment_type"),
         ({"surge": 2.0}, "surge"),

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 
 from services.common.taxi import features
-from services.ride_duration.predictor import local_naive, ride_feature_matrix
+from services.common.taxi.times import new_york_local
+from services.ride_duration.predictor import ride_feature_matrix
 from services.ride_duration.schemas import Ride
 
 
@@ -24,9 +25,9 @@ def ride(**changes: object) -> Ride:
 
 def test_aware_times_become_new_york_local() -> None:
     utc_moment = datetime(2024, 7, 1, 16, 0, tzinfo=UTC)
-    assert local_naive(utc_moment) == datetime(2024, 7, 1, 12, 0)  # EDT = UTC-4
+    assert new_york_local(utc_moment) == datetime(2024, 7, 1, 12, 0)  # EDT = UTC-4
     offset = datetime(2024, 1, 1, 10, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert local_naive(offset) == datetime(2024, 1, 1, 4, 0)  # EST = UTC-5
+    assert new_york_local(offset) == datetime(2024, 1, 1, 4, 0)  # EST = UTC-5
 
 
 def test_matrix_matches_the_shared_feature_code() -> None:
