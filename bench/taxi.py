@@ -26,7 +26,9 @@ from models.ride_duration.data import clean_trips, generate_trips
 RATES = (50, 200)
 """Rides per second measured for the table (goal: p99 <= 50 ms at 200 rides/s)."""
 SEARCH_RATES = (300, 400, 600, 800)
-"""Rates tried after RATES, in order, until one is not held."""
+"""Rates tried after RATES when the last is held, in order, until one is not held."""
+SEARCH_BELOW = (75, 100, 125, 150)
+"""Rates tried when the last of RATES is not held, in order, until one is not held."""
 HELD_P99_S = 1.0
 RESULTS_PER_RIDE = 3
 GRACE_S = 10.0
@@ -213,14 +215,19 @@ async def run(ctx: BenchContext) -> str:
         host, port = settings.host, settings.backend_port
         warm = await open_loop(host, port, bodies, rate=20, seconds=ctx.warmup_s, done=done)
         print(f"  warm-up: {warm.accepted} rides", flush=True)
-        for rate in RATES + SEARCH_RATES:
-            if rate in SEARCH_RATES and not results[-1].held:
-                break
-            run_seconds = seconds if rate in RATES else seconds / 2
+        for rate in RATES:
             results.append(
-                await open_loop(host, port, bodies, rate=rate, seconds=run_seconds, done=done)
+                await open_loop(host, port, bodies, rate=rate, seconds=seconds, done=done)
             )
             _print(results[-1])
+        search = SEARCH_RATES if results[-1].held else SEARCH_BELOW
+        for rate in search:
+            await asyncio.sleep(2.0)  # what the last rate left queued drains first
+            step = await open_loop(host, port, bodies, rate=rate, seconds=seconds / 2, done=done)
+            _print(step)
+            results.append(step)
+            if not step.held:
+                break
     finally:
         await done.close()
     held = [r.rate for r in results if r.held]

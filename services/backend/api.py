@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import asyncpg
-import httpx
 import orjson
 from fastapi import APIRouter, Header, Request
 from starlette.responses import StreamingResponse
@@ -45,7 +44,7 @@ from services.backend.schemas import (
 )
 from services.backend.settings import BackendSettings
 from services.common.deps import PoolDep
-from services.common.downstream import post_json
+from services.common.downstream import JsonClient
 from services.common.errors import Conflict, ModelfleetError, NotFound
 from services.common.fanout import Call, Outcome, fan_out
 from services.common.fastroute import JsonResponse
@@ -81,7 +80,7 @@ def _ride_duration_body(ride: RideRequest) -> dict[str, Any]:
 
 
 def downstream_calls(
-    client: httpx.AsyncClient, settings: BackendSettings, ride: RideRequest
+    client: JsonClient, settings: BackendSettings, ride: RideRequest
 ) -> dict[str, Call[dict[str, Any]] | None]:
     """The fan-out of POST /v1/rides: ride-duration, and location/sensor when configured."""
     ride_json = ride.model_dump(mode="json")
@@ -93,7 +92,7 @@ def downstream_calls(
             return None
 
         async def run() -> dict[str, Any]:
-            return await post_json(client, url, body, timeout_s=timeout_s, name=name)
+            return await client.post_json(url, body, timeout_s=timeout_s, name=name)
 
         return Call(f"http:{name}", "post", run, timeout_s)
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from services.backend import api
@@ -26,6 +25,7 @@ from services.backend.retention import run_retention
 from services.backend.settings import BackendSettings
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
+from services.common.downstream import JsonClient
 from services.common.errors import BrokerUnavailable, DependencyError
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
@@ -41,12 +41,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         pool = await create_pool(settings)
         await apply_migrations(pool, service="backend", directory=MIGRATIONS)
         # One client for every downstream (ride-duration, location, sensor): each call passes
-        # its own deadline (services.common.downstream.post_json).
-        http = httpx.AsyncClient(
-            timeout=settings.ride_duration_timeout_s,
-            limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
-            trust_env=False,
-        )
+        # its own deadline (services.common.downstream.JsonClient).
+        http = JsonClient(max_connections=128)
         notifier = ResultNotifier(pool, settings)
         relay = OutboxRelay(pool, settings) if settings.relay else None
         tasks = [asyncio.create_task(notifier.run(), name="results-listener")]
@@ -60,12 +56,10 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         app.state.relay = relay
 
         async def check_ride_duration() -> None:
-            try:
-                response = await http.get(f"{settings.ride_duration_url}/readyz", timeout=1.0)
-            except httpx.HTTPError as exc:
-                raise DependencyError(f"ride-duration unreachable: {exc!r}") from exc
-            if response.status_code != 200:
-                raise DependencyError(f"ride-duration not ready ({response.status_code})")
+            url = f"{settings.ride_duration_url}/readyz"
+            status = await http.get_status(url, timeout_s=1.0, name="ride-duration")
+            if status != 200:
+                raise DependencyError(f"ride-duration not ready ({status})")
 
         async def check_relay() -> None:
             nc = relay._nc if relay is not None else None
@@ -85,7 +79,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
                     await task
             if relay is not None:
                 await relay.close()
-            await http.aclose()
+            await http.close()
             await pool.close()
 
     return create_service_app(

@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from services.backend.api import data_of, downstream_calls, initial_of, request_hash
 from services.backend.schemas import RideRequest
 from services.backend.settings import BackendSettings
+from services.common.downstream import JsonClient
 from services.common.fanout import fan_out
 from tests.httpstub import Route, http_stub
 
@@ -38,7 +37,7 @@ def stub_settings(url: str, **overrides: Any) -> BackendSettings:
 
 
 async def answer(settings: BackendSettings) -> dict[str, Any]:
-    async with httpx.AsyncClient() as client:
+    async with JsonClient() as client:
         outcomes = await fan_out(
             downstream_calls(client, settings, RIDE), budget_s=settings.fanout_budget_s
         )

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.downstream import post_json
+from services.common.downstream import MAX_ANSWER_BYTES, JsonClient
 from services.common.errors import DependencyError, DependencyFailed, DependencyTimeout
 from services.common.fanout import Call, fan_out
 from tests.httpstub import Route, http_stub
@@ -23,6 +22,7 @@ ROUTES = {
     "/refused": Route(status=400),
     "/list": Route(body=b"[1, 2]"),
     "/text": Route(body=b"not json", content_type="text/plain"),
+    "/huge": Route(body=b'{"x": "' + b"a" * MAX_ANSWER_BYTES + b'"}'),
 }
 
 
@@ -33,15 +33,15 @@ def calls_total(downstream: str, outcome: str) -> float:
     return value or 0.0
 
 
-def http_call(client: httpx.AsyncClient, url: str, timeout_s: float) -> Call[dict[str, Any]]:
+def http_call(client: JsonClient, url: str, timeout_s: float) -> Call[dict[str, Any]]:
     async def run() -> dict[str, Any]:
-        return await post_json(client, url, {"ride": 1}, timeout_s=timeout_s, name="stub")
+        return await client.post_json(url, {"ride": 1}, timeout_s=timeout_s, name="stub")
 
     return Call("http:stub", "post", run, timeout_s)
 
 
 async def test_each_call_within_its_own_deadline_and_all_within_the_budget() -> None:
-    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
+    async with http_stub(ROUTES) as stub, JsonClient() as client:
         before = calls_total("location", "timeout")
         started = time.monotonic()
         outcomes = await fan_out(
@@ -75,7 +75,7 @@ async def test_each_call_within_its_own_deadline_and_all_within_the_budget() -> 
     ],
 )
 async def test_failing_downstreams_degrade_to_a_reason(path: str, reason: str) -> None:
-    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
+    async with http_stub(ROUTES) as stub, JsonClient() as client:
         before = calls_total("sensor", reason)
         outcomes = await fan_out(
             {"sensor": http_call(client, f"{stub.url}{path}", 1.0)}, budget_s=1.0
@@ -87,28 +87,32 @@ async def test_failing_downstreams_degrade_to_a_reason(path: str, reason: str) -
 async def test_an_unreachable_downstream_is_unavailable_at_once() -> None:
     async with http_stub(ROUTES) as stub:
         url = stub.url  # closed when the block ends: nothing listens there any more
-    async with httpx.AsyncClient() as client:
+    async with JsonClient() as client:
         outcomes = await fan_out({"location": http_call(client, f"{url}/fine", 2.0)}, budget_s=2.0)
     assert outcomes["location"].reason == "unavailable"
     assert outcomes["location"].duration_s < 1.0
 
 
 async def test_post_json_translates_answers_into_the_error_tree() -> None:
-    async with http_stub(ROUTES) as stub, httpx.AsyncClient() as client:
-        assert await post_json(client, f"{stub.url}/fine", {}, timeout_s=1, name="s") == {
+    async with http_stub(ROUTES) as stub, JsonClient() as client:
+        assert await client.post_json(f"{stub.url}/fine", {}, timeout_s=1, name="s") == {
             "zone": 161
         }
         with pytest.raises(DependencyTimeout):
-            await post_json(client, f"{stub.url}/slow", {}, timeout_s=0.1, name="s")
+            await client.post_json(f"{stub.url}/slow", {}, timeout_s=0.1, name="s")
         with pytest.raises(DependencyTimeout):
-            await post_json(client, f"{stub.url}/gateway-timeout", {}, timeout_s=1, name="s")
+            await client.post_json(f"{stub.url}/gateway-timeout", {}, timeout_s=1, name="s")
         with pytest.raises(DependencyError):
-            await post_json(client, f"{stub.url}/down", {}, timeout_s=1, name="s")
-        for path in ("/refused", "/list", "/text"):
+            await client.post_json(f"{stub.url}/down", {}, timeout_s=1, name="s")
+        for path in ("/refused", "/list", "/text", "/huge"):
             with pytest.raises(DependencyFailed):
-                await post_json(client, f"{stub.url}{path}", {}, timeout_s=1, name="s")
+                await client.post_json(f"{stub.url}{path}", {}, timeout_s=1, name="s")
         assert stub.requests[0][1]["content-type"] == "application/json"
         assert stub.requests[0][2] == b"{}"
+        assert await client.get_status(f"{stub.url}/down", timeout_s=1, name="s") == 503
+    async with JsonClient() as client:
+        with pytest.raises(DependencyError):  # nothing listens there any more
+            await client.post_json(f"{stub.url}/fine", {}, timeout_s=1, name="s")
 
 
 async def test_a_bug_in_a_call_is_unavailable_not_an_exception() -> None:
