@@ -41,6 +41,22 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool connection given back without asyncpg's server-side reset query.
+
+    asyncpg sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every
+    release: one more round trip for every pooled query (in a streaming worker, the reset was
+    ~7% of its CPU and a third of its database time). Nothing here leaves session state on a
+    connection: settings are ``SET LOCAL``, advisory locks are transaction-scoped or unlocked
+    explicitly, listeners are removed (``UNLISTEN``) before release, cursors live in
+    transactions. asyncpg's client-side reset still runs (an open transaction is rolled back,
+    callbacks are dropped).
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(
     settings: ServiceSettings, *, ssl_context: ssl.SSLContext | None = None
 ) -> asyncpg.Pool:
@@ -64,6 +80,7 @@ async def create_pool(
                 command_timeout=settings.database_timeout_s,
                 timeout=settings.database_timeout_s,
                 ssl=ssl_context,
+                connection_class=PooledConnection,
             )
             return pool
     raise AssertionError("unreachable: tenacity re-raises the last error")
