@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.common.pgtext import no_nul
+
 Source = Literal["products", "documents"]
 
 
@@ -52,9 +54,7 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question is blank")
-        if "\x00" in value:
-            raise ValueError("question contains a NUL character")
-        return value.strip()
+        return no_nul(value.strip())
 
 
 class RetrievedOut(BaseModel):

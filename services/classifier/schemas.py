@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.pgtext import PgText
+
 MAX_TOP_K = 50
 
 
@@ -25,8 +27,8 @@ class ClassifyRequest(BaseModel):
         },
     )
 
-    title: str = Field(default="", max_length=10_000)
-    description: str = Field(default="", max_length=10_000)
+    title: PgText = Field(default="", max_length=10_000)
+    description: PgText = Field(default="", max_length=10_000)
     image: str | None = Field(
         default=None, description="Base64 (standard or URL-safe) of a JPEG/PNG/WebP/... file."
     )
@@ -55,7 +57,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prediction_id: UUID
-    true_category: str = Field(min_length=1, max_length=500)
+    true_category: PgText = Field(min_length=1, max_length=500)
 
 
 class Feedback(BaseModel):

@@ -45,6 +45,9 @@ from tests.servers import serving
 EXAMPLES = int(os.environ.get("MODELFLEET_FUZZ_EXAMPLES", "25"))
 MIN_CASES_PER_SERVICE = 16 * EXAMPLES
 PROBLEM = "application/problem+json"
+#: What uvicorn answers (text/plain) to bytes that are not valid HTTP, e.g. a header value with a
+#: control character: refused by the server before any application code runs.
+MALFORMED_HTTP = "Invalid HTTP request received."
 
 
 def _ride_duration(common: dict[str, Any], stack: StackSettings) -> FastAPI:
@@ -122,7 +125,9 @@ def problem_of(response: Any) -> str | None:
         if isinstance(content_type, list):  # schemathesis: every header is a list
             content_type = content_type[0] if content_type else None
         if content_type != PROBLEM:
-            return f"{response.status_code} is {content_type}"
+            if response.status_code == 400 and response.text == MALFORMED_HTTP:
+                return None  # uvicorn refused the bytes as HTTP: the request never reached us
+            return f"{response.status_code} is {content_type}: {response.text[:120]!r}"
         body = response.json()
         if body.get("status") != response.status_code or not body.get("type"):
             return f"{response.status_code} with a malformed problem body {body}"

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.errors import InvalidInput
+from services.common.pgtext import PgText
 from services.common.routing.metrics import VariantMetrics
 
 Role = Literal["stable", "canary", "shadow", "a", "b"]
@@ -55,7 +56,7 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique in the table; a metric label.")
-    model: str = Field(min_length=1, max_length=128, description="Triton model name.")
+    model: PgText = Field(min_length=1, max_length=128, description="Triton model name.")
     model_version: int | None = Field(
         default=None, ge=1, description="Triton model version; null: Triton's default (newest)."
     )
@@ -78,10 +79,10 @@ class RoutingSpec(BaseModel):
         ge=0, description="The table version this change is based on (409 when it moved on)."
     )
     variants: list[Variant] = Field(min_length=1, max_length=16)
-    salt: str = Field(
+    salt: PgText = Field(
         default="", max_length=64, description="Experiment salt of the sticky user hash."
     )
-    comment: str | None = Field(default=None, max_length=500)
+    comment: PgText | None = Field(default=None, max_length=500)
 
 
 class RoutingTable(BaseModel):
