@@ -170,6 +170,27 @@ async def test_search_returns_the_chunk_that_states_the_fact(
     assert all(h.source == "product" for h in only_products)
 
 
+async def test_an_unfiltered_search_merges_each_source_best_first(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    """Without a filter the answer is the best of each source's own search, merged by score:
+    the PDF page stating the fact comes first however many product texts are near it."""
+    corpus = generate_manuals(files=1, products_per_file=2, seed=12, prefix=f"m{uuid.uuid4().hex}")
+    ((name, data),) = corpus.files.items()
+    await ingest_pdf(pool, embedder, name, data)
+    fact = corpus.facts[0]
+    (vector,) = await embedder.embed([fact.question])
+    merged = await search_chunks(pool, vector, k=5)
+    each = [
+        hit
+        for source in ("product", "pdf")
+        for hit in await search_chunks(pool, vector, k=5, source=source)  # type: ignore[arg-type]
+    ]
+    expected = sorted(each, key=lambda hit: hit.score, reverse=True)[:5]
+    assert [h.chunk_id for h in merged] == [h.chunk_id for h in expected]
+    assert (merged[0].external_id, merged[0].page) == (name, fact.page)
+
+
 async def test_products_are_ingested_once_and_updated_when_they_change(
     pool: asyncpg.Pool, embedder: Embedder
 ) -> None:
