@@ -3,7 +3,9 @@
 The key is a hash of the normalised question (case, spaces and end punctuation ignored), the
 filters, the generation mode and the corpus generation token
 (:mod:`services.common.corpus`): when documents or products change the token changes, so no
-answer cached before the change is served after it. Entries expire after
+answer cached before the change is served after it; and :data:`ANSWER_LOGIC_VERSION`, so an
+answer made by an older release (retrieval, composition) is not served by a newer one during a
+rolling update. Entries expire after
 ``CHATBOT_CACHE_TTL_S`` (the bucket's TTL). The cache never fails a request: a KV error or a
 missed deadline counts as ``error`` and the question is answered without it.
 
@@ -34,6 +36,8 @@ from services.common.jetstream import NATS_ERRORS
 from services.common.metrics import observe_dependency
 
 ANSWERS_BUCKET = "CHAT_ANSWERS"
+ANSWER_LOGIC_VERSION = 2
+"""Bump when the way answers are made changes (2: unfiltered search merged per source)."""
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,13 @@ def normalise(question: str) -> str:
 def cache_key(question: str, *, filters: dict[str, Any], mode: str, generation: str) -> str:
     """A KV-safe key (hex) for one question under one corpus generation."""
     material = orjson.dumps(
-        {"q": normalise(question), "f": filters, "m": mode, "g": generation},
+        {
+            "q": normalise(question),
+            "f": filters,
+            "m": mode,
+            "g": generation,
+            "v": ANSWER_LOGIC_VERSION,
+        },  # fmt: skip
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(material).hexdigest()
