@@ -78,6 +78,7 @@ def test_observed_split_matches_each_step(demo: DemoOutcome, weight: float) -> N
 def test_no_request_failed_across_the_switches(demo: DemoOutcome) -> None:
     assert demo.requests > 500
     assert demo.failed == []
+    assert demo.succeeded  # what `modelfleet demo rollout` exits 0 on
 
 
 def test_ab_assignment_is_sticky_by_rider(demo: DemoOutcome) -> None:
