@@ -26,10 +26,13 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from services.common.settings import ServiceSettings
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
+
+S = TypeVar("S", bound=ServiceSettings)
 
 PORT_SETTINGS = (
     "postgres_port",
@@ -73,6 +76,21 @@ def settings_for_tests(home: Path, **overrides: Any) -> StackSettings:
     values["home"] = home
     values.update(overrides)
     return StackSettings(**values)
+
+
+def service_settings(cls: type[S], stack: StackSettings, **values: Any) -> S:
+    """A service's settings pointed at ``stack``'s Postgres, NATS and Triton (plain-text logs).
+
+    For tests and benchmarks that run a service (or a job) in their own process next to a stack:
+    ``service_settings(ChatbotSettings, stack, cache_enabled=False)``.
+    """
+    connected: dict[str, Any] = {
+        "database_url": stack.database_url,
+        "nats_url": stack.nats_url,
+        "triton_grpc_url": stack.triton_grpc_url,
+        "log_json": False,
+    }
+    return cls(**{**connected, **values})
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from services.common.nats import connect
 from services.common.triton import TritonClient
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
+from services.stack.testing import service_settings
 from tests.asgi import asgi_client
 from tests.fake_llm import FAKE_LLM, fake_openai_reply
 from tests.httpstub import Route, http_stub
@@ -274,14 +275,7 @@ def openai_settings(stack_settings: StackSettings, fake_url: str, **values: Any)
 
 
 def remote_settings(stack_settings: StackSettings, **values: Any) -> ChatbotSettings:
-    return ChatbotSettings(
-        database_url=stack_settings.database_url,
-        nats_url=stack_settings.nats_url,
-        triton_grpc_url=stack_settings.triton_grpc_url,
-        cache_enabled=False,
-        log_json=False,
-        **values,
-    )
+    return service_settings(ChatbotSettings, stack_settings, cache_enabled=False, **values)
 
 
 async def test_openai_mode_against_a_fake_openai_compatible_server(

@@ -14,6 +14,7 @@ from services.chatbot.app import create_app
 from services.chatbot.settings import ChatbotSettings
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
+from services.stack.testing import service_settings
 from tests.browser import Page, chromium_path, headless_chromium
 from tests.oidc import LocalIssuer
 from tests.servers import serving
@@ -86,13 +87,8 @@ async def test_page_in_jwt_mode_asks_for_a_token_and_sends_it(
     """With AUTH_MODE=jwt the page itself loads without credentials (it holds no data); a
     question without a token is refused (401, the token field opens), with one it is answered."""
     with LocalIssuer().in_thread() as issuer:
-        settings = ChatbotSettings(
-            **issuer.settings(),
-            database_url=stack_settings.database_url,
-            nats_url=stack_settings.nats_url,
-            triton_grpc_url=stack_settings.triton_grpc_url,
-            cache_enabled=False,
-            log_json=False,
+        settings = service_settings(
+            ChatbotSettings, stack_settings, cache_enabled=False, **issuer.settings()
         )
         with serving(create_app(settings)) as url:
             async with headless_chromium() as page:

@@ -29,6 +29,7 @@ from services.common.triton import TritonClient
 from services.jobs.ingest import IngestSettings, run_ingest
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
+from services.stack.testing import service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -225,13 +226,7 @@ async def test_ingest_job_reports_a_bad_file_and_ingests_the_rest(
     good = _name()
     (tmp_path / good).write_bytes(_pdf("The Pellanic grinder has 40 settings."))
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 nothing else")
-    settings = IngestSettings(
-        database_url=stack_settings.database_url,
-        triton_grpc_url=stack_settings.triton_grpc_url,
-        nats_url=stack_settings.nats_url,
-        products=False,
-        log_json=False,
-    )
+    settings = service_settings(IngestSettings, stack_settings, products=False)
     lines: list[str] = []
     report = await run_ingest(settings=settings, pdf_paths=[tmp_path], say=lines.append)
     assert [r.external_id for r in report.pdfs] == [good]
