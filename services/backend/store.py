@@ -20,12 +20,19 @@ from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
 from services.common.taxi.times import new_york_local
 
-_INSERT_RIDE = """
-insert into rides (ride_id, request_id, user_id, pickup_datetime, pickup_location_id,
-    dropoff_location_id, trip_distance, passenger_count, payment_type,
-    initial_duration_minutes, initial_model_name, initial_model_version, initial_reason,
-    downstream)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+# The ride and its outbox event in ONE statement (atomic on its own: one round trip without a
+# key, where BEGIN / two INSERTs / COMMIT took four).
+_INSERT_RIDE_AND_EVENT = """
+with ride as (
+    insert into rides (ride_id, request_id, user_id, pickup_datetime, pickup_location_id,
+        dropoff_location_id, trip_distance, passenger_count, payment_type,
+        initial_duration_minutes, initial_model_name, initial_model_version, initial_reason,
+        downstream)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+    returning ride_id
+)
+insert into ride_outbox (event_id, ride_id, subject, payload)
+select $15::uuid, ride_id, $16::text, $17::jsonb from ride
 """
 _CLAIM_KEY = """
 insert into ride_idempotency (idempotency_key, request_hash, ride_id) values ($1, $2, $3)
@@ -81,7 +88,7 @@ async def insert_ride(
     idempotency: IdempotencyKey | None,
     timeout_s: float,
 ) -> StoredKey | None:
-    """Store the ride and its ``rides.requested`` outbox event in ONE transaction.
+    """Store the ride and its ``rides.requested`` outbox event in ONE transaction (one statement).
 
     With an idempotency key, the key is claimed first in the same transaction: when another
     request already holds it (committed, or committing concurrently: the insert waits for it),
@@ -106,47 +113,43 @@ async def insert_ride(
         "ride": _event_ride(fields),
         "initial_duration_minutes": initial.get("duration_minutes"),
     }
+    values = (
+        ride_id,
+        request_id,
+        ride.user_id,
+        pickup,
+        ride.pickup_location_id,
+        ride.dropoff_location_id,
+        ride.trip_distance,
+        ride.passenger_count,
+        ride.payment_type,
+        initial.get("duration_minutes"),
+        model.get("name"),
+        model.get("version"),
+        initial.get("reason"),
+        orjson.dumps(downstream).decode(),
+        event_id,
+        RIDE_REQUESTED,
+        orjson.dumps(payload).decode(),
+    )
     async with database_errors("insert_ride"):
+        if idempotency is None:
+            await pool.execute(_INSERT_RIDE_AND_EVENT, *values, timeout=timeout_s)
+            return None
         async with pool.acquire(timeout=timeout_s) as conn, conn.transaction():
-            if idempotency is not None:
-                claimed = await conn.fetchval(
-                    _CLAIM_KEY,
-                    idempotency.key,
-                    idempotency.request_hash,
-                    ride_id,
-                    timeout=timeout_s,
-                )
-                if claimed is None:
-                    row = await conn.fetchrow(_SELECT_KEY, idempotency.key, timeout=timeout_s)
-                    if row is not None:  # (None only if that row was deleted meanwhile)
-                        return StoredKey(row["ride_id"], row["request_hash"])
-                    raise DatabaseUnavailable("idempotency key vanished while claimed; retry")
-            await conn.execute(
-                _INSERT_RIDE,
+            claimed = await conn.fetchval(
+                _CLAIM_KEY,
+                idempotency.key,
+                idempotency.request_hash,
                 ride_id,
-                request_id,
-                ride.user_id,
-                pickup,
-                ride.pickup_location_id,
-                ride.dropoff_location_id,
-                ride.trip_distance,
-                ride.passenger_count,
-                ride.payment_type,
-                initial.get("duration_minutes"),
-                model.get("name"),
-                model.get("version"),
-                initial.get("reason"),
-                orjson.dumps(downstream).decode(),
                 timeout=timeout_s,
             )
-            await conn.execute(
-                _INSERT_OUTBOX,
-                event_id,
-                ride_id,
-                RIDE_REQUESTED,
-                orjson.dumps(payload).decode(),
-                timeout=timeout_s,
-            )
+            if claimed is None:
+                row = await conn.fetchrow(_SELECT_KEY, idempotency.key, timeout=timeout_s)
+                if row is not None:  # (None only if that row was deleted meanwhile)
+                    return StoredKey(row["ride_id"], row["request_hash"])
+                raise DatabaseUnavailable("idempotency key vanished while claimed; retry")
+            await conn.execute(_INSERT_RIDE_AND_EVENT, *values, timeout=timeout_s)
     return None
 
 
