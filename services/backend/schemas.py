@@ -14,25 +14,22 @@ LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone i
 ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
 
 
+EXAMPLE_RIDE: dict[str, Any] = {
+    "user_id": "u-123",
+    "pickup_datetime": "2024-03-14T08:30:00",
+    "pickup_location_id": 161,
+    "dropoff_location_id": 236,
+    "trip_distance": 2.4,
+    "passenger_count": 1,
+    "payment_type": 1,
+}
+"""A valid ride request: the OpenAPI example (and the tests' base ride)."""
+
+
 class RideRequest(BaseModel):
     """A ride request. Times without a zone are New York local time."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "user_id": "u-123",
-                    "pickup_datetime": "2024-03-14T08:30:00",
-                    "pickup_location_id": 161,
-                    "dropoff_location_id": 236,
-                    "trip_distance": 2.4,
-                    "passenger_count": 1,
-                    "payment_type": 1,
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RIDE]})
 
     user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
     pickup_datetime: PickupDatetime

@@ -14,20 +14,13 @@ import httpx
 import pytest
 
 from services.backend.retention import prune_once
+from services.backend.schemas import EXAMPLE_RIDE
 from services.backend.settings import BackendSettings
 from services.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
-RIDE: dict[str, Any] = {
-    "user_id": "it-retention",
-    "pickup_datetime": "2024-03-14T08:30:00",
-    "pickup_location_id": 161,
-    "dropoff_location_id": 236,
-    "trip_distance": 2.4,
-    "passenger_count": 1,
-    "payment_type": 1,
-}
+RIDE: dict[str, Any] = {**EXAMPLE_RIDE, "user_id": "it-retention"}
 
 
 async def post_ride(backend: httpx.AsyncClient, key: str) -> httpx.Response:

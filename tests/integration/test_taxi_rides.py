@@ -16,20 +16,13 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from services.backend.schemas import EXAMPLE_RIDE
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 
 pytestmark = pytest.mark.integration
 
-RIDE: dict[str, Any] = {
-    "user_id": "it-user-1",
-    "pickup_datetime": "2024-03-14T08:30:00",
-    "pickup_location_id": 161,
-    "dropoff_location_id": 236,
-    "trip_distance": 2.4,
-    "passenger_count": 1,
-    "payment_type": 1,
-}
+RIDE: dict[str, Any] = {**EXAMPLE_RIDE, "user_id": "it-user-1"}
 WORKER_KINDS = {"tip", "cost", "duration"}
 RESULTS_WITHIN_S = 5.0
 
