@@ -1,0 +1,1 @@
+"""Kubernetes workloads run on this machine: images, a stand-in kubelet, the pod network."""
