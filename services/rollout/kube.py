@@ -20,6 +20,7 @@ the Kubernetes 1.30 schema with ``kubernetes_validate``: an invalid object is ne
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
@@ -89,16 +90,22 @@ class KubernetesRolloutTarget:
         return f"namespace {s.namespace}: Service {s.service} -> {s.color}"
 
     # -- reads and validated patches -------------------------------------------------------
-    def _kind_api(self, kind: str) -> tuple[Any, Any]:
+    def _kind_api(self, kind: str) -> tuple[Callable[[str], Any], Callable[[str, Obj], Any]]:
+        """The client's read and patch of ``kind`` in the target's namespace. Named methods,
+        never ``getattr``: tests/chart/test_rbac_from_code.py reads them to check the Role."""
         ns = self.spec.namespace
-        apis = {
-            "Deployment": (self._apps, "deployment"),
-            "Service": (self._core, "service"),
-            "Ingress": (self._networking, "ingress"),
+        apis: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+            "Deployment": (
+                self._apps.read_namespaced_deployment,
+                self._apps.patch_namespaced_deployment,
+            ),
+            "Service": (self._core.read_namespaced_service, self._core.patch_namespaced_service),
+            "Ingress": (
+                self._networking.read_namespaced_ingress,
+                self._networking.patch_namespaced_ingress,
+            ),
         }
-        api, suffix = apis[kind]
-        read = getattr(api, f"read_namespaced_{suffix}")
-        patch = getattr(api, f"patch_namespaced_{suffix}")
+        read, patch = apis[kind]
         return (lambda name: read(name, ns)), (lambda name, body: patch(name, ns, body))
 
     def read(self, kind: str, name: str) -> Obj:
