@@ -157,15 +157,17 @@ def test_no_secret_values_in_config_maps(objects: list[Obj]) -> None:
         for key, value in (config_map.get("data") or {}).items():
             assert not suspicious.search(key), key
             assert not re.search(r"://[^/@:]+:[^/@]+@", value), f"{key} carries a password"
-    assert by_kind(objects, "Secret") == [], "secrets only through existingSecret"
+    # The only Secret is the generated database password (tests/chart/test_plain_cluster.py).
+    assert [s["metadata"]["name"] for s in by_kind(objects, "Secret")] in (
+        [],
+        ["mf-modelfleet-database"],
+    )
 
 
-def test_password_comes_from_the_existing_secret(scenario: str, objects: list[Obj]) -> None:
+def test_password_comes_from_the_database_secret(scenario: str, objects: list[Obj]) -> None:
     secret = (
-        scenario_values(scenario)
-        .get("postgresql", {})
-        .get("auth", {})
-        .get("existingSecret", "modelfleet-db")
+        scenario_values(scenario).get("postgresql", {}).get("auth", {}).get("existingSecret")
+        or "mf-modelfleet-database"
     )
     deployment = next(d for d in by_kind(objects, "Deployment") if component(d) == "ride-duration")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}

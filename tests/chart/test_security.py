@@ -109,7 +109,9 @@ def test_external_secrets_fill_the_secrets_the_chart_reads(objects: list[Obj]) -
     for obj in secrets:
         jsonschema.validate(obj, schema)
     targets = {o["spec"]["target"]["name"]: o["spec"]["data"][0]["secretKey"] for o in secrets}
-    assert targets == {"modelfleet-db": "password", "modelfleet-auth": "api-key-pepper"}
+    # The database one fills the Secret the chart would otherwise generate.
+    assert targets == {"mf-modelfleet-database": "password", "modelfleet-auth": "api-key-pepper"}
+    assert by_kind(rendered, "Secret") == []
     store = {o["spec"]["secretStoreRef"]["name"] for o in secrets}
     assert store == {"aws-secrets-manager"}
 

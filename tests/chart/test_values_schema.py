@@ -21,7 +21,10 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ),
     ({"components": {"x": {"enabled": True, "kind": "lambda"}}}, "/components/x/kind"),
     ({"components": {"y": {"enabled": True, "kind": "service"}}}, "command"),
-    ({"postgresql": {"auth": {"existingSecret": "", "secretKey": "password"}}}, "existingSecret"),
+    (
+        {"postgresql": {"enabled": False, "auth": {"existingSecret": "", "secretKey": "pw"}}},
+        "existingSecret",
+    ),
     ({"postgresql": {"password": "hunter2"}}, "password"),
     ({"image": {"repository": "r", "tag": "", "pullPolicy": "Sometimes"}}, "pullPolicy"),
     ({"default": {"resources": {"requests": {"cpu": "lots"}}}}, "/default/resources/requests/cpu"),

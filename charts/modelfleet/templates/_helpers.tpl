@@ -141,3 +141,45 @@ settings that name another service. Call with (dict "root" $ "name" "ride-durati
 {{- define "modelfleet.serviceUrl" -}}
 {{- printf "http://%s:8000" (include "modelfleet.componentName" .) }}
 {{- end }}
+
+{{/*
+modelfleet.hasAPI: "true" when the cluster serves an optional API, given as group/version/kind
+(monitoring.coreos.com/v1/ServiceMonitor): Helm's .Capabilities.APIVersions (the cluster's
+discovery at install; `helm template --api-versions ...` offline), either as the kind or as its
+group/version, or listed in `capabilities.apiVersions`. Call with (dict "root" $ "api" "...").
+*/}}
+{{- define "modelfleet.hasAPI" -}}
+{{- $groupVersion := dir .api }}
+{{- $assumed := default (list) .root.Values.capabilities.apiVersions }}
+{{- $served := .root.Capabilities.APIVersions }}
+{{- if or ($served.Has .api) ($served.Has $groupVersion) (has .api $assumed) (has $groupVersion $assumed) }}true{{ end }}
+{{- end }}
+
+{{/*
+modelfleet.serviceMonitors / prometheusRules / alertmanagerConfig: "true" when the object kind
+is asked for in values and the Prometheus Operator's API is there (else it is left out and
+NOTES.txt says so). Call with the root context.
+*/}}
+{{- define "modelfleet.serviceMonitors" -}}
+{{- if and .Values.monitoring.serviceMonitor.enabled (include "modelfleet.hasAPI" (dict "root" . "api" "monitoring.coreos.com/v1/ServiceMonitor")) }}true{{ end }}
+{{- end }}
+
+{{- define "modelfleet.prometheusRules" -}}
+{{- if and .Values.monitoring.prometheusRule.enabled (include "modelfleet.hasAPI" (dict "root" . "api" "monitoring.coreos.com/v1/PrometheusRule")) }}true{{ end }}
+{{- end }}
+
+{{/*
+modelfleet.keda: "true" when keda.enabled and KEDA's ScaledObject API is there; without the API
+the streaming workers fall back to their HPA (NOTES.txt says so).
+*/}}
+{{- define "modelfleet.keda" -}}
+{{- if and .Values.keda.enabled (include "modelfleet.hasAPI" (dict "root" . "api" "keda.sh/v1alpha1/ScaledObject")) }}true{{ end }}
+{{- end }}
+
+{{/*
+modelfleet.databaseSecretName: the Secret holding the database password: postgresql.auth.
+existingSecret, else the one the chart generates (templates/secret-database.yaml).
+*/}}
+{{- define "modelfleet.databaseSecretName" -}}
+{{- default (include "modelfleet.componentName" (dict "root" . "name" "database")) .Values.postgresql.auth.existingSecret }}
+{{- end }}

@@ -108,7 +108,7 @@ template:
           - name: PGPASSWORD
             valueFrom:
               secretKeyRef:
-                name: {{ $root.Values.postgresql.auth.existingSecret }}
+                name: {{ include "modelfleet.databaseSecretName" $root }}
                 key: {{ $root.Values.postgresql.auth.secretKey }}
           {{- end }}
           {{- range $key, $value := .job.env }}

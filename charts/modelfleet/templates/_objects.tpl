@@ -243,7 +243,7 @@ spec:
             - name: PGPASSWORD
               valueFrom:
                 secretKeyRef:
-                  name: {{ $root.Values.postgresql.auth.existingSecret }}
+                  name: {{ include "modelfleet.databaseSecretName" $root }}
                   key: {{ $root.Values.postgresql.auth.secretKey }}
             {{- end }}
             {{- if include "modelfleet.retrainingTrigger" . }}

@@ -224,6 +224,9 @@ modelfleet.rolloutRouting: the canary Ingress, the shadow Ingress or the HTTPRou
 {{- end }}
 {{- end }}
 {{- if and (eq $r.strategy "canary") (eq $r.canary.router "gatewayApi") .c.ingressPaths }}
+{{- if not (include "modelfleet.hasAPI" (dict "root" .root "api" "gateway.networking.k8s.io/v1/HTTPRoute")) }}
+{{- fail (printf "components.%s.rollout.canary.router gatewayApi needs the Gateway API (gateway.networking.k8s.io/v1 HTTPRoute), which this cluster does not serve: install its CRDs and a Gateway, or use router nginx (list gateway.networking.k8s.io/v1/HTTPRoute in capabilities.apiVersions when rendering offline)" .name) }}
+{{- end }}
 ---
 {{ include "modelfleet.httpRoute" . }}
 {{- end }}
