@@ -144,7 +144,8 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
         return run
     try:
         reason = await trigger.failure(run["job_name"])
-    except (DependencyError, DependencyTimeout) as exc:
+    except (DependencyError, DependencyTimeout) as exc:  # transient: the stale timeout stays
+        # (a refusal for good, e.g. RBAC's 403, comes back from failure() as the run's reason)
         log.warning("retraining run %s: job status unknown: %s", run["run_id"], exc.detail)
         return run
     if reason is None:

@@ -6,7 +6,11 @@
 - ``kubernetes`` (the chart): a ``batch/v1`` Job created through the official ``kubernetes``
   client from the Job template the chart renders into a ConfigMap (mounted at
   ``CLASSIFIER_RETRAINING_JOB_TEMPLATE``). A Job that Kubernetes reports as failed marks its run
-  failed when the run is read.
+  failed when the run is read. So does a Job whose status the API refuses to show (401/403:
+  the Role lacks ``get`` on ``batch`` ``jobs/status``, or the token is bad): no retry fixes
+  that, and a run that cannot be followed must not look running until the stale timeout
+  (an error log names the refusal; the dependency metric counts ``KubernetesForbidden``).
+  Transient errors (429, 5xx, timeouts) still raise: the run stays as it is.
 
 Both pass the run id to the job as ``CLASSIFIER_RETRAIN_RUN_ID``; the job reports its progress
 in ``classifier_retraining_runs`` itself. Every call has a deadline and a
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import os
 import subprocess
@@ -50,6 +55,13 @@ class KubernetesUnavailable(DependencyError):
     dependency = "kubernetes"
 
 
+class KubernetesForbidden(DependencyFailed):
+    """The API refused the classifier's ServiceAccount (401/403): RBAC or its token."""
+
+    type_slug = "kubernetes-forbidden"
+    title = "Kubernetes API refused the classifier's account"
+
+
 class Trigger(Protocol):
     """Starts the job of one run; ``start`` returns the job's name (pid or Job name)."""
 
@@ -58,7 +70,8 @@ class Trigger(Protocol):
     async def start(self, run_id: str) -> str: ...
 
     async def failure(self, job_name: str) -> str | None:
-        """Why the job failed, if its runtime says it did (None: running or finished fine)."""
+        """Why the run failed, if its job's runtime says so or refuses for good to say how the
+        job is doing (None: running or finished fine); raises on transient errors."""
         ...
 
     async def close(self) -> None: ...
@@ -121,6 +134,15 @@ class SubprocessTrigger:
                     process.kill()
             if pending:
                 await asyncio.wait(pending, timeout=5.0)
+
+
+def _api_message(exc: ApiException) -> str:
+    """The ``message`` of the API's Status body (it names the user, verb and resource)."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return str(exc.body or "")[:500]
+    return str(body.get("message", "")) if isinstance(body, dict) else str(body)[:500]
 
 
 def job_manifest(template: dict[str, Any], *, run_id: str) -> dict[str, Any]:
@@ -189,6 +211,11 @@ class KubernetesJobTrigger:
                 if exc.status in (429, 500, 502, 503, 504):
                     detail = f"Kubernetes API: {exc.status} {exc.reason}"
                     raise KubernetesUnavailable(detail) from exc
+                if exc.status in (401, 403):
+                    raise KubernetesForbidden(
+                        f"Kubernetes API refused {operation}: {exc.status} {exc.reason}: "
+                        f"{_api_message(exc)}"
+                    ) from exc
                 raise DependencyFailed(
                     f"Kubernetes API refused {operation}: {exc.status} {exc.reason}"
                 ) from exc
@@ -210,12 +237,23 @@ class KubernetesJobTrigger:
         return name
 
     async def failure(self, job_name: str) -> str | None:
-        job = await self._call(
-            "read_job",
-            lambda: self._batch.read_namespaced_job_status(
-                job_name, self.namespace, _request_timeout=self._timeout_s
-            ),
-        )
+        try:
+            job = await self._call(
+                "read_job",
+                lambda: self._batch.read_namespaced_job_status(
+                    job_name, self.namespace, _request_timeout=self._timeout_s
+                ),
+            )
+        except KubernetesForbidden as exc:
+            log.error(
+                "retraining Job %s/%s: its status cannot be read, the run is marked failed"
+                " (the classifier's Role needs get on batch jobs/status): %s",
+                self.namespace, job_name, exc.detail,
+            )  # fmt: skip
+            return (
+                f"the status of Job {job_name} cannot be read ({exc.detail}); marked failed,"
+                " the Job itself may still run"
+            )
         for condition in (job.status.conditions if job.status else None) or []:
             if condition.type == "Failed" and condition.status == "True":
                 return f"Job {job_name} failed: {condition.reason}: {condition.message or ''}"

@@ -4,10 +4,15 @@ retraining trigger (no API server can run on this machine).
 It answers ``POST /apis/batch/v1/namespaces/{ns}/jobs`` (validates the body against the
 Kubernetes 1.30 schema with ``kubernetes_validate``, fills ``metadata.name`` from
 ``generateName``, keeps it) and ``GET .../jobs/{name}[/status]``. ``created`` holds what was
-POSTed; ``fail_next_create`` makes the next POST answer that status; ``set_failed(name)``
-marks a Job failed as the Job controller would.
+POSTed; ``fail_next_create`` / ``fail_next_get`` make the next POST / GET answer that status;
+``set_failed(name)`` marks a Job failed as the Job controller would.
 
-    with FakeKubeApi() as api:
+Given ``role`` (a rendered RBAC Role), it authorizes every request as the API server's RBAC
+authorizer would for the classifier's ServiceAccount: POST needs ``create`` on ``jobs``, GET of
+``.../status`` ``get`` on ``jobs/status``, GET of the Job ``get`` on ``jobs``; a request the Role
+does not allow answers 403 with the API server's message, and ``denied`` records it.
+
+    with FakeKubeApi(role=classifier_role) as api:
         settings = ClassifierSettings(retraining_kube_api_url=api.url, ...)
 """
 
@@ -24,18 +29,29 @@ from typing import Any
 import kubernetes_validate
 
 K8S_VERSION = "1.30"
+USER = "system:serviceaccount:modelfleet:mf-modelfleet-classifier"
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+?))?(/status)?/?$")
 
 
 class FakeKubeApi:
     """The fake server (a thread); use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+        *,
+        role: dict[str, Any] | None = None,
+        user: str = USER,
+    ) -> None:
         self.created: list[dict[str, Any]] = []
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.fail_next_create: int | None = None
+        self.fail_next_get: int | None = None
+        self.role = role
+        self.user = user
+        self.denied: list[str] = []
         self._counter = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(address, self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -64,6 +80,18 @@ class FakeKubeApi:
             ],
         }
 
+    def allowed(self, verb: str, resource: str, name: str) -> bool:
+        """Whether ``role`` allows ``verb`` on the ``batch`` ``resource`` (e.g. jobs/status)."""
+        if self.role is None:
+            return True
+        return any(
+            verb in rule["verbs"]
+            and resource in rule["resources"]
+            and "batch" in rule["apiGroups"]
+            and name in rule.get("resourceNames", [name])
+            for rule in self.role.get("rules") or []
+        )
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -83,10 +111,23 @@ class FakeKubeApi:
                 self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                   "reason": reason, "message": message, "code": code})  # fmt: skip
 
+            def _authorized(self, verb: str, resource: str, namespace: str, name: str) -> bool:
+                if fake.allowed(verb, resource, name):
+                    return True
+                fake.denied.append(f"{verb} {resource}/{name}")
+                subject = f'jobs.batch "{name}"' if name else "jobs.batch"
+                self._status(403, "Forbidden",
+                             f'{subject} is forbidden: User "{fake.user}" cannot {verb} resource'
+                             f' "{resource}" in API group "batch" in the namespace'
+                             f' "{namespace}"')  # fmt: skip
+                return False
+
             def do_POST(self) -> None:
                 match = _JOBS.match(self.path.split("?")[0])
                 if not match or match.group(2):
                     return self._status(404, "NotFound", self.path)
+                if not self._authorized("create", "jobs", match.group(1), ""):
+                    return None
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if fake.fail_next_create is not None:
                     code, fake.fail_next_create = fake.fail_next_create, None
@@ -110,6 +151,13 @@ class FakeKubeApi:
 
             def do_GET(self) -> None:
                 match = _JOBS.match(self.path.split("?")[0])
+                if match and match.group(2):
+                    resource = "jobs/status" if match.group(3) else "jobs"
+                    if not self._authorized("get", resource, match.group(1), match.group(2)):
+                        return None
+                if fake.fail_next_get is not None:
+                    code, fake.fail_next_get = fake.fail_next_get, None
+                    return self._status(code, "InternalError", "fake failure")
                 job = fake.jobs.get((match.group(1), match.group(2) or "")) if match else None
                 if job is None:
                     return self._status(404, "NotFound", self.path)
