@@ -23,7 +23,7 @@ def test_ingest_cronjob_mounts_the_pdfs_read_only_and_uses_the_chatbot_config() 
     (container,) = pod["containers"]
     assert container["command"] == ["modelfleet", "ingest"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["INGEST_PDF_DIR"] == "/data/documents" and env["INGEST_PRODUCTS"] == "false"
+    assert env["INGEST_PDF_DIR"] == "/data/documents" and env["INGEST_PRODUCTS"] == "true"
     assert "PGPASSWORD" in env  # the chatbot depends on postgresql
     (config,) = container["envFrom"]
     assert config["configMapRef"]["name"].endswith("-chatbot")

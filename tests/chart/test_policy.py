@@ -274,7 +274,8 @@ def test_cronjobs_are_locked_down_like_the_deployments() -> None:
     assert pod["serviceAccountName"] == deployment_pod["serviceAccountName"]
     (container,) = pod["containers"]
     assert container["command"] == ["modelfleet", "train", "classifier"]
-    assert container["image"] == deployment_pod["containers"][0]["image"]
+    # Training needs the model-builder image (tests/chart/test_job_images.py).
+    assert container["image"] == "modelfleet-model-builder:0.1.0"
     assert container["envFrom"] == deployment_pod["containers"][0]["envFrom"]
     assert container["securityContext"] == deployment_pod["containers"][0]["securityContext"]
     # Policy checks of every pod (resources, non-root, read-only root FS, drop ALL).

@@ -1,6 +1,6 @@
 {{/*
 Jobs of the chart: the classifier's retraining Job template and the `cronJobs` map. A job runs
-in the modelfleet image with the ConfigMap, database password and dependencies of its
+in the image its `image` key names (modelBuilder: training and pandas; service) with the ConfigMap, database password and dependencies of its
 `component` (merged over `default`); its pods carry app.kubernetes.io/component=<job name>, so
 no Service or component NetworkPolicy selects them.
 */}}
@@ -66,6 +66,9 @@ Call with (dict "root" $ "name" <job name> "job" <job values>).
 {{- $owner := dict "root" $root "name" .job.component }}
 {{- $ctx := dict "root" $root "name" .name "c" $c }}
 {{- $volume := $root.Values.modelRepository.volume }}
+{{- /* modelBuilder: the model-builder image (the training extra: pandas, scikit-learn); service:
+the service image. */}}
+{{- $image := ternary $root.Values.modelRepository.builder $root.Values.image (eq .job.image "modelBuilder") }}
 backoffLimit: {{ .job.backoffLimit }}
 activeDeadlineSeconds: {{ .job.activeDeadlineSeconds }}
 ttlSecondsAfterFinished: {{ .job.ttlSecondsAfterFinished }}
@@ -94,8 +97,8 @@ template:
     {{- end }}
     containers:
       - name: {{ .name }}
-        image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.image) }}
-        imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+        image: {{ include "modelfleet.image" (dict "root" $root "image" $image) }}
+        imagePullPolicy: {{ $image.pullPolicy }}
         command:
           {{- toYaml .job.command | nindent 10 }}
         envFrom:
