@@ -367,6 +367,8 @@ class ClusterNetwork:
             _run(["sysctl", "-q", "-w", f"net.ipv6.conf.{node}.disable_ipv6=1"], check=False)
             _run(["ip", "addr", "add", f"{self.node_ip}/24", "dev", node])
             _run(["ip", "link", "set", node, "up"])
+            # The host's connections to ClusterIPs leave from node_ip (as a node's would).
+            _run(["ip", "route", "add", self.service_cidr, "dev", node, "src", self.node_ip])
             self._render()
         except BaseException:
             self.close()
