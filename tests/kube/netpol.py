@@ -59,6 +59,10 @@ class Pod(Protocol):
     def ports(self) -> Mapping[str, int]: ...
     @property
     def ready(self) -> bool: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def subdomain(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -313,15 +317,7 @@ def service_ports(cluster: Cluster) -> list[ServicePort]:
         ip = cluster.cluster_ips.get((ns, name))
         if ip is None:
             continue
-        selector = (svc.get("spec") or {}).get("selector")
-        pods = [
-            p
-            for p in cluster.pods
-            if selector
-            and p.ready
-            and p.namespace == ns
-            and selects({"matchLabels": selector}, p.labels)
-        ]
+        pods = _endpoints(cluster, svc)
         for port in (svc.get("spec") or {}).get("ports") or []:
             backends = []
             for pod in pods:
@@ -408,34 +404,49 @@ def replace_table(text: str, family: str, name: str) -> str:
     return f"add table {family} {name}\ndelete table {family} {name}\n{text}"
 
 
+def _endpoints(cluster: Cluster, svc: Obj) -> list[Pod]:
+    """The ready pods a Service selects (none when it has no selector)."""
+    ns, selector = cluster.namespace_of(svc), (svc.get("spec") or {}).get("selector")
+    return [
+        p
+        for p in cluster.pods
+        if selector
+        and p.ready
+        and p.namespace == ns
+        and selects({"matchLabels": selector}, p.labels)
+    ]
+
+
 def hosts_file(cluster: Cluster, pod: Pod) -> str:
-    """/etc/hosts of a pod: itself, then every Service's DNS names (short name in its own ns)."""
+    """/etc/hosts of a pod: itself, then every Service's DNS names (short name in its own ns).
+
+    A headless Service (clusterIP None) names its ready pods, and each of them with a matching
+    subdomain also gets ``<hostname>.<service>.<ns>.svc.<domain>`` (StatefulSet pods).
+    """
+    own = [pod.hostname or pod.name]
+    if pod.subdomain:
+        fqdn = f"{own[0]}.{pod.subdomain}.{pod.namespace}.svc.{cluster.domain}"
+        own.insert(0, fqdn)
     lines = [
         "# Kubernetes-managed hosts file (tests/kube/network.py, the stand-in pod network).",
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
-        f"{pod.ip}\t{pod.name}",
+        f"{pod.ip}\t{' '.join(own)}",
     ]
     for svc in cluster.services:
         ns, name = cluster.namespace_of(svc), svc["metadata"]["name"]
-        names = [f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.{cluster.domain}"]
+        suffixes = [f".{ns}", f".{ns}.svc", f".{ns}.svc.{cluster.domain}"]
+        names = [f"{name}{suffix}" for suffix in suffixes]
         if ns == pod.namespace:
             names.insert(0, name)
-        spec = svc.get("spec") or {}
-        if spec.get("clusterIP") == "None":  # headless: the ready pods themselves
-            selector = spec.get("selector") or {}
-            addresses = [
-                p.ip
-                for p in cluster.pods
-                if selector
-                and p.ready
-                and p.namespace == ns
-                and selects({"matchLabels": selector}, p.labels)
-            ]
-        else:
-            ip = cluster.cluster_ips.get((ns, name))
-            addresses = [ip] if ip else []
-        lines += [f"{address}\t{' '.join(names)}" for address in addresses]
+        if (svc.get("spec") or {}).get("clusterIP") == "None":  # headless: the pods themselves
+            endpoints = _endpoints(cluster, svc)
+            lines += [f"{p.ip}\t{' '.join(names)}" for p in endpoints]
+            for member in (p for p in endpoints if p.subdomain == name):
+                host = member.hostname or member.name
+                lines.append(f"{member.ip}\t" + " ".join(f"{host}.{n}" for n in names))
+        elif (ns, name) in cluster.cluster_ips:
+            lines.append(f"{cluster.cluster_ips[(ns, name)]}\t{' '.join(names)}")
     return "\n".join(lines) + "\n"
 
 

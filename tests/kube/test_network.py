@@ -40,6 +40,8 @@ class FakePod:
     ip: str
     ports: dict[str, int] = field(default_factory=dict)
     ready: bool = True
+    hostname: str = ""
+    subdomain: str | None = None
 
 
 def policy(name: str, selector: Obj, types: list[str], **rules: Any) -> Obj:
@@ -237,6 +239,27 @@ def test_services_dnat_to_ready_endpoints_by_named_target_port() -> None:
     assert "10.0.128.1\tapi api.shop api.shop.svc api.shop.svc.cluster.local" in hosts
     assert "\tapi " not in netpol.hosts_file(c, OTHER)  # short names only in the same namespace
     assert "api.shop.svc.cluster.local" in netpol.hosts_file(c, OTHER)
+
+
+def test_headless_services_name_their_ready_pods_and_statefulset_members() -> None:
+    db_0 = FakePod("db-0", "shop", {"app": "db"}, "10.0.0.8", subdomain="db-headless")
+    db_1 = FakePod("db-1", "shop", {"app": "db"}, "10.0.0.9", ready=False, subdomain="db-headless")
+    headless = service("db-headless", {"app": "db"}, [{"port": 5432}], clusterIP="None")
+    c = netpol.Cluster(
+        pods=[db_0, db_1, WEB],
+        node_ip="10.0.0.1",
+        service_cidr="10.0.128.0/24",
+        services=[headless],
+    )
+    hosts = netpol.hosts_file(c, WEB)
+    assert "10.0.0.8\tdb-headless db-headless.shop " in hosts
+    assert "10.0.0.8\tdb-0.db-headless db-0.db-headless.shop " in hosts
+    assert "db-0.db-headless.shop.svc.cluster.local" in hosts
+    assert "10.0.0.9" not in hosts  # not ready: not published
+    assert netpol.hosts_file(c, db_0).splitlines()[3] == (
+        "10.0.0.8\tdb-0.db-headless.shop.svc.cluster.local db-0"
+    )
+    assert netpol.service_ports(c) == []  # no ClusterIP, no DNAT
 
 
 # --- the chart's policies ------------------------------------------------------------------
