@@ -60,6 +60,7 @@ def render_files(
     values: dict[str, Any],
     *,
     release: str = RELEASE,
+    namespace: str = NAMESPACE,
     api_versions: Sequence[str] = ADDON_APIS,
     is_upgrade: bool = False,
 ) -> dict[str, str]:
@@ -68,7 +69,7 @@ def render_files(
     under it does (helm-c-sdk's render options ``api_versions``)."""
     options = {
         "name": release,
-        "namespace": NAMESPACE,
+        "namespace": namespace,
         "is_install": not is_upgrade,
         "is_upgrade": is_upgrade,
         "api_versions": list(api_versions),
@@ -90,10 +91,11 @@ def render(
     values: dict[str, Any],
     *,
     release: str = RELEASE,
+    namespace: str = NAMESPACE,
     api_versions: Sequence[str] = ADDON_APIS,
 ) -> list[Obj]:
     """Render the chart as `helm install` would and return every object (NOTES.txt left out)."""
-    files = render_files(values, release=release, api_versions=api_versions)
+    files = render_files(values, release=release, namespace=namespace, api_versions=api_versions)
     objects: list[Obj] = []
     for path, text in sorted(files.items()):
         if path.endswith("NOTES.txt"):

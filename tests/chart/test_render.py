@@ -1,12 +1,9 @@
-"""The chart renders, lints clean and every object is valid for Kubernetes 1.30 / the CRDs."""
+"""The chart renders, lints clean and every object is valid for Kubernetes 1.30 (the add-ons'
+CRD objects: tests/chart/test_crd_models.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import helm_python
-import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -19,14 +16,10 @@ from tests.chart.conftest import (
     render,
     scenario_values,
 )
+from tests.chart.crd_models import is_crd_object
 
-SCHEMAS = Path(__file__).parent / "schemas"
-CRD_SCHEMAS = {
-    "ServiceMonitor": SCHEMAS / "servicemonitor.schema.json",
-    "PrometheusRule": SCHEMAS / "prometheusrule.schema.json",
-    "ScaledObject": SCHEMAS / "scaledobject.schema.json",
-    "HTTPRoute": SCHEMAS / "httproute.schema.json",
-}
+# Custom resources checked by their own tests (test_retraining_trigger.py: the operator's model).
+CRD_KINDS = {"AlertmanagerConfig"}
 
 # What each scenario renders, (kind, component) -> count. The note of issue 6 lists these.
 PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
@@ -61,6 +54,7 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("NetworkPolicy", "default-deny"): 1,
         ("Ingress", "ingress"): 1,
         ("PrometheusRule", "monitoring"): 1,
+        ("AlertmanagerConfig", "monitoring"): 1,  # retraining alerts -> the classifier
         # dashboards: overview, streaming, triton, model-quality, model-variants
         ("ConfigMap", "monitoring"): 5,
         ("Pod", "test"): 1,
@@ -95,31 +89,13 @@ def test_every_object_valid_for_kubernetes_1_30(objects: list[Obj]) -> None:
     extra = by_kind(with_jobs, "CronJob") + job_templates(objects)
     assert len(extra) == 2
     for obj in objects + extra:
-        if obj["kind"] in CRD_SCHEMAS:
+        if is_crd_object(obj):
             continue
         try:
             kubernetes_validate.validate(obj, "1.30", strict=True)
         except kubernetes_validate.ValidationError as exc:  # pragma: no cover - message on failure
             name = obj["metadata"].get("name") or obj["metadata"]["generateName"]
             pytest.fail(f"{obj['kind']}/{name}: {exc}")
-
-
-def test_prometheus_operator_objects_match_crd_schemas(objects: list[Obj]) -> None:
-    checked = 0
-    for obj in objects:
-        if obj["kind"] in CRD_SCHEMAS:
-            schema = json.loads(CRD_SCHEMAS[obj["kind"]].read_text())
-            jsonschema.validate(obj, schema)
-            checked += 1
-    assert checked >= 7  # six ServiceMonitors and the rules
-
-
-def test_crd_schemas_reject_a_typo() -> None:
-    monitor = by_kind(render({}), "ServiceMonitor")[0]
-    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
-    schema = json.loads(CRD_SCHEMAS["ServiceMonitor"].read_text())
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(monitor, schema)
 
 
 def test_names_fit_63_characters() -> None:

@@ -4,12 +4,16 @@ settings select the Kubernetes trigger. No other pod gets an API token."""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from services.classifier.settings import ClassifierSettings
-from tests.chart.conftest import NAMESPACE, ROOT, Obj, by_kind, component, render
+from tests.chart.conftest import ROOT, Obj, by_kind, component, notes, render
+from tests.chart.test_security import JWT
 
 TEMPLATE_DIR = "/etc/modelfleet/retraining"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -58,20 +62,62 @@ def test_without_the_job_template_the_classifier_has_no_token() -> None:
     assert "CLASSIFIER_RETRAINING_TRIGGER" not in {e["name"] for e in container["env"]}
 
 
-def test_the_alertmanager_route_points_to_the_classifier_webhook() -> None:
-    config = yaml.safe_load((ROOT / "k8s" / "alertmanager-config.yaml").read_text())
+def _alertmanager_config(values: dict[str, Any], **options: Any) -> Obj:
+    (config,) = by_kind(render(values, **options), "AlertmanagerConfig")
+    with warnings.catch_warnings():  # the generated models warn about shadowed field names
+        warnings.simplefilter("ignore", UserWarning)
+        from cloudcoil.models.prometheus_operator.v1alpha1 import AlertmanagerConfig
+
+        model = AlertmanagerConfig.model_validate(config)
+    # Generated from the operator's CRD: a field the model drops is not in the CRD.
+    assert model.model_dump(by_alias=True, exclude_none=True, mode="json") == config
+    return config
+
+
+@pytest.mark.parametrize(
+    ("release", "namespace", "host"),
+    [
+        ("modelfleet", "modelfleet", "modelfleet-classifier.modelfleet.svc"),
+        ("mf", "modelfleet", "mf-modelfleet-classifier.modelfleet.svc"),
+        ("prod", "shop", "prod-modelfleet-classifier.shop.svc"),
+    ],
+)
+def test_the_alertmanager_route_points_to_the_releases_classifier(
+    release: str, namespace: str, host: str
+) -> None:
+    config = _alertmanager_config({}, release=release, namespace=namespace)
     stack = yaml.safe_load((ROOT / "k8s" / "kube-prometheus-stack-values.yaml").read_text())
     selector = stack["alertmanager"]["alertmanagerSpec"]["alertmanagerConfigSelector"]
     assert selector["matchLabels"].items() <= config["metadata"]["labels"].items()
     (matcher,) = config["spec"]["route"]["matchers"]
     rules = yaml.safe_load((ROOT / "monitoring" / "rules" / "modelfleet.rules.yaml").read_text())
     alerts = {r.get("alert") for g in rules["groups"] for r in g["rules"]}
-    assert matcher["value"] in alerts and matcher["value"] in ClassifierSettings().retraining_alerts
+    routed = set(matcher["value"].split("|"))
+    assert routed <= alerts and routed == ClassifierSettings().retraining_alerts
     (receiver,) = config["spec"]["receivers"]
-    url = urlsplit(receiver["webhookConfigs"][0]["url"])
-    objects = render({})
+    (webhook,) = receiver["webhookConfigs"]
+    url = urlsplit(webhook["url"])
+    objects = render({}, release=release, namespace=namespace)
     (service,) = [s for s in by_kind(objects, "Service") if component(s) == "classifier"]
-    name = service["metadata"]["name"]
-    assert url.hostname == f"{name}.{NAMESPACE}.svc"
+    assert url.hostname == host == f"{service['metadata']['name']}.{namespace}.svc"
     assert url.port in [p["port"] for p in service["spec"]["ports"]]
     assert url.path == "/v1/alerts"
+    assert "httpConfig" not in webhook  # auth.mode none: /v1/alerts is open
+
+
+def test_in_jwt_mode_the_webhook_sends_an_api_key_from_a_secret() -> None:
+    values = {"auth": JWT["auth"]}
+    (webhook,) = _alertmanager_config(values)["spec"]["receivers"][0]["webhookConfigs"]
+    authorization = webhook["httpConfig"]["authorization"]
+    assert authorization == {
+        "type": "Bearer",
+        "credentials": {"name": "modelfleet-alertmanager", "key": "api-key"},
+    }
+    text = notes(values)
+    assert "modelfleet apikey create alertmanager --scopes admin" in text.split("\n\n")[0]
+
+
+def test_the_route_needs_the_operator_and_the_retraining_job() -> None:
+    assert not by_kind(render({}, api_versions=()), "AlertmanagerConfig")
+    assert not by_kind(render({"classifierRetrain": {"enabled": False}}), "AlertmanagerConfig")
+    assert "AlertmanagerConfig" in notes({}, api_versions=())

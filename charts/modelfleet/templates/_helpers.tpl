@@ -169,6 +169,16 @@ NOTES.txt says so). Call with the root context.
 {{- end }}
 
 {{/*
+modelfleet.alertmanagerConfig: "true" when the retraining alerts are routed to the classifier by
+an AlertmanagerConfig: asked for, the retraining Job template and the classifier on, and the
+Prometheus Operator's v1alpha1 AlertmanagerConfig API there.
+*/}}
+{{- define "modelfleet.alertmanagerConfig" -}}
+{{- $classifier := index .Values.components .Values.classifierRetrain.component }}
+{{- if and .Values.monitoring.alertmanagerConfig.enabled .Values.classifierRetrain.enabled $classifier $classifier.enabled (include "modelfleet.hasAPI" (dict "root" . "api" "monitoring.coreos.com/v1alpha1/AlertmanagerConfig")) }}true{{ end }}
+{{- end }}
+
+{{/*
 modelfleet.keda: "true" when keda.enabled and KEDA's ScaledObject API is there; without the API
 the streaming workers fall back to their HPA (NOTES.txt says so).
 */}}
