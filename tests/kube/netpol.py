@@ -241,7 +241,7 @@ def _rule_lines(
     raw_peers = rule.get("from" if ingress else "to") or []
     peers = [_resolve_peer(cluster, peer, policy_ns) for peer in raw_peers]
     entries = [_port_entry(e) for e in rule.get("ports") or []]
-    tail = f'accept comment "{comment}"'
+    tail = f"accept {_comment(comment)}"
 
     numbered: list[tuple[str, str | None]] = []
     named: list[tuple[str, str]] = []
@@ -344,7 +344,7 @@ def service_chains(ports: Sequence[ServicePort], service_cidr: str) -> list[str]
         if not sp.backends:
             continue
         match = f"ip daddr {sp.cluster_ip} {sp.protocol} dport {sp.port}"
-        note = f'comment "{sp.service}:{sp.port}"'
+        note = _comment(f"{sp.service}:{sp.port}")
         if len(sp.backends) == 1:
             ip, port = sp.backends[0]
             dispatch.append(f"{match} dnat ip to {ip}:{port} {note}")
@@ -371,6 +371,11 @@ def service_chains(ports: Sequence[ServicePort], service_cidr: str) -> list[str]
         ),
     ]
     return chains
+
+
+def _comment(text: str) -> str:
+    """An nft rule comment (at most 128 bytes; Kubernetes names are plain DNS labels)."""
+    return f'comment "{text[:120]}"'
 
 
 def _chain(name: str, hook: str, rules: Iterable[str]) -> str:

@@ -278,6 +278,63 @@ def _kill_netns_processes(netns: str) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+def remove_leftovers(prefix: str) -> None:
+    """Delete what one slot's prefix owns: netns (and processes in them), links, nft table."""
+    for netns in _netns_names():
+        if netns.startswith(f"{prefix}-"):
+            _kill_netns_processes(netns)
+            _run(["ip", "netns", "del", netns], check=False)
+    _run(["ip", "link", "del", f"{prefix}-node"], check=False)
+    _run(["nft", "delete", "table", "inet", prefix], check=False)
+    for folder in NETNS_ETC.glob(f"{prefix}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _leftover_slots() -> set[int]:
+    """Slots whose names exist now (ours, another live session's, or a dead run's)."""
+    names = _netns_names() + [
+        line.split(":")[1].strip().split("@")[0] for line in _run(["ip", "-o", "link"]).splitlines()
+    ]
+    names += [
+        line.split()[-1] for line in _run(["nft", "list", "tables"]).splitlines() if line.strip()
+    ]
+    names += [p.name for p in NETNS_ETC.glob("mfk*")]
+    return {int(m.group(1)) for n in names if (m := re.match(r"mfk(\d+)(-|$)", n))}
+
+
+_OPEN: list[ClusterNetwork] = []
+_OPEN_LOCK = threading.Lock()
+_SIGTERM_BEFORE: list[Any] = []
+
+
+def _opened(net: ClusterNetwork) -> None:
+    """Track an open network: closed at interpreter exit, and on SIGTERM if nothing handles it."""
+    with _OPEN_LOCK:
+        if not _OPEN:
+            atexit.register(_close_all)
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.getsignal(signal.SIGTERM)
+                if previous in (signal.SIG_DFL, None):
+                    _SIGTERM_BEFORE.append(previous)
+                    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        _OPEN.append(net)
+
+
+def _closed(net: ClusterNetwork) -> None:
+    with _OPEN_LOCK:
+        if net in _OPEN:
+            _OPEN.remove(net)
+        if not _OPEN:
+            atexit.unregister(_close_all)
+            if _SIGTERM_BEFORE and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, _SIGTERM_BEFORE.pop())
+
+
+def _close_all() -> None:
+    for net in list(_OPEN):
+        net.close()
+
+
 def _sanitize(name: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", name.lower())[:24].strip("-")
 
@@ -301,7 +358,6 @@ class ClusterNetwork:
         self._cluster_ips: dict[tuple[str, str], str] = {}
         self._loaded: dict[str, str] = {}  # netns (or "host") -> ruleset text loaded there
         self._free = list(range(2, 255))
-        self._previous_sigterm: Any = None
         self._mutex = threading.RLock()
         self._deferred = 0
 
@@ -351,14 +407,8 @@ class ClusterNetwork:
     def start(self) -> None:
         require_root()
         self._take_slot()
-        atexit.register(self.close)
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGTERM)
-            if previous in (signal.SIG_DFL, None):
-                self._previous_sigterm = previous
-                signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        _opened(self)
         try:
-            self._remove_prefix()
             sw, node = self.switch, f"{self.prefix}-node"
             _run(["ip", "netns", "add", sw])
             _run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge"])
@@ -384,22 +434,19 @@ class ClusterNetwork:
             if self._lock is None:
                 return
             try:
-                self._remove_prefix()
+                remove_leftovers(self.prefix)
             finally:
                 os.close(self._lock)
                 self._lock = None
                 self._pods.clear()
                 self._loaded.clear()
-                atexit.unregister(self.close)
-                if self._previous_sigterm is not None and (
-                    threading.current_thread() is threading.main_thread()
-                ):
-                    signal.signal(signal.SIGTERM, self._previous_sigterm)
-                    self._previous_sigterm = None
+                _closed(self)
 
     def _take_slot(self) -> None:
+        """Lock the first free slot; delete what dead runs left in any other free slot."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        routes = _run(["ip", "-4", "route", "show", "table", "all"])
+        routes = _run(["ip", "-4", "route", "show", "table", "all"]).splitlines()
+        left = _leftover_slots()
         for slot in range(SLOTS):
             fd = os.open(STATE_DIR / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -407,30 +454,18 @@ class ClusterNetwork:
             except BlockingIOError:
                 os.close(fd)
                 continue
+            if slot in left:  # free, so whoever made these is gone
+                remove_leftovers(f"mfk{slot}")
             ours = f"dev mfk{slot}-node"
-            clash = [
-                line
-                for line in routes.splitlines()
-                if ours not in line and _overlaps(_route_destination(line), slot)
-            ]
-            if clash:
+            clash = any(
+                ours not in line and _overlaps(_route_destination(line), slot) for line in routes
+            )
+            if self._lock is not None or clash:
                 os.close(fd)
                 continue
             self.slot, self._lock = slot, fd
-            return
-        raise NetworkError(f"no free pod network slot in {STATE_DIR} ({SLOTS} in use or clashing)")
-
-    def _remove_prefix(self) -> None:
-        """Delete what this slot's prefix owns: ours now, or a dead run's leftovers."""
-        prefix = self.prefix
-        for netns in _netns_names():
-            if netns.startswith(f"{prefix}-"):
-                _kill_netns_processes(netns)
-                _run(["ip", "netns", "del", netns], check=False)
-        _run(["ip", "link", "del", f"{prefix}-node"], check=False)
-        _run(["nft", "delete", "table", "inet", prefix], check=False)
-        for folder in NETNS_ETC.glob(f"{prefix}-*"):
-            shutil.rmtree(folder, ignore_errors=True)
+        if self._lock is None:
+            raise NetworkError(f"no free pod network slot in {STATE_DIR} ({SLOTS} in use or clash)")
 
     # --- pods ------------------------------------------------------------------------------
 

@@ -586,6 +586,29 @@ def test_not_ready_pods_leave_their_services(net: Net) -> None:
     assert net.web.can_connect("api", 80)
 
 
+def test_pods_added_in_a_batch_get_rules_at_its_end_and_removed_pods_leave(net: Net) -> None:
+    net.net.apply_network_policies([policy("deny", {}, ["Ingress", "Egress"])])
+    with net.net.batch():
+        extra = net.net.add_pod("extra-0", "shop", {"app": "api"}, ports={"http": 8000})
+        assert not extra.hosts_file.exists()  # nothing rendered inside the block
+    assert "policy drop" in net.net.ruleset(extra)
+    assert "api api.shop" in extra.hosts_file.read_text()
+    server = serve(extra, 8000)
+    try:
+        net.net.apply_network_policies([])
+        assert {net.web.fetch("http://api/", timeout=2).text for _ in range(20)} == {
+            "api-0:8000",
+            "extra-0:8000",
+        }  # both endpoints behind the ClusterIP
+        net.net.remove_pod(extra)
+        assert server.wait(timeout=5) is not None  # its processes were killed with it
+        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert extra.netns not in netns and not extra.hosts_file.parent.exists()
+        assert {net.web.fetch("http://api/", timeout=2).text for _ in range(4)} == {"api-0:8000"}
+    finally:
+        stop(server)
+
+
 def test_the_rendered_chart_policies_enforced_in_real_namespaces(
     chart: tuple[netpol.Cluster, dict[str, FakePod]],
 ) -> None:
