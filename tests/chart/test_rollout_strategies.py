@@ -1,15 +1,14 @@
 """Service-level rollout strategies (`rollout` of a component): rolling, blue/green, canary
 (ingress-nginx annotations or a Gateway API HTTPRoute), shadow (nginx mirror), and the RBAC of
 `modelfleet rollout`. Each scenario of ci/rollout*-values.yaml renders objects valid for
-Kubernetes 1.30 and the CRD subsets; the strategies are all off by default."""
+Kubernetes 1.30 and the add-ons' CRDs (tests/chart/crd_models.py); the strategies are all off by
+default."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import helm_python
-import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -21,7 +20,7 @@ from tests.chart.conftest import (
     render,
     scenario_values,
 )
-from tests.chart.test_render import CRD_SCHEMAS
+from tests.chart.crd_models import crd_problems, is_crd_object
 
 TRACK = "modelfleet.io/track"
 
@@ -49,8 +48,8 @@ def test_every_object_valid_for_kubernetes_1_30_and_the_crds(scenario: str) -> N
     objects = render(scenario_values(scenario))
     crd_checked = 0
     for obj in objects:
-        if obj["kind"] in CRD_SCHEMAS:
-            jsonschema.validate(obj, json.loads(CRD_SCHEMAS[obj["kind"]].read_text()))
+        if is_crd_object(obj):
+            assert crd_problems(obj) == []
             crd_checked += 1
             continue
         try:
