@@ -33,6 +33,7 @@ What the rules are is tests/kube/netpol.py (pure; unit-tested without root).
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
 import fcntl
@@ -133,13 +134,13 @@ class PodNet:
             "mode": "http",
             "url": url,
             "method": method,
-            "body": (body or b"").hex(),
+            "body": base64.b64encode(body or b"").decode(),
             "headers": dict(headers or {}),
             "timeout": timeout,
         }
         out = self._call(request, timeout)
         return HttpResult(
-            status=int(out["status"]), headers=out["headers"], body=bytes.fromhex(out["body"])
+            status=int(out["status"]), headers=out["headers"], body=base64.b64decode(out["body"])
         )
 
     def connect(self, host: str, port: int, *, timeout: float = 2.0) -> None:
@@ -154,9 +155,16 @@ class PodNet:
         return True
 
     def _call(self, request: Obj, timeout: float) -> Obj:
-        argv = self.exec_argv([sys.executable, "-I", "-S", "-c", _CALL_SCRIPT, json.dumps(request)])
+        # The request goes in on stdin: argv caps one argument at 128 KiB, uploads are bigger.
+        argv = self.exec_argv([sys.executable, "-I", "-S", "-c", _CALL_SCRIPT])
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 10)
+            done = subprocess.run(
+                argv,
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+                timeout=timeout + 10,
+            )
         except subprocess.TimeoutExpired as exc:
             raise PodCallError("timeout", f"{request} from {self.netns}: no answer") from exc
         if done.returncode != 0 or not done.stdout.strip():
@@ -167,10 +175,10 @@ class PodNet:
         return out
 
 
-# Run with `python -I -S -c` inside a pod's netns: stdlib only, JSON in argv, JSON on stdout.
+# Run with `python -I -S -c` inside a pod's netns: stdlib only, JSON on stdin and on stdout.
 _CALL_SCRIPT = r"""
-import errno, json, socket, sys, urllib.error, urllib.request
-req = json.loads(sys.argv[1])
+import base64, errno, json, socket, sys, urllib.error, urllib.request
+req = json.load(sys.stdin)
 def kind(exc):
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         exc = exc.reason if isinstance(exc.reason, BaseException) else exc
@@ -189,13 +197,13 @@ try:
         out = {"ok": True}
     else:
         r = urllib.request.Request(req["url"], method=req["method"], headers=req["headers"],
-                                   data=bytes.fromhex(req["body"]) or None)
+                                   data=base64.b64decode(req["body"]) or None)
         try:
             resp = urllib.request.urlopen(r, timeout=req["timeout"])
         except urllib.error.HTTPError as exc:
             resp = exc
         out = {"status": resp.status, "headers": dict(resp.headers.items()),
-               "body": resp.read().hex()}
+               "body": base64.b64encode(resp.read()).decode()}
 except Exception as exc:
     out = {"error": kind(exc), "detail": f"{type(exc).__name__}: {exc}"}
 print(json.dumps(out))

@@ -388,6 +388,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_POST(self):
+        size = len(self.rfile.read(int(self.headers["Content-Length"])))
+        body = f"{pod}:{self.server.server_address[1]} got {size}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
     def log_message(self, *args):
         pass
 servers = [http.server.ThreadingHTTPServer(("0.0.0.0", p), Handler) for p in ports]
@@ -468,6 +475,8 @@ def test_pods_reach_each_other_and_service_names_through_their_cluster_ip(net: N
     for name in ("api", "api.shop", "api.shop.svc", "api.shop.svc.cluster.local"):
         assert net.web.fetch(f"http://{name}/", timeout=2).text == "api-0:8000", name
     assert net.web.fetch("http://admin:81/", timeout=2).text == "api-0:8001"
+    upload = net.web.fetch("http://api/", method="POST", body=b"x" * (3 << 20), timeout=5)
+    assert upload.text == f"api-0:8000 got {3 << 20}"  # bodies over argv's 128 KiB cap
     assert net.api.fetch(f"http://{net.web.ip}:8000/", timeout=2).text == "web-0:8000"
     assert net.stranger.fetch("http://api.shop/", timeout=2).text == "api-0:8000"
     with pytest.raises(PodCallError) as exc:  # short names resolve in their own namespace only
