@@ -193,3 +193,41 @@ existingSecret, else the one the chart generates (templates/secret-database.yaml
 {{- define "modelfleet.databaseSecretName" -}}
 {{- default (include "modelfleet.componentName" (dict "root" . "name" "database")) .Values.postgresql.auth.existingSecret }}
 {{- end }}
+
+{{/*
+modelfleet.ingressBodyBytes: the largest request body any component behind the ingress accepts,
+from the settings the services size their limits by (settings.py and api.py of each):
+<P>MAX_BODY_BYTES (ServiceSettings, default 1 MiB), the chatbot's MAX_UPLOAD_BYTES plus 64 KiB of
+multipart framing, the classifier's MAX_IMAGE_BYTES as base64 (4/3) plus 64 KiB and 4.
+*/}}
+{{- define "modelfleet.ingressBodyBytes" -}}
+{{- $root := . }}
+{{- $largest := 1048576 }}
+{{- range $name, $values := .Values.components }}
+{{- if and $values.enabled $values.ingressPaths }}
+{{- $settings := default (dict) $values.settings }}
+{{- $limits := list }}
+{{- with $settings.MAX_BODY_BYTES }}{{ $limits = append $limits (int .) }}{{ end }}
+{{- with $settings.MAX_UPLOAD_BYTES }}{{ $limits = append $limits (add (int .) 65536) }}{{ end }}
+{{- with $settings.MAX_IMAGE_BYTES }}{{ $limits = append $limits (add (div (mul (int .) 4) 3) 65540) }}{{ end }}
+{{- range $limits }}
+{{- if gt . $largest }}{{ $largest = . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $largest }}
+{{- end }}
+
+{{/*
+modelfleet.ingressAnnotations: ingress.annotations over the ones the chart derives: with
+ingress-nginx (className nginx), proxy-body-size at least the largest body a component behind
+it accepts (nginx's default 1m answers 413 to bigger uploads before they reach a service).
+*/}}
+{{- define "modelfleet.ingressAnnotations" -}}
+{{- $annotations := dict }}
+{{- if eq .Values.ingress.className "nginx" }}
+{{- $mib := div (add (int (include "modelfleet.ingressBodyBytes" .)) 1048575) 1048576 }}
+{{- $_ := set $annotations "nginx.ingress.kubernetes.io/proxy-body-size" (printf "%dm" $mib) }}
+{{- end }}
+{{- toYaml (mergeOverwrite $annotations (default (dict) .Values.ingress.annotations)) }}
+{{- end }}

@@ -104,7 +104,8 @@ metadata:
   labels:
     {{- include "modelfleet.labels" . | nindent 4 }}
   annotations:
-    {{- with $root.Values.ingress.annotations }}
+    {{- /* A canary Ingress inherits every other nginx annotation from the main Ingress. */}}
+    {{- with ternary $root.Values.ingress.annotations (include "modelfleet.ingressAnnotations" $root | fromYaml) (eq .suffix "canary") }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
     {{- toYaml .annotations | nindent 4 }}
