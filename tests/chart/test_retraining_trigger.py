@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.classifier.settings import ClassifierSettings
-from tests.chart.conftest import ROOT, Obj, by_kind, component, notes, render
+from tests.chart.conftest import ROOT, Obj, by_kind, component, notes, render, scenario_values
 from tests.chart.test_security import JWT
 
 TEMPLATE_DIR = "/etc/modelfleet/retraining"
@@ -121,3 +121,16 @@ def test_the_route_needs_the_operator_and_the_retraining_job() -> None:
     assert not by_kind(render({}, api_versions=()), "AlertmanagerConfig")
     assert not by_kind(render({"classifierRetrain": {"enabled": False}}), "AlertmanagerConfig")
     assert "AlertmanagerConfig" in notes({}, api_versions=())
+
+
+@pytest.mark.parametrize("scenario", ["default", "minikube", "eks"])
+def test_the_classifier_may_reach_the_api_server_on_each_clusters_port(scenario: str) -> None:
+    """The API server's own port, as a NetworkPolicy sees it after the `kubernetes` Service's
+    DNAT: 443 (EKS), 6443 (kubeadm), 8443 (minikube)."""
+    objects = render(scenario_values(scenario))
+    (policy,) = [p for p in by_kind(objects, "NetworkPolicy") if component(p) == "classifier"]
+    open_ports = {
+        port["port"] for rule in policy["spec"]["egress"] if "to" not in rule
+        for port in rule["ports"] if port.get("protocol", "TCP") == "TCP"
+    }  # fmt: skip
+    assert {443, 6443, 8443} <= open_ports
