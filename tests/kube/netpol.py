@@ -461,6 +461,8 @@ def allowed(cluster: Cluster, src: Pod, dst: Pod, port: int, protocol: str = "tc
     Evaluates the same rule lines :func:`pod_ruleset` emits (egress at the source, ingress at
     the destination), so a compile-level test checks what nft would enforce.
     """
+    if src.ip == dst.ip:  # a pod's traffic to itself stays on loopback, which is never filtered
+        return True
     egress = policy_rules(cluster, src, ingress=False)
     ingress = policy_rules(cluster, dst, ingress=True)
     return (egress is None or _any_line_allows(egress, "daddr", dst.ip, port, protocol)) and (

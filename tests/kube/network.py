@@ -15,8 +15,15 @@ ClusterIPs too (a ``table inet <prefix>`` in the host with the same DNAT as the 
 
 Each ClusterNetwork takes a free slot S (0-31) under an flock in /run/modelfleet-kube-net: pods
 live in 10.233.S.0/24, ClusterIPs in 10.233.(128+S).0/24, and every name it makes starts with
-``mfk<S>``. Two sessions get different slots; a run that died holding slot S left its lock free,
-and the next one to take S deletes what that prefix left behind before it starts.
+``mfk<S>``. Two sessions get different slots. A run that died (SIGKILL) left its lock free:
+every new ClusterNetwork deletes what it finds under the prefix of a free slot before it starts
+(netns, processes still in them, links, nft table, /etc/netns folders). Exit, atexit and
+SIGTERM (when nothing else handles it) remove everything an open network made.
+
+Rules are rendered again (tables swapped atomically, only where the text changed) on every
+change: add_pod, update_pod (ports, readiness: only ready pods are endpoints), remove_pod,
+label_namespace, set_services, apply_network_policies; ``with net.batch():`` renders once at
+the end of the block.
 
     with ClusterNetwork() as net:
         api = net.add_pod("api-0", "shop", {"app": "api"}, ports={"http": 8000})
