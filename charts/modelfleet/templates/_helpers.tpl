@@ -231,3 +231,36 @@ it accepts (nginx's default 1m answers 413 to bigger uploads before they reach a
 {{- end }}
 {{- toYaml (mergeOverwrite $annotations (default (dict) .Values.ingress.annotations)) }}
 {{- end }}
+
+{{/*
+modelfleet.modelRepositoryClaim: the PersistentVolumeClaim of the model repository
+(modelRepository.volume.type persistentVolumeClaim): existingClaim, else the chart's own.
+*/}}
+{{- define "modelfleet.modelRepositoryClaim" -}}
+{{- $volume := .Values.modelRepository.volume }}
+{{- if $volume.existingClaim }}
+{{- $volume.existingClaim }}
+{{- else if $volume.create }}
+{{- include "modelfleet.componentName" (dict "root" . "name" "model-repository") }}
+{{- else }}
+{{- fail "modelRepository.volume.type persistentVolumeClaim needs existingClaim or create: true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+modelfleet.sharedModelRepository: "true" when the model repository is one volume shared by every
+Triton pod and the jobs (a PersistentVolumeClaim): the model builder then builds only into an
+empty repository, and Triton runs in explicit model-control mode loading every model, so the
+retraining job's load_model swaps a version without a restart.
+*/}}
+{{- define "modelfleet.sharedModelRepository" -}}
+{{- if eq .Values.modelRepository.volume.type "persistentVolumeClaim" }}true{{ end }}
+{{- end }}
+
+{{/*
+modelfleet.scalesPastOne: "true" when a component (merged values in .c) can run more than one
+pod: an HPA whose maxReplicas is over 1, or replicas over 1.
+*/}}
+{{- define "modelfleet.scalesPastOne" -}}
+{{- if or (and .c.autoscaling.enabled (gt (int .c.autoscaling.maxReplicas) 1)) (gt (int .c.replicas) 1) }}true{{ end }}
+{{- end }}

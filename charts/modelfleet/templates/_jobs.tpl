@@ -134,7 +134,7 @@ template:
       - name: models
         {{- if eq $volume.type "persistentVolumeClaim" }}
         persistentVolumeClaim:
-          claimName: {{ required "modelRepository.volume.existingClaim is required for persistentVolumeClaim" $volume.existingClaim }}
+          claimName: {{ include "modelfleet.modelRepositoryClaim" $root }}
         {{- else }}
         emptyDir: {sizeLimit: {{ $volume.sizeLimit }}}
         {{- end }}

@@ -189,6 +189,16 @@ spec:
         - name: model-builder
           image: {{ include "modelfleet.image" (dict "root" $root "image" $root.Values.modelRepository.builder) }}
           imagePullPolicy: {{ $root.Values.modelRepository.builder.pullPolicy }}
+          {{- if include "modelfleet.sharedModelRepository" $root }}
+          # A shared repository is built once, by the first pod (the builder's per-model lock
+          # keeps pods starting together from building twice); later pods and restarts find the
+          # stamp and leave it (and any retrained version in it) alone.
+          command:
+            - sh
+            - -c
+            - test -e /models/.modelfleet-built || { python -m models.ride_duration "$@" && touch /models/.modelfleet-built; }
+            - model-builder
+          {{- end }}
           args:
             {{- toYaml $root.Values.modelRepository.builder.args | nindent 12 }}
           resources:
@@ -210,6 +220,12 @@ spec:
             - --http-port=8000
             - --grpc-port=8001
             - --metrics-port=8002
+            {{- if and (include "modelfleet.sharedModelRepository" $root) (not (regexMatch "--model-control-mode" (join " " (default (list) .c.extraArgs)))) }}
+            # A shared repository: every model loaded at start, new versions through load_model
+            # (the retraining job's call).
+            - --model-control-mode=explicit
+            - --load-model=*
+            {{- end }}
             {{- range .c.extraArgs }}
             - {{ . | quote }}
             {{- end }}
@@ -311,7 +327,7 @@ spec:
         - name: models
           {{- if eq $root.Values.modelRepository.volume.type "persistentVolumeClaim" }}
           persistentVolumeClaim:
-            claimName: {{ required "modelRepository.volume.existingClaim is required for persistentVolumeClaim" $root.Values.modelRepository.volume.existingClaim }}
+            claimName: {{ include "modelfleet.modelRepositoryClaim" $root }}
           {{- else }}
           emptyDir: {sizeLimit: {{ $root.Values.modelRepository.volume.sizeLimit }}}
           {{- end }}
