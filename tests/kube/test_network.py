@@ -310,6 +310,9 @@ def chart() -> tuple[netpol.Cluster, dict[str, FakePod]]:
         FakePod("prometheus-0", "monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.0.0.3"),
         FakePod("coredns", "kube-system", {"k8s-app": "kube-dns"}, "10.0.0.4", {"dns": 53}),
         FakePod("stranger", "default", {"app": "stranger"}, "10.0.0.5"),
+        # minikube's API server listens on 8443 behind the Service kubernetes:443; policies
+        # see the post-DNAT port (issue 13, defect 9).
+        FakePod("kube-apiserver", "default", {"component": "kube-apiserver"}, "10.0.0.6"),
     ]
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     c = netpol.Cluster(
@@ -340,6 +343,8 @@ ALLOWED = [
     ("ingress-nginx-controller", "chatbot", 8000),
     ("prometheus-0", "triton", 8002),
     ("prometheus-0", "worker-tip", 8000),
+    ("classifier", "kube-apiserver", 8443),
+    ("classifier", "kube-apiserver", 443),
 ]
 DENIED = [
     ("backend", "triton", 8001),
@@ -353,6 +358,7 @@ DENIED = [
     ("ingress-nginx-controller", "worker-tip", 8000),
     ("stranger", "backend", 8000),
     ("prometheus-0", "postgresql", 5432),
+    ("backend", "kube-apiserver", 8443),
 ]
 
 
