@@ -39,6 +39,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", "/var/cache/modelfleet"))
@@ -233,22 +234,42 @@ def image_root(image: str) -> Iterator[Path]:
             )
 
 
+def image_config(image: str) -> dict[str, Any]:
+    """The image's OCI config and layers: ``{"config": {...}, "rootfs": {"diff_ids": [...]}}``."""
+    inspected = _run(["buildah", "inspect", "--type", "image", image], timeout=120).stdout
+    oci: dict[str, Any] = json.loads(inspected)["OCIv1"]
+    return oci
+
+
+def layer_dirs(image: str) -> list[Path]:
+    """The image's layers as unpacked in the overlay storage (each layer's own diff), base first."""
+    data = _run(
+        ["podman", "image", "inspect", "--format", "{{json .GraphDriver.Data}}", image],
+        timeout=120,
+    ).stdout
+    driver: dict[str, str] = json.loads(data)
+    lower = [Path(d) for d in driver.get("LowerDir", "").split(":") if d]
+    return [*reversed(lower), Path(driver["UpperDir"])]
+
+
 def run_in_image(
     image: str,
     argv: Sequence[str],
     *,
-    user: str = "10001:10001",
+    user: str | None = "10001:10001",
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Runs a command in a throwaway container of the image (chroot isolation; no OCI runtime).
 
     Returns the finished process whatever its exit code (stdout and stderr as text).
+    ``user=None`` runs as the image's own USER.
     """
     env_args = [arg for key, value in (env or {}).items() for arg in ("--env", f"{key}={value}")]
+    user_args = [] if user is None else ["--user", user]
     with working_container(image) as container:
         return subprocess.run(
-            ["buildah", "run", "--isolation", "chroot", "--user", user, *env_args,
+            ["buildah", "run", "--isolation", "chroot", *user_args, *env_args,
              container, "--", *argv],
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
