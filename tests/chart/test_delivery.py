@@ -7,11 +7,13 @@ scripts/ensure-tools into .venv/npm; it needs node).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -92,3 +94,28 @@ def test_skaffold_builds_every_target_and_deploys_the_chart() -> None:
         assert (ROOT / values[0][0]).exists()
         ci_copy = ROOT / "charts/modelfleet/ci" / f"{name}-values.yaml"
         assert ci_copy.resolve() == (ROOT / values[0][0]).resolve(), "ci/ links to k8s/"
+
+
+def _with_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """skaffold.yaml with one profile's JSON patches applied (the add/replace ops it uses)."""
+    result = copy.deepcopy(config)
+    profile = next(p for p in config["profiles"] if p["name"] == name)
+    for patch in profile.get("patches", []):
+        assert patch["op"] in {"add", "replace"}, patch
+        *parents, last = patch["path"].strip("/").split("/")
+        node: Any = result
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        assert patch["op"] == "add" or last in node, f"replace of a missing {patch['path']}"
+        node[last] = patch["value"]
+    return result
+
+
+def test_skaffold_eks_builds_for_the_nodes_platform() -> None:
+    """Defect 10: with no platform set, an arm64 laptop builds and pushes arm64 images, which
+    EKS's amd64 nodes cannot run. minikube runs on the laptop itself: its own platform."""
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    eks = _with_profile(config, "eks")
+    assert eks["build"]["platforms"] == ["linux/amd64"]
+    assert eks["build"]["local"]["push"] is True
+    assert "platforms" not in _with_profile(config, "minikube")["build"]
