@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.chart.conftest import ROOT, Obj, by_kind, render
+from tests.chart.test_alert_scope import scoped
 
 MONITORING = ROOT / "monitoring"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yaml"))
@@ -140,7 +141,7 @@ def test_chart_ships_every_dashboard_and_rule_file() -> None:
             assert json.loads(text) == json.loads((MONITORING / "dashboards" / name).read_text())
     rules = by_kind(objects, "PrometheusRule")
     shipped = [g for r in rules for g in r["spec"]["groups"]]
-    source = [g for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
+    source = [g for p in RULE_FILES for g in yaml.safe_load(scoped(p.read_text()))["groups"]]
     assert shipped == source
 
 

@@ -49,6 +49,7 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
     if scenario != "eks":  # EKS: RDS and an external NATS cluster
         for name in ("postgresql", "nats"):
             expected.update({(kind, name): 1 for kind in STATEFUL})
+            expected[("Service", name)] = 2  # ClusterIP for clients, headless for the StatefulSet
         expected[("Secret", "database")] = 1  # the generated password
     expected.update({
         ("NetworkPolicy", "default-deny"): 1,
