@@ -66,6 +66,10 @@ BUILD_TIMEOUT_S = 3600.0
 class ImageBuildError(RuntimeError):
     """The images could not be built: a missing tool or privilege, or a failed build step."""
 
+    def __init__(self, message: str, *, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output  # the failed step's whole output
+
 
 @dataclass(frozen=True)
 class BuiltImages:
@@ -107,8 +111,11 @@ def _run(
         check=False,
     )
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise ImageBuildError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{tail}")
+        output = result.stdout + result.stderr
+        tail = "\n".join(output.splitlines()[-40:])
+        raise ImageBuildError(
+            f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{tail}", output=output
+        )
     return result
 
 
@@ -126,15 +133,25 @@ def base_image_name() -> str:
     return f"{BASE_REPOSITORY}:{SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
+def _unmount_below(root: Path) -> None:
+    """Unmounts what a failed debootstrap may leave mounted (proc, sys) before the cleanup."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mountpoint in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, check=False)
+
+
 def _build_base(name: str) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="base-", dir=CACHE) as tmp:
         root = Path(tmp) / "root"
-        _run(
-            ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
-             SUITE, str(root), MIRROR],
-            timeout=1800,
-        )  # fmt: skip
+        try:
+            _run(
+                ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
+                 SUITE, str(root), MIRROR],
+                timeout=1800,
+            )  # fmt: skip
+        finally:
+            _unmount_below(root)
         # The downloaded .deb files and apt lists are no part of an image.
         for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for path in (root / leftovers).glob("*"):
@@ -175,13 +192,20 @@ def build_target(target: str, tag: str, *, base: str) -> None:
     """One Dockerfile target built with buildah (chroot isolation, layer cache on)."""
     tmpdir = CACHE / "buildah-tmp"  # holds buildah's cache mounts (pip's downloads)
     tmpdir.mkdir(parents=True, exist_ok=True)
-    _run(
-        ["buildah", "bud", "--isolation", "chroot", "--layers", "--pull=never",
-         "--target", target, "--tag", tag, "--build-arg", f"PYTHON_IMAGE={base}",
-         *pip_settings_args(), "--file", str(ROOT / "Dockerfile"), str(ROOT)],
-        timeout=BUILD_TIMEOUT_S,
-        env={"TMPDIR": str(tmpdir)},
-    )  # fmt: skip
+    log = CACHE / f"build-{target}.log"  # the last build's whole output, for a failed step
+    try:
+        result = _run(
+            ["buildah", "bud", "--isolation", "chroot", "--layers", "--pull=never",
+             "--target", target, "--tag", tag, "--build-arg", f"PYTHON_IMAGE={base}",
+             *pip_settings_args(), "--file", str(ROOT / "Dockerfile"), str(ROOT)],
+            timeout=BUILD_TIMEOUT_S,
+            env={"TMPDIR": str(tmpdir)},
+        )  # fmt: skip
+    except ImageBuildError as exc:
+        log.write_text(exc.output)
+        message = f"{exc}\n(target {target!r}; whole output: {log})"
+        raise ImageBuildError(message, output=exc.output) from exc
+    log.write_text(result.stdout + result.stderr)
 
 
 @contextlib.contextmanager

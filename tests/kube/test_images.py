@@ -11,6 +11,8 @@ Root only (buildah, debootstrap): without root every test here fails saying so.
 from __future__ import annotations
 
 import filecmp
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,16 @@ def test_base_image_is_debian_bookworm_with_python_311(built: BuiltImages) -> No
         assert (root / "etc/debian_version").read_text().startswith("12.")
         assert (root / "usr/bin/python3.11").exists() and (root / "usr/sbin/useradd").exists()
         assert not list(Path(root, "var/cache/apt/archives").glob("*.deb"))
+
+
+def test_build_images_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(ImageBuildError, match="needs root"):
+        build_images.__wrapped__()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda tool: None if tool == "debootstrap" else real_which(tool)
+    )
+    with pytest.raises(ImageBuildError, match="missing tools: debootstrap; run scripts/ensure"):
+        build_images.__wrapped__()
