@@ -11,9 +11,13 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.chart.conftest import (
     ADDON_APIS,
+    CHART,
+    NAMESPACE,
+    RELEASE,
     Obj,
     by_kind,
     component,
@@ -22,6 +26,7 @@ from tests.chart.conftest import (
     render,
     scenario_values,
 )
+from tests.chart.fake_discovery_api import FakeDiscoveryApi
 
 OPTIONAL_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig", "ScaledObject",
                   "HTTPRoute", "ExternalSecret"}  # fmt: skip
@@ -93,6 +98,37 @@ def test_the_database_password_is_generated_into_a_kept_secret() -> None:
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e for e in container["env"]}
         assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == name
+
+
+@pytest.mark.timeout(120)
+def test_the_generated_password_is_kept_across_upgrades() -> None:
+    """`helm install/upgrade` against a (fake) API server: the chart's `lookup` reads the
+    Secret the previous revision made and renders its password again."""
+    chart = helm_python.Chart.load(str(CHART))
+    name = "mf-modelfleet-database"
+    with FakeDiscoveryApi() as api:
+        first = _secret_data(api.install_dry_run(chart, RELEASE, NAMESPACE, {}), name)
+        assert ("/api/v1/namespaces/modelfleet/secrets/" + name) in api.requests
+    assert len(base64.b64decode(first["password"])) == 32
+    previous = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": first,
+        "metadata": {"name": name, "namespace": NAMESPACE,
+                     "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                     "annotations": {"meta.helm.sh/release-name": RELEASE,
+                                     "meta.helm.sh/release-namespace": NAMESPACE}},
+    }  # fmt: skip
+    with FakeDiscoveryApi({("v1", NAMESPACE, "secrets", name): previous}) as api:
+        again = _secret_data(api.install_dry_run(chart, RELEASE, NAMESPACE, {}), name)
+    assert again == first
+
+
+def _secret_data(manifest: str, name: str) -> dict[str, str]:
+    (secret,) = [
+        doc for doc in yaml.safe_load_all(manifest)
+        if doc and doc["kind"] == "Secret" and doc["metadata"]["name"] == name
+    ]  # fmt: skip
+    data: dict[str, str] = secret["data"]
+    return data
 
 
 def test_an_existing_secret_is_referenced_not_created() -> None:
