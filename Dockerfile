@@ -14,7 +14,7 @@
 #
 # Dependencies come from the hashed lock files in requirements/ (requirements/lock writes them
 # from pyproject.toml), installed before any source is copied: a code change rebuilds only the
-# wheel and the last layer of each image. pip's downloads stay in a BuildKit cache mount.
+# wheel and the last two layers of each image. pip's downloads stay in a BuildKit cache mount.
 # Behind a TLS-inspecting proxy, pass pip's settings as the optional secret `pipconf` and the
 # proxy's CA bundle as a read-only build volume, never as a COPY:
 #   buildah bud --secret id=pipconf,src=/etc/pip.conf -v /etc/ssl/certs:/etc/ssl/certs:ro ...
