@@ -13,6 +13,7 @@ classifier creates through the API) run with ``run_job``; the figures go to ``ro
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import shutil
 import time
@@ -31,6 +32,7 @@ from tests.kube.volumes import ClaimStore
 
 Obj = dict[str, Any]
 INGRESS_NAMESPACE = "ingress-nginx"
+MONITORING_NAMESPACE = "monitoring"
 READY_TIMEOUT_S = 900.0
 CRASH_LOOP_RESTARTS = 5
 
@@ -84,6 +86,7 @@ class Cluster:
     kubelet: Kubelet
     apiserver: ApiServerProcess
     ingress: PodNet
+    alertmanager: PodNet
     claims: ClaimStore
     pods: dict[str, PodRun]
     rows: list[Row]
@@ -137,6 +140,27 @@ class Cluster:
         headers = {"content-type": "application/json"} if data is not None else {}
         url = self.ingress_backend(path) + path
         return self.ingress.fetch(url, method=method, body=data, headers=headers, timeout=timeout)
+
+    def sql(self, query: str) -> str:
+        """``psql -tA`` in the PostgreSQL pod, over TCP with the password (kubectl exec)."""
+        pod = self.pod("postgresql")
+        env = pod.container("postgresql").rt.env
+        done = pod.exec("postgresql", ["psql", "-h", "127.0.0.1", "-U", env["POSTGRES_USER"],
+                                       "-d", env["POSTGRES_DB"], "-tAc", query],
+                        env={"PGPASSWORD": env["POSTGRES_PASSWORD"]})  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return done.stdout.decode().strip()
+
+    def from_node(self, component: str, port: int, path: str) -> tuple[int, bytes]:
+        """GET from the node to a pod (as kubectl port-forward does)."""
+        pod = self.pod(component)
+        conn = http.client.HTTPConnection(pod.net.ip, port, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
 
     def run_job(self, workload: Workload, *, timeout_s: float = 900.0) -> JobResult:
         result = self.kubelet.run_job(workload, timeout_s=timeout_s)
@@ -212,6 +236,7 @@ def start_cluster(
         services = [o for o in objects if o["kind"] == "Service"] + [apiserver.service()]
         network.set_services(services)
         network.label_namespace(INGRESS_NAMESPACE, {})
+        network.label_namespace(MONITORING_NAMESPACE, {})
         network.apply_network_policies([o for o in objects if o["kind"] == "NetworkPolicy"])
         api_ip = network.service_ip("kubernetes", "default")
         apiserver.start(api_ip)
@@ -220,6 +245,9 @@ def start_cluster(
                              "data": {"ca.crt": apiserver.ca.read_text()}})  # fmt: skip
         ingress = network.add_pod("ingress-nginx-controller", INGRESS_NAMESPACE,
                                   {"app.kubernetes.io/name": "ingress-nginx"})  # fmt: skip
+        # Alertmanager's peer (kube-prometheus-stack's namespace): it calls /v1/alerts.
+        alertmanager = network.add_pod("alertmanager-0", MONITORING_NAMESPACE,
+                                       {"app.kubernetes.io/name": "alertmanager"})  # fmt: skip
         kubelet = Kubelet(
             network=network, objects=cluster_objects, images=catalog, claims=claims,
             state_dir=state_dir,
@@ -231,7 +259,8 @@ def start_cluster(
         long_running = [w for w in found if w.kind in ("Deployment", "StatefulSet")]
         pods = {w.name: kubelet.start_pod(w) for w in long_running}
         cluster = Cluster(scenario=scenario, objects=objects, workloads=found, network=network,
-                          kubelet=kubelet, apiserver=apiserver, ingress=ingress, claims=claims,
+                          kubelet=kubelet, apiserver=apiserver, ingress=ingress,
+                          alertmanager=alertmanager, claims=claims,
                           pods=pods, rows=rows, hand_made=hand_made)  # fmt: skip
         try:
             yield cluster
@@ -259,6 +288,9 @@ def wait_all_ready(cluster: Cluster, *, timeout_s: float = READY_TIMEOUT_S) -> d
     for name, pod in cluster.pods.items():
         if not any(r.workload == name and r.scenario == cluster.scenario for r in cluster.rows):
             note = "" if pod.ready else f"{pod.phase} {pod.reason}"
+            for s in pod.statuses.values():
+                if s.init and s.started_at is not None and s.finished_at is not None:
+                    note += f" init {s.name} {s.finished_at - s.started_at:.0f} s"
             row = Row(
                 cluster.scenario, name, pod.workload.kind, ready_s=pod.ready_after_s, note=note
             )

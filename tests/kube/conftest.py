@@ -39,8 +39,11 @@ EXTRA_VALUES: dict[str, Any] = {
     },
     "components": {
         "triton": {"extraArgs": ["--model-control-mode=explicit", "--load-model=*"]},
-        "classifier": {"settings": {"RETRAIN_MIN_GAIN": "-1", "RETRAIN_ROWS": "2000"}},
+        "classifier": {"settings": {"RETRAIN_ROWS": "2000"}},
     },
+    # `modelfleet train classifier --min-gain` (the CLI's default 0.0 wins over
+    # CLASSIFIER_RETRAIN_MIN_GAIN): any candidate serves, so the test sees a new version.
+    "classifierRetrain": {"command": ["modelfleet", "train", "classifier", "--min-gain", "-1"]},
     "cronJobs": {"ride-scoring": {"enabled": True}, "documents-ingest": {"enabled": True}},
 }
 

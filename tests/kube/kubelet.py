@@ -171,12 +171,14 @@ class ContainerStatus:
     name: str
     init: bool
     started_at: float | None = None
+    finished_at: float | None = None
     ready: bool = False
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
     last_probe: str = ""
     reason: str = ""
     process: ContainerProcess | None = None
+    substitute: Substitute | None = None
 
     @property
     def terminated(self) -> bool:
@@ -264,13 +266,21 @@ class PodRun:
         return process
 
     def exec(
-        self, container: str, argv: list[str], *, timeout_s: float = 60
+        self,
+        container: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 60,
     ) -> subprocess.CompletedProcess[bytes]:
         """``kubectl exec``: a command inside a running container, as its user."""
         process = self.container(container)
+        substitute = self.statuses[container].substitute
+        if substitute is not None:
+            argv = substitute.exec_command(argv)
         return subprocess.run(
-            process.exec_argv(argv), env=process.rt.env, capture_output=True,
-            timeout=timeout_s, check=False,
+            process.exec_argv(argv), env={**process.rt.env, **(env or {})},
+            capture_output=True, timeout=timeout_s, check=False,
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -429,6 +439,7 @@ class PodRun:
             if self._stopping.wait(0.2):
                 status.process.stop()
         status.exit_codes.append(code)
+        status.finished_at = time.monotonic()
         return code
 
     def _supervise(self, c: Obj) -> None:
@@ -447,6 +458,7 @@ class PodRun:
                 return
             process = ContainerProcess(rt)
             status.process, status.started_at = process, time.monotonic()
+            status.substitute = substitute
             killed_by = self._probe_loop(c, status, process, substitute)
             code = process.wait()
             self._set_ready(status, False)
