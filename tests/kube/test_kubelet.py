@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,9 @@ def test_env_order_envfrom_then_env_and_references_to_earlier_values() -> None:
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "k"}}},
     ],
 )
-def test_a_missing_non_optional_reference_is_create_container_config_error(var: dict) -> None:
+def test_a_missing_non_optional_reference_is_create_container_config_error(
+    var: dict[str, Any],
+) -> None:
     with pytest.raises(CreateContainerConfigError):
         container_env(POD, {"name": "c", "env": [var]}, objects(), image_env={}, injected={})
 
