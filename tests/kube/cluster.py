@@ -91,6 +91,7 @@ class Cluster:
     pods: dict[str, PodRun]
     rows: list[Row]
     hand_made: list[str]
+    ready_problems: dict[str, str] | None = None
 
     def workload(self, component: str, kind: str | None = None) -> Workload:
         found = [w for w in self.workloads
@@ -271,7 +272,12 @@ def start_cluster(
 
 
 def wait_all_ready(cluster: Cluster, *, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
-    """Wait until every long-running pod is Ready or failed; the ones that are not, and why."""
+    """Wait until every long-running pod is Ready or failed; the ones that are not, and why.
+
+    Waits once per cluster: later calls return the first answer (a broken scenario fails each
+    test at once instead of waiting the timeout again)."""
+    if cluster.ready_problems is not None:
+        return cluster.ready_problems
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         pending = [p for p in cluster.pods.values() if not p.ready and not p.finished]
@@ -297,4 +303,5 @@ def wait_all_ready(cluster: Cluster, *, timeout_s: float = READY_TIMEOUT_S) -> d
             cluster.rows.append(row)
         if not pod.ready:
             problems[name] = pod.describe()
+    cluster.ready_problems = problems
     return problems

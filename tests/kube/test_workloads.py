@@ -229,6 +229,8 @@ def test_an_alert_starts_a_retraining_job_through_the_kubernetes_api(cluster: Cl
     results = cluster.run_created_jobs(timeout_s=900)
     assert results and all(r.succeeded for r in results), [r.logs() for r in results]
     _wait_for_version(cluster, before + 1, "\n".join(r.logs() for r in results))
+    runs = cluster.alertmanager.fetch(f"{url}/v1/retraining?limit=1", timeout=10).json()["runs"]
+    assert runs and (runs[0]["reason"], runs[0]["status"]) == ("alert", "succeeded"), runs
 
 
 def test_no_container_writes_outside_its_volumes(cluster: Cluster) -> None:
