@@ -151,9 +151,10 @@ def _job_server_urls(settings: StackSettings) -> dict[str, str]:
 def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet train classifier`: retrain (catalogue + feedback), gate, load into Triton."""
     module = importlib.import_module("services.jobs.classifier_retrain")
-    overrides: dict[str, Any] = {"seed": args.seed, "min_gain": args.min_gain}
-    if args.rows is not None:
-        overrides["rows"] = args.rows
+    # A flag given wins; else CLASSIFIER_RETRAIN_SEED / _ROWS / _MIN_GAIN (a pod's ConfigMap),
+    # else RetrainSettings' defaults.
+    flags = {"seed": args.seed, "rows": args.rows, "min_gain": args.min_gain}
+    overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}
     overrides.update(_job_server_urls(settings))
     job_settings = module.RetrainSettings(log_json=False, **overrides)
     report = asyncio.run(
@@ -532,13 +533,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain a model and roll it out without downtime (alias: retrain)",
     )
     train.add_argument("model", choices=["classifier"])
-    train.add_argument("--seed", type=int, default=43, help="seed of the catalogue and split")
-    train.add_argument("--rows", type=int, help="catalogue products (default 5000)")
+    train.add_argument(
+        "--seed", type=int, help="seed of the catalogue and split (default 43, or the env's)"
+    )
+    train.add_argument("--rows", type=int, help="catalogue products (default 5000, or the env's)")
     train.add_argument(
         "--data", "--catalogue", dest="data", type=Path, help="real catalogue (JSON lines/CSV)"
     )
     train.add_argument(
-        "--min-gain", type=float, default=0.0, help="macro-F1 the candidate must gain to serve"
+        "--min-gain", type=float, help="macro-F1 the candidate must gain to serve (default 0)"
     )
     train.set_defaults(func=cmd_train)
 

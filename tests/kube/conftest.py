@@ -30,20 +30,17 @@ from tests.kube.kubelet import LocalImage
 
 SCENARIOS = ("default", "minikube")
 # Switched on for the tests (the ci/ files leave them off): the two CronJobs, the model
-# repository on a claim shared by Triton and the retraining Job, Triton in explicit
-# model-control mode (so the retraining Job's load call can add a version), and a retraining
-# gate that accepts any candidate (the test checks that a new version reaches Triton).
+# repository on a claim shared by Triton and the retraining Job (the chart then runs Triton in
+# explicit model-control mode, so the Job's load call adds a version), and a retraining gate
+# that accepts any candidate (CLASSIFIER_RETRAIN_MIN_GAIN: the test checks that a new version
+# reaches Triton).
 EXTRA_VALUES: dict[str, Any] = {
     "modelRepository": {
         "volume": {"type": "persistentVolumeClaim", "existingClaim": "modelfleet-models"}
     },
     "components": {
-        "triton": {"extraArgs": ["--model-control-mode=explicit", "--load-model=*"]},
-        "classifier": {"settings": {"RETRAIN_ROWS": "2000"}},
+        "classifier": {"settings": {"RETRAIN_ROWS": "2000", "RETRAIN_MIN_GAIN": "-1"}},
     },
-    # `modelfleet train classifier --min-gain` (the CLI's default 0.0 wins over
-    # CLASSIFIER_RETRAIN_MIN_GAIN): any candidate serves, so the test sees a new version.
-    "classifierRetrain": {"command": ["modelfleet", "train", "classifier", "--min-gain", "-1"]},
     "cronJobs": {"ride-scoring": {"enabled": True}, "documents-ingest": {"enabled": True}},
 }
 
