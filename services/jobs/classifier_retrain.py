@@ -11,6 +11,12 @@ control: the new version loads beside the old one, then replaces it, so requests
 mark it serving and the previous one retired. When Triton refuses the new version, its folder is
 removed again (so a restart does not pick it up) and the run is marked failed.
 
+With several Triton pods on one shared repository (a ReadWriteMany claim), the new version is
+loaded on every pod: ``CLASSIFIER_RETRAIN_TRITON_PODS`` names a headless Service (host:port)
+whose every address is a Triton pod (the chart sets it); without it, ``TRITON_GRPC_URL`` alone.
+When one pod refuses, the folder is removed and the pods that had loaded it load again, so
+every pod serves the previous version.
+
 Started by the classifier (``POST /v1/alerts``, ``POST /v1/retraining``), the job gets
 ``CLASSIFIER_RETRAIN_RUN_ID`` and reports into that run's ``classifier_retraining_runs`` row
 (the classifier's table): running at start, then succeeded / rejected / failed with the versions
@@ -24,8 +30,9 @@ import contextlib
 import json
 import logging
 import shutil
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +51,7 @@ from models.classifier.retrain import (
 )
 from models.repository import write_configs
 from services.common.db import create_pool, database_errors
-from services.common.errors import ModelfleetError
+from services.common.errors import DependencyFailed, ModelfleetError
 from services.common.migrations import apply_migrations
 from services.common.settings import ServiceSettings
 from services.common.triton import TritonClient
@@ -66,6 +73,11 @@ class RetrainSettings(ServiceSettings):
     max_feedback: int = Field(default=50_000, ge=0)
     min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
     load_timeout_s: float = Field(default=180.0, gt=0)
+    triton_pods: str = Field(
+        default="",
+        description="host:port of a headless Service whose every address is a Triton pod on the "
+        "shared repository: the new version is loaded on each ('' = TRITON_GRPC_URL only).",
+    )
     run_id: uuid.UUID | None = Field(
         default=None, description="The classifier's retraining run this job carries, if any."
     )
@@ -221,6 +233,41 @@ async def run_retrain(
         await pool.close()
 
 
+async def triton_pod_urls(settings: RetrainSettings) -> list[str]:
+    """The gRPC address of every Triton pod to load the new version on."""
+    if not settings.triton_pods:
+        return [settings.triton_grpc_url]
+    host, _, port = settings.triton_pods.rpartition(":")
+    try:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, int(port), type=socket.SOCK_STREAM),
+            timeout=settings.triton_timeout_s,
+        )
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise DependencyFailed(f"Triton pods {settings.triton_pods}: {exc}") from exc
+    return sorted(
+        {
+            f"[{info[4][0]}]:{port}" if info[0] == socket.AF_INET6 else f"{info[4][0]}:{port}"
+            for info in infos
+        }
+    )
+
+
+Loader = Callable[[str], Awaitable[None]]
+
+
+async def load_on_every_pod(urls: Sequence[str], load: Loader) -> dict[str, ModelfleetError]:
+    """``load(url)`` on every pod at once; the pods that refused, with why (empty: all loaded)."""
+    results = await asyncio.gather(*(load(url) for url in urls), return_exceptions=True)
+    refused: dict[str, ModelfleetError] = {}
+    for url, result in zip(urls, results, strict=True):
+        if isinstance(result, ModelfleetError):
+            refused[url] = result
+        elif isinstance(result, BaseException):
+            raise result
+    return refused
+
+
 async def _retrain(
     pool: asyncpg.Pool,
     triton: TritonClient,
@@ -261,13 +308,29 @@ async def _retrain(
         pool, run_id=run_id, status="loading", model=model, outcome=outcome, timeout_s=timeout
     )
     version = outcome.result.version
-    say(f"classifier: loading version {version} into Triton")
-    try:
-        await triton.load_model(model, timeout_s=settings.load_timeout_s)
-    except ModelfleetError as exc:
-        say(f"classifier: Triton refused version {version}: {exc.detail}")
+    urls = await triton_pod_urls(settings)
+    say(f"classifier: loading version {version} into Triton ({len(urls)} pod(s))")
+
+    async def load(url: str) -> None:
+        if url == triton.url:
+            await triton.load_model(model, timeout_s=settings.load_timeout_s)
+            return
+        client = TritonClient(url, timeout_s=settings.triton_timeout_s, retries=0)
+        try:
+            await client.load_model(model, timeout_s=settings.load_timeout_s)
+        finally:
+            await client.close()
+
+    refused = await load_on_every_pod(urls, load)
+    if refused:
+        url, exc = next(iter(refused.items()))
+        say(f"classifier: Triton {url} refused version {version}: {exc.detail}")
         shutil.rmtree(outcome.result.path, ignore_errors=True)
         write_configs(outcome.result.path.parent, classifier_spec())
+        # The pods that loaded it serve the previous version again (its folder is gone).
+        again = await load_on_every_pod([u for u in urls if u not in refused], load)
+        for other, error in again.items():
+            say(f"classifier: Triton {other} could not go back to the previous version: {error}")
         await _set_status(pool, run_id=run_id, model=model, status="failed", timeout_s=timeout)
         return RetrainReport(run_id, "failed", version, outcome)
     await _set_status(pool, run_id=run_id, model=model, status="serving", timeout_s=timeout)

@@ -180,11 +180,21 @@ def _settings_names() -> set[str]:
 
     Every ``services/<name>/settings.py`` class with an ``env_prefix`` reads ``PREFIX + FIELD``
     for each of its fields (inherited ones too: ``ServiceSettings``, ``ModelServiceSettings``,
-    ``EmbeddingSettings``), or the field's own names where it declares ``AliasChoices``.
+    ``EmbeddingSettings``), or the field's own names where it declares ``AliasChoices``. So do
+    the jobs' settings classes: a job reads its component's ConfigMap (classifier-retrain the
+    classifier's).
     """
     names: set[str] = set()
-    for path in sorted(SERVICES_DIR.glob("*/settings.py")):
-        module = importlib.import_module(f"services.{path.parent.name}.settings")
+    modules = [
+        f"services.{p.parent.name}.settings" for p in sorted(SERVICES_DIR.glob("*/settings.py"))
+    ]
+    modules += [
+        "services.jobs.classifier_retrain",
+        "services.jobs.ingest",
+        "services.jobs.scoring.settings",
+    ]
+    for module_name in modules:
+        module = importlib.import_module(module_name)
         for value in vars(module).values():
             if not (isinstance(value, type) and issubclass(value, BaseSettings)):
                 continue

@@ -60,6 +60,8 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("ConfigMap", "monitoring"): 5,
         ("Pod", "test"): 1,
         ("NetworkPolicy", "test"): 1,
+        # Every Triton pod by address (headless): the retraining Job loads a version on each.
+        ("Service", "triton-pods"): 1,
         # The classifier's retraining: Job template, its NetworkPolicy, the only RBAC.
         ("ConfigMap", "classifier-retrain"): 1,
         ("NetworkPolicy", "classifier-retrain"): 1,
