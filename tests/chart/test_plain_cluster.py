@@ -26,7 +26,7 @@ from tests.chart.conftest import (
     render,
     scenario_values,
 )
-from tests.chart.fake_discovery_api import FakeDiscoveryApi
+from tests.fakes.discovery_api import FakeDiscoveryApi
 
 OPTIONAL_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig", "ScaledObject",
                   "HTTPRoute", "ExternalSecret"}  # fmt: skip

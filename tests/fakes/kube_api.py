@@ -21,19 +21,19 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import kubernetes_validate
+
+from tests.fakes.threaded_server import ThreadedHttpServer
 
 K8S_VERSION = "1.30"
 USER = "system:serviceaccount:modelfleet:mf-modelfleet-classifier"
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+?))?(/status)?/?$")
 
 
-class FakeKubeApi:
+class FakeKubeApi(ThreadedHttpServer):
     """The fake server (a thread); use as a context manager."""
 
     def __init__(
@@ -51,26 +51,7 @@ class FakeKubeApi:
         self.user = user
         self.denied: list[str] = []
         self._counter = itertools.count(1)
-        self._server = ThreadingHTTPServer(address, self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeKubeApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler(), address)
 
     def set_failed(self, namespace: str, name: str, message: str = "BackoffLimitExceeded") -> None:
         self.jobs[(namespace, name)]["status"] = {

@@ -18,15 +18,15 @@ import copy
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import kubernetes_validate
 import yaml
 
 from services.rollout.kube import strategic_merge
+from tests.fakes.threaded_server import ThreadedHttpServer
 
 K8S_VERSION = "1.30"
 _PATHS = re.compile(
@@ -38,7 +38,7 @@ _GROUPS = {"deployments": "apps", "services": "", "ingresses": "networking.k8s.i
 Obj = dict[str, Any]
 
 
-class FakeKubeRolloutApi:
+class FakeKubeRolloutApi(ThreadedHttpServer):
     """The fake server (a thread); use as a context manager."""
 
     def __init__(self, objects: list[Obj], *, role: Obj, namespace: str) -> None:
@@ -52,13 +52,7 @@ class FakeKubeRolloutApi:
         self.patches: list[tuple[str, str, Obj]] = []
         self.denied: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(self._handler())
 
     def kubeconfig(self, path: Path) -> Path:
         """A kubeconfig file naming this server (no credentials)."""
@@ -77,19 +71,6 @@ class FakeKubeRolloutApi:
     def get(self, kind: str, name: str) -> Obj:
         with self._lock:
             return copy.deepcopy(self.objects[(kind, name)])
-
-    def __enter__(self) -> FakeKubeRolloutApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _allowed(self, verb: str, resource: str, name: str) -> bool:
         return any(

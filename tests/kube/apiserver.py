@@ -181,7 +181,7 @@ def _serve(args: argparse.Namespace) -> None:
     api = FakeKubeApi(("0.0.0.0", args.port))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
-    api._server.socket = context.wrap_socket(api._server.socket, server_side=True)
+    api.server.socket = context.wrap_socket(api.server.socket, server_side=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with api:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import helm_python
 from helm_python import _native
+
+from tests.fakes.threaded_server import ThreadedHttpServer
 
 #: groupVersion -> (resource, kind) of every built-in kind the chart renders.
 RESOURCES: dict[str, list[tuple[str, str]]] = {
@@ -35,32 +35,13 @@ _OBJECT = re.compile(r"^/apis?/(.+)/namespaces/([^/]+)/([^/]+)/([^/]+)$")
 Key = tuple[str, str, str, str]  # (groupVersion, namespace, resource, name)
 
 
-class FakeDiscoveryApi:
+class FakeDiscoveryApi(ThreadedHttpServer):
     """The fake server (a thread); use as a context manager."""
 
     def __init__(self, objects: dict[Key, dict[str, Any]] | None = None) -> None:
         self.objects = dict(objects or {})
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeDiscoveryApi:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def install_dry_run(
         self, chart: helm_python.Chart, release: str, namespace: str, values: dict[str, Any]
