@@ -26,12 +26,12 @@ from fpdf import FPDF
 from bench.loadgen import RunResult, run_async
 from bench.rawhttp import RawHttpConnection
 from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
-from services.common.corpus import bump_generation
-from services.common.documents.ingest import Product, ingest_products
-from services.common.documents.store import search_chunks
-from services.common.embeddings import Embedder
 from services.common.nats import connect
 from services.common.triton import TritonClient
+from services.domain.documents.corpus import bump_generation
+from services.domain.documents.embeddings import Embedder
+from services.domain.documents.ingest import Product, ingest_products
+from services.domain.documents.store import search_chunks
 
 CONCURRENCY = (1, 8)
 MANUALS = 12

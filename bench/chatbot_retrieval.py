@@ -2,9 +2,9 @@
 vector search latency over 100k chunks in pgvector (HNSW vs exact).
 
 Embeddings: the same texts in the same batches (product texts of the synthetic catalogue),
-through :class:`services.common.embeddings.Embedder` (Triton, two model instances, two calls in
-flight) and through two in-process ONNX Runtime sessions of one thread each run side by side
-(the same CPU as Triton's two instances); pooling is the same code in both.
+through :class:`services.domain.documents.embeddings.Embedder` (Triton, two model instances,
+two calls in flight) and through two in-process ONNX Runtime sessions of one thread each run
+side by side (the same CPU as Triton's two instances); pooling is the same code in both.
 
 Retrieval: 100,000 chunks in the real ``chunks`` table: ``REAL_CHUNKS`` carry real embeddings of
 product texts, the rest random unit vectors (embedding 100k texts would take most of an hour on
@@ -26,14 +26,14 @@ import numpy as np
 from bench.suite import BenchContext, Suite, when_and_where
 from models.chatbot.corpus import catalogue_questions
 from models.classifier.data import generate_catalogue
-from services.common.documents.store import (
+from services.common.triton import TritonClient
+from services.domain.documents.embeddings import EMBEDDING_DIM, Embedder, OnnxEmbedder, Vectors
+from services.domain.documents.store import (
     EF_SEARCH,
     apply_documents_schema,
     search_chunks,
     vector_literal,
 )
-from services.common.embeddings import EMBEDDING_DIM, Embedder, OnnxEmbedder, Vectors
-from services.common.triton import TritonClient
 from services.jobs.ingest import catalogue_products
 
 TEXTS = 1024

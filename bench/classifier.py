@@ -24,7 +24,7 @@ from bench.loadgen import RunResult, run_threads
 from bench.ride_duration import Workload, bench_in_process, bench_service, bench_triton
 from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
 from models.classifier.data import generate_catalogue
-from services.common.catalog.features import feature_matrix, feature_vector
+from services.domain.catalog.features import feature_matrix, feature_vector
 
 MODEL = "classifier"
 OUTPUT = "probabilities"

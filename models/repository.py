@@ -51,12 +51,12 @@ from models.embedding.package import package_embedding_model
 from models.fare.train import COST_MODEL, TIP_MODEL, train_cost_model, train_tip_model
 from models.ride_duration.data import generate_trips, load_trips
 from models.ride_duration.train import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, train_model
-from services.common.catalog.features import N_FEATURES as CATALOG_FEATURES
-from services.common.embeddings import EMBEDDING_DIM
-from services.common.embeddings import INPUT_NAMES as EMBEDDING_INPUTS
-from services.common.embeddings import MODEL_NAME as EMBEDDING_MODEL
-from services.common.embeddings import OUTPUT_NAME as EMBEDDING_OUTPUT
-from services.common.taxi.features import N_FEATURES
+from services.domain.catalog.features import N_FEATURES as CATALOG_FEATURES
+from services.domain.documents.embeddings import EMBEDDING_DIM
+from services.domain.documents.embeddings import INPUT_NAMES as EMBEDDING_INPUTS
+from services.domain.documents.embeddings import MODEL_NAME as EMBEDDING_MODEL
+from services.domain.documents.embeddings import OUTPUT_NAME as EMBEDDING_OUTPUT
+from services.domain.taxi.features import N_FEATURES
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ONNX_MODEL_PY: Final = Path(__file__).resolve().parent / "triton" / "onnx_model.py"
@@ -64,20 +64,20 @@ CODE_PATHS: Final = (
     "models/ride_duration",
     "models/triton/onnx_model.py",
     "models/repository.py",
-    "services/common/taxi",
+    "services/domain/taxi",
 )
 """Source files whose content makes up ride_duration's code hash (folders: their *.py files)."""
 CLASSIFIER_CODE_PATHS: Final = (
     "models/classifier",
     "models/triton/onnx_model.py",
     "models/repository.py",
-    "services/common/catalog",
+    "services/domain/catalog",
 )
 EMBEDDING_CODE_PATHS: Final = (
     "models/embedding",
     "models/triton/onnx_model.py",
     "models/repository.py",
-    "services/common/embeddings.py",
+    "services/domain/documents/embeddings.py",
 )
 CATALOGUE_ROWS: Final = 5000
 """Most products of the synthetic catalogue the classifier is trained on by default."""

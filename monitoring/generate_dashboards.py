@@ -457,7 +457,7 @@ def model_quality() -> dict[str, Any]:
 
 
 def model_variants() -> dict[str, Any]:
-    """Variants of the model services' routing tables side by side (services/common/routing):
+    """Variants of the model services' routing tables side by side (services/ride_duration/routing):
     traffic, errors, latency, predictions, outcome errors, shadow comparisons, queue, table
     version. docs/rollouts.md names the metrics; the rollout gates query the same series."""
 

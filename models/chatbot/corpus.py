@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 from fpdf import FPDF
 
-from services.common.documents.ingest import Product
+from services.domain.documents.ingest import Product
 
 BRANDS: Final = (
     "Zephyr", "Orion", "Kestrel", "Lumio", "Vantor", "Quill", "Brisa", "Halden", "Marlo",

@@ -1,7 +1,7 @@
 """Classifier training: features, split, multinomial logistic regression, baselines, ONNX, card.
 
 ``train_classifier(catalogue, seed=...)`` takes a catalogue (``models.classifier.data`` schema,
-synthetic or real), computes features with ``services.common.catalog.features`` (the code the
+synthetic or real), computes features with ``services.domain.catalog.features`` (the code the
 service runs), and:
 
 - splits stratified by category with a seeded shuffle: ``TEST_FRACTION`` (20%) held out;
@@ -39,7 +39,7 @@ from sklearn.metrics import precision_recall_fscore_support as prfs
 from sklearn.model_selection import train_test_split
 
 from models.ride_duration.train import framework_versions
-from services.common.catalog.features import (
+from services.domain.catalog.features import (
     IMAGE_DIM,
     IMAGE_FEATURE_NAMES,
     N_FEATURES,
@@ -325,7 +325,7 @@ def train_classifier(
             "split": f"stratified random: {test_fraction:.0%} held out (seed {seed})",
         },
         "features": {
-            "module": "services.common.catalog.features",
+            "module": "services.domain.catalog.features",
             "text_dim": TEXT_DIM,
             "image_dim": IMAGE_DIM,
             "image": list(IMAGE_FEATURE_NAMES[:19]) + ["..."],

@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from services.common.embeddings import (
+from services.domain.documents.embeddings import (
     EMBEDDING_DIM,
     INPUT_NAMES,
     MAX_TOKENS,
@@ -68,7 +68,9 @@ def package_embedding_model(data: pd.DataFrame, /, *, seed: int, source: str) ->
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "embedding_dim": EMBEDDING_DIM,
         "max_tokens": MAX_TOKENS,
-        "pooling": "mean over the attention mask, L2-normalised (services/common/embeddings.py)",
+        "pooling": (
+            "mean over the attention mask, L2-normalised (services/domain/documents/embeddings.py)"
+        ),
         "inputs": list(INPUT_NAMES),
         "output": OUTPUT_NAME,
         "metrics": sanity_metrics(),

@@ -1,7 +1,7 @@
 """Tip and total-cost training: the ride-duration pipeline, other targets, their own baselines.
 
 Both models take the very input of ride-duration (``features``: float32 [None, N_FEATURES] from
-``services.common.taxi.features.ride_features``), so a worker computes one feature row per ride
+``services.domain.taxi.features.ride_features``), so a worker computes one feature row per ride
 and calls any of the three models with it. Both are ``HistGradientBoostingRegressor`` with the
 ride-duration hyperparameters, trained on the same cleaned trips with the same time split, and
 exported to ONNX with one output named like the model.
@@ -58,7 +58,7 @@ from models.ride_duration.train import (
     trip_data_card,
     trip_features,
 )
-from services.common.taxi.features import DEFAULT_RATECODE_ID, FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import DEFAULT_RATECODE_ID, FEATURE_NAMES, N_FEATURES
 
 TIP_MODEL: Final = "tip_amount"
 COST_MODEL: Final = "total_amount"

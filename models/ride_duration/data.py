@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.common.taxi import zones
-from services.common.taxi.zones import (
+from services.domain.taxi import zones
+from services.domain.taxi.zones import (
     BRONX,
     BROOKLYN,
     EWR_ZONE,

@@ -1,7 +1,7 @@
 """Ride-duration training: features, split, gradient boosting, baseline, ONNX export and check.
 
 ``train(trips, seed=..., onnx_path=...)`` takes raw TLC trips (synthetic or real), cleans them,
-computes features with ``services.common.taxi.features.ride_features`` (the same code the service
+computes features with ``services.domain.taxi.features.ride_features`` (the same code the service
 runs), and:
 
 - splits by time: trips sorted by pickup time, the last ``test_fraction`` (20%) is held out, so
@@ -38,7 +38,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
 from models.ride_duration.data import clean_trips
-from services.common.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
 
 MODEL_NAME: Final = "ride_duration"
 INPUT_NAME: Final = "features"

@@ -1,6 +1,6 @@
 """HTTP routes of backend: create a ride, read it, stream its results, post telemetry.
 
-``POST /v1/rides`` fans out (:mod:`services.common.fanout`) to ride-duration and, when
+``POST /v1/rides`` fans out (:mod:`services.backend.fanout`) to ride-duration and, when
 configured, the location and sensor services, each within its own deadline and all within
 ``BACKEND_FANOUT_BUDGET_S``: a call that misses leaves its field null with a reason, the ride is
 still accepted. The ride, its ``rides.requested`` event and its ``Idempotency-Key`` are written in
@@ -27,6 +27,8 @@ from fastapi import APIRouter, Header, Request
 from starlette.responses import StreamingResponse
 
 from services.backend import sse, store
+from services.backend.downstream import JsonClient
+from services.backend.fanout import Call, Outcome, fan_out
 from services.backend.metrics import (
     IDEMPOTENT_REPLAYS,
     RIDES_CREATED,
@@ -44,14 +46,12 @@ from services.backend.schemas import (
 )
 from services.backend.settings import BackendSettings
 from services.common.deps import PoolDep
-from services.common.downstream import JsonClient
 from services.common.errors import Conflict, ModelfleetError, NotFound
-from services.common.fanout import Call, Outcome, fan_out
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.security import require_scope
-from services.common.taxi.events import RESULT_UNITS
-from services.common.taxi.times import new_york_local
+from services.domain.taxi.events import RESULT_UNITS
+from services.domain.taxi.times import new_york_local
 
 router = APIRouter(prefix="/v1", tags=["rides"])
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.taxi.times import PickupDatetime
+from services.domain.taxi.times import PickupDatetime
 
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
 ResultKind = Literal["initial_duration", "duration", "tip", "cost"]

@@ -18,7 +18,7 @@ from services.backend.schemas import RideRequest, Telemetry
 from services.common.db import database_errors
 from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
-from services.common.taxi.times import new_york_local
+from services.domain.taxi.times import new_york_local
 
 # The ride and its outbox event in ONE statement (atomic on its own: one round trip without a
 # key, where BEGIN / two INSERTs / COMMIT took four).

@@ -39,9 +39,9 @@ from services.chatbot.intent import Vocabulary, parse
 from services.chatbot.schemas import ChatRequest
 from services.chatbot.settings import ChatbotSettings
 from services.common.db import database_errors
-from services.common.embeddings import TextEmbedder
 from services.common.errors import InvalidInput, NotFound
 from services.common.logging import request_id_var
+from services.domain.documents.embeddings import TextEmbedder
 
 #: (query vector, k, source "products"/"documents"/None, document id or None) -> passages.
 Search = Callable[[Any, int, str | None, uuid.UUID | None], Awaitable[list[Passage]]]

@@ -35,7 +35,6 @@ from services.chatbot.schemas import ChatRequest, ChatResponse, DocumentStatus, 
 from services.chatbot.settings import ChatbotSettings
 from services.chatbot.uploads import Ingestion
 from services.common.deps import PoolDep
-from services.common.documents.store import get_document
 from services.common.errors import (
     PROBLEM_TYPE_BASE,
     ModelfleetError,
@@ -45,6 +44,7 @@ from services.common.errors import (
 from services.common.fastroute import JsonResponse
 from services.common.request_body import read_body
 from services.common.security import current_identity, require_scope
+from services.domain.documents.store import get_document
 
 router = APIRouter(prefix="/v1", tags=["chatbot"])
 page_router = APIRouter(tags=["page"])

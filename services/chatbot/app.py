@@ -24,15 +24,15 @@ from services.chatbot.settings import ChatbotSettings
 from services.chatbot.sources import chunk_search
 from services.chatbot.uploads import Ingestion
 from services.common.app import create_service_app
-from services.common.corpus import bump_generation
 from services.common.db import check_database, create_pool
-from services.common.documents.store import apply_documents_schema
-from services.common.embeddings import Embedder
 from services.common.errors import BrokerUnavailable, TritonUnavailable
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
 from services.common.nats import check_nats, connect
 from services.common.triton import TritonClient
+from services.domain.documents.corpus import bump_generation
+from services.domain.documents.embeddings import Embedder
+from services.domain.documents.store import apply_documents_schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

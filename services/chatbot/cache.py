@@ -2,12 +2,12 @@
 
 The key is a hash of the normalised question (case, spaces and end punctuation ignored), the
 filters, the generation mode and the corpus generation token
-(:mod:`services.common.corpus`): when documents or products change the token changes, so no
-answer cached before the change is served after it; and :data:`ANSWER_LOGIC_VERSION`, so an
+(:mod:`services.domain.documents.corpus`): when documents or products change the token changes, so
+no answer cached before the change is served after it; and :data:`ANSWER_LOGIC_VERSION`, so an
 answer made by an older release (retrieval, composition) is not served by a newer one during a
-rolling update. Entries expire after
-``CHATBOT_CACHE_TTL_S`` (the bucket's TTL). The cache never fails a request: a KV error or a
-missed deadline counts as ``error`` and the question is answered without it.
+rolling update. Entries expire after ``CHATBOT_CACHE_TTL_S`` (the bucket's TTL). The cache never
+fails a request: a KV error or a missed deadline counts as ``error`` and the question is answered
+without it.
 
     cache = await AnswerCache.open(js, ttl_s=600, timeout_s=0.5)
     generation = await cache.generation()        # None: cache unusable now
@@ -30,10 +30,10 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from services.chatbot import metrics
-from services.common.corpus import CORPUS_BUCKET, current_generation, key_value
 from services.common.errors import ModelfleetError
 from services.common.jetstream import NATS_ERRORS
 from services.common.metrics import observe_dependency
+from services.domain.documents.corpus import CORPUS_BUCKET, current_generation, key_value
 
 ANSWERS_BUCKET = "CHAT_ANSWERS"
 ANSWER_LOGIC_VERSION = 2

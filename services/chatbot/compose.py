@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from services.chatbot.intent import singular
-from services.common.documents.chunking import sentence_spans
+from services.domain.documents.chunking import sentence_spans
 
 #: Weight of the passage's retrieval score beside the sentence's word overlap (0..1 each).
 PASSAGE_WEIGHT = 0.3

@@ -1,6 +1,6 @@
 """Product facts from SQL: a :class:`ProductQuery` becomes one parameterised query on ``products``.
 
-The products table (``services/common/documents/migrations``) has the columns product_id,
+The products table (``services/domain/documents/migrations``) has the columns product_id,
 title, description, brand, price, currency, category (the leaf) and category_path. Matching is
 case-insensitive: the brand exactly, a category segment anywhere in the category path
 ("Laptops", "Computers", "Electronics"), title words as substrings.

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.common.embeddings import EmbeddingSettings
+from services.domain.documents.embeddings import EmbeddingSettings
 
 GenerationMode = Literal["extractive", "triton", "openai"]
 

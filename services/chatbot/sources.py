@@ -16,7 +16,7 @@ import asyncpg
 
 from services.chatbot.answer import Search
 from services.chatbot.compose import Passage
-from services.common.documents.store import ChunkHit, Source, search_chunks
+from services.domain.documents.store import ChunkHit, Source, search_chunks
 
 STORE_SOURCE: dict[str, Source] = {"products": "product", "documents": "pdf"}
 

@@ -1,7 +1,7 @@
 """PDF uploads: checked in the request, ingested in the background, status in ``documents``.
 
 The request path checks the size (413) and the ``%PDF-`` signature (415), then parses the file
-in a thread (:func:`services.common.documents.pdf.parse_pdf`: unreadable, encrypted or textless
+in a thread (:func:`services.domain.documents.pdf.parse_pdf`: unreadable, encrypted or textless
 -> 422), all before anything is written. Then :func:`begin_pdf` creates (or marks) the
 document ``processing`` and its id is the status URL's; :class:`Ingestion` embeds and stores
 the chunks in a background task of the process (one transaction: a failure leaves the document
@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from services.chatbot import metrics
-from services.common.documents.ingest import begin_pdf, ingest_parsed
-from services.common.documents.pdf import PDF_MAGIC, ParsedPdf, parse_pdf
-from services.common.documents.store import mark_failed
-from services.common.embeddings import TextEmbedder
 from services.common.errors import PayloadTooLarge, UnsupportedMediaType
+from services.domain.documents.embeddings import TextEmbedder
+from services.domain.documents.ingest import begin_pdf, ingest_parsed
+from services.domain.documents.pdf import PDF_MAGIC, ParsedPdf, parse_pdf
+from services.domain.documents.store import mark_failed
 
 log = logging.getLogger(__name__)
 

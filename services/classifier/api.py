@@ -36,7 +36,6 @@ from services.classifier.schemas import (
     ModelList,
 )
 from services.classifier.settings import ClassifierSettings
-from services.common.catalog import features
 from services.common.db import database_errors
 from services.common.deps import PoolDep, TritonDep
 from services.common.errors import (
@@ -52,6 +51,7 @@ from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.request_body import read_body
 from services.common.security import require_scope
+from services.domain.catalog import features
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Product -> features -> Triton -> category probabilities. The only place the service touches
 the model.
 
-Features come from :mod:`services.common.catalog.features`, the module training uses too. The
+Features come from :mod:`services.domain.catalog.features`, the module training uses too. The
 category of each output column is in the model card of the version that answered (the card
 travels in Triton's model config, parameter ``model_card.v<N>``, key ``classes``), looked up
 once per version, so a new version with other categories is read correctly from its first call.
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.common.catalog import features
 from services.common.errors import DependencyFailed, TritonUnavailable
 from services.common.triton import TritonClient
+from services.domain.catalog import features
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"

@@ -57,7 +57,7 @@ DEPENDENCY_LATENCY = Histogram(
 
 FANOUT_CALLS = Counter(
     "modelfleet_fanout_calls_total",
-    "Downstream calls of a fan-out (services.common.fanout), by downstream and outcome "
+    "Downstream calls of a fan-out (services.backend.fanout), by downstream and outcome "
     "(ok, timeout, unavailable, not_configured).",
     ["downstream", "outcome"],
 )

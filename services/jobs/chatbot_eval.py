@@ -25,10 +25,10 @@ import httpx
 
 from models.chatbot.corpus import Fact, ProductQuestion, catalogue_questions, generate_manuals
 from services.common.db import create_pool
-from services.common.documents.ingest import ingest_pdf, ingest_products
-from services.common.documents.store import ChunkHit, apply_documents_schema, search_chunks
-from services.common.embeddings import Embedder
 from services.common.triton import TritonClient
+from services.domain.documents.embeddings import Embedder
+from services.domain.documents.ingest import ingest_pdf, ingest_products
+from services.domain.documents.store import ChunkHit, apply_documents_schema, search_chunks
 from services.jobs.ingest import IngestSettings, Say, load_products
 
 SEARCH_K: Final = 10

@@ -3,7 +3,7 @@
 Products come from a real catalogue file (JSON lines/CSV, ``models.classifier.data``) or the
 synthetic catalogue the classifier is trained on (same seed and size: the same product ids);
 PDFs from files or folders (the chart mounts a PersistentVolumeClaim at ``INGEST_PDF_DIR``).
-Everything is idempotent (:mod:`services.common.documents.ingest`): a second run with the same
+Everything is idempotent (:mod:`services.domain.documents.ingest`): a second run with the same
 inputs embeds and writes nothing. A PDF that cannot be read is reported and skipped; the run
 then exits non-zero. When anything changed, the chatbot's answer cache is invalidated (a new
 corpus generation in NATS KV).
@@ -26,20 +26,20 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from services.common.corpus import bump_generation
 from services.common.db import create_pool
-from services.common.documents.ingest import (
+from services.common.errors import ModelfleetError
+from services.common.nats import connect
+from services.common.triton import TritonClient
+from services.domain.documents.corpus import bump_generation
+from services.domain.documents.embeddings import Embedder, EmbeddingSettings
+from services.domain.documents.ingest import (
     IngestResult,
     Product,
     ProductIngestSummary,
     ingest_pdf,
     ingest_products,
 )
-from services.common.documents.store import apply_documents_schema
-from services.common.embeddings import Embedder, EmbeddingSettings
-from services.common.errors import ModelfleetError
-from services.common.nats import connect
-from services.common.triton import TritonClient
+from services.domain.documents.store import apply_documents_schema
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ model versions.
 The two prediction endpoints are hot: their handlers (:func:`predict_one`, :func:`predict_many`)
 are served as fast routes (see :mod:`services.common.fastroute`) and declared as FastAPI routes
 too, which define the OpenAPI contract and serve when fast routes are off. Every prediction is
-routed through the service's routing table (:mod:`services.common.routing`): the variant that
+routed through the service's routing table (:mod:`services.ride_duration.routing`): the variant that
 answered is in the response and in the prediction log.
 """
 
@@ -19,16 +19,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import State
 
-from services.common.buffered_writer import BufferedCopyWriter
 from services.common.deps import TritonDep
 from services.common.errors import NotFound, TritonUnavailable
 from services.common.fastroute import FastJsonRoute, JsonResponse
 from services.common.logging import request_id_var
-from services.common.routing.live import Answered, LiveRouting
 from services.common.security import require_scope
-from services.common.taxi.times import new_york_local
+from services.domain.taxi.times import new_york_local
 from services.ride_duration import outcomes
+from services.ride_duration.buffered_writer import BufferedCopyWriter
 from services.ride_duration.predictor import DurationPredictor
+from services.ride_duration.routing.live import Answered, LiveRouting
 from services.ride_duration.schemas import (
     BatchPrediction,
     BatchRequest,

@@ -23,8 +23,8 @@ import asyncpg
 from services.common.db import database_errors
 from services.common.errors import ModelfleetError
 from services.common.logging import request_id_var
-from services.common.routing.metrics import OUTCOME_COUNT, OUTCOME_MAE, OUTCOME_RMSE
 from services.common.tasks import cancel_and_wait
+from services.ride_duration.routing.metrics import OUTCOME_COUNT, OUTCOME_MAE, OUTCOME_RMSE
 from services.ride_duration.schemas import Outcome
 from services.ride_duration.settings import RideDurationSettings
 

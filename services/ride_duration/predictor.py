@@ -1,8 +1,8 @@
 """Ride -> features -> Triton -> minutes. The only place the service touches the model.
 
-Features come from :mod:`services.common.taxi.features`, the module training uses too, so the
+Features come from :mod:`services.domain.taxi.features`, the module training uses too, so the
 service and the model never disagree about them. Concurrent requests are coalesced into one
-Triton call (:class:`services.common.batching.Coalescer`) unless disabled in settings.
+Triton call (:class:`services.ride_duration.batching.Coalescer`) unless disabled in settings.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from services.common.batching import Coalescer
 from services.common.errors import TritonUnavailable
-from services.common.routing.table import Route
-from services.common.taxi import features
-from services.common.taxi.times import new_york_local
 from services.common.triton import TritonClient
+from services.domain.taxi import features
+from services.domain.taxi.times import new_york_local
+from services.ride_duration.batching import Coalescer
+from services.ride_duration.routing.table import Route
 from services.ride_duration.schemas import Ride
 
 INPUT_NAME = "features"

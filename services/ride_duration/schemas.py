@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.taxi.times import PickupDatetime
+from services.domain.taxi.times import PickupDatetime
 
 MAX_BATCH_RIDES = 1000
 

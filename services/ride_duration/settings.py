@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.routing.settings import ModelServiceSettings
+from services.ride_duration.routing.settings import ModelServiceSettings
 
 
 class RideDurationSettings(ModelServiceSettings):

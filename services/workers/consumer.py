@@ -49,7 +49,7 @@ from services.common.jetstream import (
 )
 from services.common.metrics import observe_dependency
 from services.common.nats import connect
-from services.common.taxi.events import RideEvent
+from services.domain.taxi.events import RideEvent
 from services.workers.metrics import (
     ACK_PENDING,
     CONSUMER_LAG,

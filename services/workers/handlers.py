@@ -9,7 +9,7 @@
 
 The write (:func:`write_result`) is keyed by (ride, kind, model version): a higher outbox ``seq``
 replaces the value, a redelivered or older event changes nothing. Features come from
-:mod:`services.common.taxi.features`, the module the models were trained with.
+:mod:`services.domain.taxi.features`, the module the models were trained with.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from services.common.db import database_errors
 from services.common.jetstream import RIDE_REQUESTED
-from services.common.taxi import features
-from services.common.taxi.events import RideEvent
 from services.common.triton import TritonClient
+from services.domain.taxi import features
+from services.domain.taxi.events import RideEvent
 from services.workers.consumer import Handler
 from services.workers.settings import WorkerSettings
 

@@ -22,11 +22,11 @@ from pypdf import PdfReader, PdfWriter
 from bench.chatbot import make_pdf
 from services.chatbot.app import create_app
 from services.chatbot.settings import ChatbotSettings
-from services.common.corpus import bump_generation
-from services.common.documents.ingest import Product, ingest_products
-from services.common.embeddings import Embedder
 from services.common.nats import connect
 from services.common.triton import TritonClient
+from services.domain.documents.corpus import bump_generation
+from services.domain.documents.embeddings import Embedder
+from services.domain.documents.ingest import Product, ingest_products
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 from services.stack.testing import service_settings

@@ -23,7 +23,7 @@ from PIL import Image
 from models.classifier.data import generate_catalogue
 from models.classifier.train import onnx_probabilities
 from models.repository import BuildResult
-from services.common.catalog.features import feature_vector
+from services.domain.catalog.features import feature_vector
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 

@@ -21,11 +21,11 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from models.chatbot.corpus import generate_manuals
-from services.common.documents.ingest import Product, ingest_pdf, ingest_products
-from services.common.documents.pdf import EncryptedDocument, InvalidDocument
-from services.common.documents.store import apply_documents_schema, find_document, search_chunks
-from services.common.embeddings import Embedder, OnnxEmbedder
 from services.common.triton import TritonClient
+from services.domain.documents.embeddings import Embedder, OnnxEmbedder
+from services.domain.documents.ingest import Product, ingest_pdf, ingest_products
+from services.domain.documents.pdf import EncryptedDocument, InvalidDocument
+from services.domain.documents.store import apply_documents_schema, find_document, search_chunks
 from services.jobs.ingest import IngestSettings, run_ingest
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack

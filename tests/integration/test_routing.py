@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.repository import remove_version
 from models.ride_duration.variants import SPEC, publish_candidate
-from services.common.routing import store
-from services.common.routing.table import RoutingSpec, Variant
 from services.common.triton import TritonClient
 from services.ride_duration.app import create_app
+from services.ride_duration.routing import store
+from services.ride_duration.routing.table import RoutingSpec, Variant
 from services.ride_duration.settings import RideDurationSettings
 from services.stack.settings import StackSettings
 from tests.asgi import asgi_client

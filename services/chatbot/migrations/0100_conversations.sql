@@ -1,6 +1,6 @@
 -- The chatbot's own tables: conversations and their turns (each answer with its citations).
 -- Documents (with their ingestion status), chunks and products belong to
--- services/common/documents (service "documents").
+-- services/domain/documents (service "documents").
 create table if not exists chat_conversations (
     id         uuid primary key,
     user_id    text not null default '',

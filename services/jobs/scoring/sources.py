@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.db import database_errors
-from services.common.taxi.features import ride_features
+from services.domain.taxi.features import ride_features
 
 FloatMatrix = npt.NDArray[np.float32]
 RIDES: Final = "rides"

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from services.backend.relay import event_body
 from services.backend.schemas import RideRequest
 from services.backend.settings import BackendSettings
-from services.common.taxi.events import RideEvent
-from services.common.taxi.times import new_york_local
+from services.domain.taxi.events import RideEvent
+from services.domain.taxi.times import new_york_local
 
 
 def test_event_body_adds_the_outbox_seq_and_parses_as_a_ride_event() -> None:

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from services.backend.api import data_of, downstream_calls, initial_of, request_hash
+from services.backend.downstream import JsonClient
+from services.backend.fanout import fan_out
 from services.backend.schemas import RideRequest
 from services.backend.settings import BackendSettings
-from services.common.downstream import JsonClient
-from services.common.fanout import fan_out
 from tests.httpstub import Route, http_stub
 
 RIDE = RideRequest.model_validate(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.catalog import features
+from services.domain.catalog import features
 
 
 def _image(colour: tuple[int, int, int], fmt: str = "PNG", size: int = 48) -> bytes:

@@ -33,5 +33,5 @@ def test_duplicate_version_is_an_error(tmp_path: Path) -> None:
 def test_service_migrations_are_well_formed() -> None:
     folder = Path(__file__).parents[3] / "services" / "ride_duration" / "migrations"
     assert [m.version for m in discover(folder)] == [1, 2]
-    routing = Path(__file__).parents[3] / "services" / "common" / "routing" / "migrations"
+    routing = Path(__file__).parents[3] / "services" / "ride_duration" / "routing" / "migrations"
     assert [m.version for m in discover(routing)] == [1]

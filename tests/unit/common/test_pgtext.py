@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.chatbot.schemas import ChatRequest
 from services.classifier.schemas import ClassifyRequest, FeedbackRequest
-from services.common.routing.table import RoutingSpec
+from services.ride_duration.routing.table import RoutingSpec
 
 STABLE = {"name": "stable", "model": "ride_duration", "role": "stable", "weight": 1.0}
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from models.chatbot.corpus import Fact, catalogue_questions, generate_manuals
-from services.common.documents.ingest import Product
-from services.common.documents.store import ChunkHit
+from services.domain.documents.ingest import Product
+from services.domain.documents.store import ChunkHit
 from services.jobs.chatbot_eval import Question, build_questions, first_relevant_rank, score
 
 FACT = Fact("m.pdf", 2, "The kettle weighs 1.2 kilograms.", "How heavy is the kettle?", "1.2")

@@ -20,7 +20,7 @@ from models.classifier.train import (
     onnx_probabilities,
     train_classifier,
 )
-from services.common.catalog.features import N_FEATURES
+from services.domain.catalog.features import N_FEATURES
 
 ROWS = 1_200
 

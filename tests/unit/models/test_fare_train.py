@@ -23,7 +23,7 @@ from models.fare.train import (
 )
 from models.ride_duration.data import clean_trips, generate_trips
 from models.ride_duration.train import INPUT_NAME, onnx_session, trip_features
-from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from models import repository
 from models.repository import BuildResult, build_repository, pbtxt_string
 from models.ride_duration.data import clean_trips, generate_trips
 from models.ride_duration.train import onnx_session, trip_features
-from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
 
 ROWS = 6_000
 

@@ -15,7 +15,7 @@ from models.ride_duration.data import (
     generate_trips,
     load_trips,
 )
-from services.common.taxi.zones import JFK_ZONE, MANHATTAN, ZONE_BOROUGH
+from services.domain.taxi.zones import JFK_ZONE, MANHATTAN, ZONE_BOROUGH
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from models.ride_duration.train import (
     train_model,
     trip_features,
 )
-from services.common.taxi.features import FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 
-from services.common.taxi import features
-from services.common.taxi.times import new_york_local
+from services.domain.taxi import features
+from services.domain.taxi.times import new_york_local
 from services.ride_duration.predictor import ride_feature_matrix
 from services.ride_duration.schemas import Ride
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from services.common.taxi import features
-from services.common.taxi.events import EventRide, EventTelemetry, RideEvent
+from services.domain.taxi import features
+from services.domain.taxi.events import EventRide, EventTelemetry, RideEvent
 from services.workers.app import create_worker_app
 from services.workers.consumer import PullConsumer
 from services.workers.handlers import feature_row

@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 
 from services.common.errors import TritonUnavailable
-from services.common.routing.live import LiveRouting
-from services.common.routing.metrics import SHADOW_COMPARISONS, SHADOW_DROPPED, VARIANT_ERRORS
-from services.common.routing.settings import ModelServiceSettings
-from services.common.routing.table import Route, RoutingTable, Variant
+from services.ride_duration.routing.live import LiveRouting
+from services.ride_duration.routing.metrics import (
+    SHADOW_COMPARISONS,
+    SHADOW_DROPPED,
+    VARIANT_ERRORS,
+)
+from services.ride_duration.routing.settings import ModelServiceSettings
+from services.ride_duration.routing.table import Route, RoutingTable, Variant
 
 MODEL = "m"
 

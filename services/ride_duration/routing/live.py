@@ -1,11 +1,11 @@
 """The routing table a replica serves: kept current, and every prediction call routed through it.
 
-:class:`LiveRouting` holds the compiled :class:`~services.common.routing.table.Snapshot` of its
-service. A table written by any replica reaches every replica within milliseconds through
-Postgres LISTEN/NOTIFY, and within ``routing_poll_interval_s`` through a poll when a
-notification is lost (the listener re-reads the table after every reconnect too). The new
-snapshot replaces the old one in one assignment, so a request sees either table, never a mix.
-When Postgres is unreachable the replica keeps serving the last table it read.
+:class:`LiveRouting` holds the compiled :class:`~services.ride_duration.routing.table.Snapshot` of
+its service. A table written by any replica reaches every replica within milliseconds through
+Postgres LISTEN/NOTIFY, and within ``routing_poll_interval_s`` through a poll when a notification is
+lost (the listener re-reads the table after every reconnect too). The new snapshot replaces the old
+one in one assignment, so a request sees either table, never a mix. When Postgres is unreachable the
+replica keeps serving the last table it read.
 
 Per request the cost is the snapshot's ``choose`` (a hash when the table splits traffic), the
 variant's metric observations and, when a shadow is configured, one ``put_nowait``.
@@ -30,12 +30,12 @@ import asyncpg
 
 from services.common.errors import ModelfleetError, TritonUnavailable
 from services.common.pg_listen import PgListener
-from services.common.routing import store
-from services.common.routing.metrics import ROUTING_ERRORS, ROUTING_RELOADS, ROUTING_VERSION
-from services.common.routing.settings import ModelServiceSettings
-from services.common.routing.shadow import ShadowJob, ShadowRunner, VariantCall
-from services.common.routing.table import Route, RoutingTable, Snapshot
 from services.common.tasks import cancel_and_wait
+from services.ride_duration.routing import store
+from services.ride_duration.routing.metrics import ROUTING_ERRORS, ROUTING_RELOADS, ROUTING_VERSION
+from services.ride_duration.routing.settings import ModelServiceSettings
+from services.ride_duration.routing.shadow import ShadowJob, ShadowRunner, VariantCall
+from services.ride_duration.routing.table import Route, RoutingTable, Snapshot
 
 log = logging.getLogger(__name__)
 

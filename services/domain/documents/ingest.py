@@ -1,6 +1,6 @@
 """Ingestion: PDFs and catalogue products -> chunks -> embeddings -> pgvector, idempotently.
 
-Idempotent by content hash (:func:`services.common.documents.pdf.text_hash`): a document whose
+Idempotent by content hash (:func:`services.domain.documents.pdf.text_hash`): a document whose
 hash matches the stored one, and is ready, is left alone (no write at all); a changed one gets
 its chunks replaced in ONE transaction (readers see the old chunks or the new ones, never a mix);
 a new one is created. A bad PDF raises before anything is written.
@@ -29,9 +29,11 @@ from typing import Final, Literal
 import asyncpg
 
 from services.common.db import database_errors
-from services.common.documents.chunking import chunk_text
-from services.common.documents.pdf import ParsedPdf, parse_pdf, text_hash
-from services.common.documents.store import (
+from services.common.errors import ModelfleetError
+from services.domain.documents.chunking import chunk_text
+from services.domain.documents.embeddings import TextEmbedder, Vectors
+from services.domain.documents.pdf import ParsedPdf, parse_pdf, text_hash
+from services.domain.documents.store import (
     ChunkRow,
     Conn,
     Source,
@@ -40,8 +42,6 @@ from services.common.documents.store import (
     mark_processing,
     replace_chunks,
 )
-from services.common.embeddings import TextEmbedder, Vectors
-from services.common.errors import ModelfleetError
 
 WRITE_TIMEOUT_S: Final = 60.0
 """Deadline of one ingestion statement (a document's chunks can be thousands of rows)."""
@@ -190,7 +190,7 @@ async def ingest_pdf(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Parse (in a thread), chunk, embed and store one PDF. A bad or encrypted file raises
-    :class:`~services.common.documents.pdf.InvalidDocument` before anything is written."""
+    :class:`~services.domain.documents.pdf.InvalidDocument` before anything is written."""
     parsed = await asyncio.to_thread(parse_pdf, name, data)
     return await ingest_parsed(pool, embedder, parsed, progress=progress)
 

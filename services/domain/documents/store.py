@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.db import database_errors
-from services.common.embeddings import EMBEDDING_DIM
 from services.common.errors import InvalidInput
 from services.common.migrations import apply_migrations
+from services.domain.documents.embeddings import EMBEDDING_DIM
 
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 SCHEMA_SERVICE: Final = "documents"

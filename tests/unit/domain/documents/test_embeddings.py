@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.common.embeddings import (
+from services.domain.documents.embeddings import (
     EMBEDDING_DIM,
     PAD_MULTIPLE,
     OnnxEmbedder,

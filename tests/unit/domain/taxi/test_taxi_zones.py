@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.common.taxi import zones
+from services.domain.taxi import zones
 
 
 def test_every_zone_has_the_expected_borough() -> None:

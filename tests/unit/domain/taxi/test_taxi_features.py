@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
 
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -118,7 +118,7 @@ def test_single_row_equals_batch_row() -> None:
 def test_row_function_equals_vectorized_on_random_rides() -> None:
     from datetime import datetime, timedelta
 
-    from services.common.taxi.features import ride_feature_row
+    from services.domain.taxi.features import ride_feature_row
 
     rng = np.random.default_rng(11)
     n = 5000

@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.routing.metrics import (
+from services.common.tasks import cancel_and_wait
+from services.ride_duration.routing.metrics import (
     SHADOW_ABS_DELTA,
     SHADOW_COMPARISONS,
     SHADOW_DROPPED,
@@ -30,8 +31,7 @@ from services.common.routing.metrics import (
     SHADOW_QUEUE_DEPTH,
     SHADOW_REL_DELTA,
 )
-from services.common.routing.table import Route
-from services.common.tasks import cancel_and_wait
+from services.ride_duration.routing.table import Route
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Final
 
 from pypdf import PdfReader
 
-from services.common.documents.chunking import CHUNKER_VERSION, normalise
-from services.common.embeddings import MODEL_NAME
 from services.common.errors import InvalidInput
+from services.domain.documents.chunking import CHUNKER_VERSION, normalise
+from services.domain.documents.embeddings import MODEL_NAME
 
 log = logging.getLogger(__name__)
 

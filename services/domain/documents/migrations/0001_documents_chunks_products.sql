@@ -1,5 +1,5 @@
 -- Documents (products and PDFs), their chunks with all-MiniLM-L6-v2 embeddings (pgvector), and
--- the product catalogue for SQL facts. Written by ingestion (services/common/documents/ingest.py),
+-- the product catalogue for SQL facts. Written by ingestion (services/domain/documents/ingest.py),
 -- read by the chatbot. Applied by every process that ingests or retrieves (service "documents").
 create extension if not exists vector;
 

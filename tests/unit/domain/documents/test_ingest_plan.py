@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.common.documents.ingest import Product, plan
-from services.common.documents.pdf import text_hash
+from services.domain.documents.ingest import Product, plan
+from services.domain.documents.pdf import text_hash
 
 
 def test_plan_creates_updates_and_leaves_alone() -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.common.batching import Coalescer
+from services.ride_duration.batching import Coalescer
 
 
 class Recorder:

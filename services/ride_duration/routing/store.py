@@ -20,8 +20,13 @@ import orjson
 
 from services.common.db import database_errors
 from services.common.errors import Conflict
-from services.common.routing.table import RoutingSpec, RoutingTable, Variant, default_variants
 from services.common.security import audit
+from services.ride_duration.routing.table import (
+    RoutingSpec,
+    RoutingTable,
+    Variant,
+    default_variants,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_SET = "routing"

@@ -8,7 +8,7 @@ import pytest
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
-from services.common.documents.pdf import EncryptedDocument, InvalidDocument, parse_pdf
+from services.domain.documents.pdf import EncryptedDocument, InvalidDocument, parse_pdf
 
 
 def _pdf(*pages: str) -> bytes:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from services.common.errors import InvalidInput
-from services.common.routing.shadow import compare
-from services.common.routing.table import (
+from services.ride_duration.routing.shadow import compare
+from services.ride_duration.routing.table import (
     RoutingTable,
     Snapshot,
     Variant,

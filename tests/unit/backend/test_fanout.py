@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.downstream import MAX_ANSWER_BYTES, JsonClient
+from services.backend.downstream import MAX_ANSWER_BYTES, JsonClient
+from services.backend.fanout import Call, fan_out
 from services.common.errors import DependencyError, DependencyFailed, DependencyTimeout
-from services.common.fanout import Call, fan_out
 from tests.httpstub import Route, http_stub
 
 ROUTES = {

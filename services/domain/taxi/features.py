@@ -28,7 +28,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from services.common.taxi.zones import (
+from services.domain.taxi.zones import (
     MANHATTAN,
     N_ZONES,
     ZONE_AIRPORT,

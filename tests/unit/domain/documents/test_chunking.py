@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.documents.chunking import chunk_text, normalise, sentence_spans
+from services.domain.documents.chunking import chunk_text, normalise, sentence_spans
 
 
 def _sentences(n: int) -> str:

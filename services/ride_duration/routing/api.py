@@ -6,7 +6,7 @@
     GET  /v1/admin/routing/history    the newest versions, newest first (?limit=, max 100)
 
 Every route needs the ``admin`` scope (:func:`services.common.security.require_scope`). The
-service's lifespan puts its :class:`~services.common.routing.live.LiveRouting` on
+service's lifespan puts its :class:`~services.ride_duration.routing.live.LiveRouting` on
 ``app.state.routing`` and its Triton client on ``app.state``. A write checks the model versions
 against Triton's repository index (READY versions only), is stored as a new version with who
 wrote it and why, is recorded in ``audit_log`` in the same transaction (before and after), and is
@@ -23,16 +23,16 @@ from fastapi import APIRouter, Query, Request
 from services.common.deps import TritonDep
 from services.common.errors import NotFound
 from services.common.fastroute import JsonResponse
-from services.common.routing import store
-from services.common.routing.live import LiveRouting
-from services.common.routing.table import (
+from services.common.security import actor_name, current_identity, require_scope
+from services.common.triton import TritonClient
+from services.ride_duration.routing import store
+from services.ride_duration.routing.live import LiveRouting
+from services.ride_duration.routing.table import (
     RoutingHistory,
     RoutingSpec,
     RoutingTable,
     validate_variants,
 )
-from services.common.security import actor_name, current_identity, require_scope
-from services.common.triton import TritonClient
 
 router = APIRouter(
     prefix="/v1/admin/routing",

@@ -7,7 +7,7 @@ A table names the service's variants: each a Triton model + version and a role.
 - ``a`` / ``b``: an experiment, sticky by user id: ``blake2b(salt + user id)`` maps a user to a
   point in [0, 1), so a user keeps the same variant as long as the weights do not change.
 - ``shadow``: never answers; a copy of ``weight`` of the traffic is sent to it off the request
-  path and compared with the answer (:mod:`services.common.routing.shadow`).
+  path and compared with the answer (:mod:`services.ride_duration.routing.shadow`).
 
 The weights of the served roles (stable, canary, a, b) sum to 1. A variant with a ``segment``
 only takes requests whose attribute is in the segment's values; the others fall to stable.
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.errors import InvalidInput
 from services.common.pgtext import PgText
-from services.common.routing.metrics import VariantMetrics
+from services.ride_duration.routing.metrics import VariantMetrics
 
 Role = Literal["stable", "canary", "shadow", "a", "b"]
 SERVED_ROLES: frozenset[str] = frozenset({"stable", "canary", "a", "b"})
