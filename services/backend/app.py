@@ -1,7 +1,7 @@
 """The backend app factory: ``uvicorn --factory services.backend.app:create_app``.
 
 The lifespan opens the Postgres pool (bounded wait), applies the migrations, opens one
-``httpx.AsyncClient`` for the downstream calls (ride-duration, location, sensor), and starts the
+``aiohttp.ClientSession`` for the downstream calls (ride-duration, location, sensor), and starts the
 background tasks: the outbox relay and its backlog gauges (``BACKEND_RELAY``) and the LISTEN
 connection that wakes SSE streams. Readiness: Postgres
 (critical: no ride can be stored without it); NATS and ride-duration are reported but not
