@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -110,21 +109,15 @@ def _build_repository(
     force: bool = False,
 ) -> None:
     """Call models.repository.build_repository(home/model-repository, seed=..., rows=...)."""
-    module = importlib.import_module("models.repository")
-    kwargs: dict[str, Any] = {"seed": seed}
-    if rows is not None:
-        kwargs["rows"] = rows
-    if data is not None:
-        kwargs["data_path"] = data
-    if force:
-        kwargs["force"] = True
+    from models.repository import DEFAULT_TRIPS, build_repository
+
     target = settings.paths.model_repository
     out.line(f"building the model repository in {target} ...")
-    result = module.build_repository(target, **kwargs)
-    model, version, path = (getattr(result, a, None) for a in ("model", "version", "path"))
-    if model is not None:
-        state = "built" if getattr(result, "built", True) else "already up to date"
-        out.line(f"model {model} version {version} {state}: {path}")
+    result = build_repository(
+        target, seed=seed, rows=DEFAULT_TRIPS if rows is None else rows, data_path=data, force=force
+    )
+    state = "built" if result.built else "already up to date"
+    out.line(f"model {result.model} version {result.version} {state}: {result.path}")
 
 
 def cmd_models_build(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
@@ -150,7 +143,8 @@ def _job_server_urls(settings: StackSettings) -> dict[str, str]:
 
 def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet train classifier`: retrain (catalogue + feedback), gate, load into Triton."""
-    module = importlib.import_module("services.jobs.classifier_retrain")
+    from services.jobs import classifier_retrain as module
+
     # A flag given wins; else CLASSIFIER_RETRAIN_SEED / _ROWS / _MIN_GAIN (a pod's ConfigMap),
     # else RetrainSettings' defaults.
     flags = {"seed": args.seed, "rows": args.rows, "min_gain": args.min_gain}
@@ -178,7 +172,8 @@ def cmd_train(out: Output, settings: StackSettings, args: argparse.Namespace) ->
 def cmd_demo_rollout(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet demo rollout`: the five model-level strategies on ride-duration (services/
     jobs/rollout_demo.py); exit 0 when the story went as told (``DemoOutcome.succeeded``)."""
-    module = importlib.import_module("services.jobs.rollout_demo")
+    from services.jobs import rollout_demo as module
+
     result = module.run_rollout_demo(settings, say=out.line)
     return EXIT_OK if result.succeeded else EXIT_FAIL
 
@@ -187,7 +182,8 @@ def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
     """`modelfleet demo drift|rollout`: a scenario against a running stack."""
     if args.scenario == "rollout":
         return cmd_demo_rollout(out, settings, args)
-    module = importlib.import_module("services.jobs.drift")
+    from services.jobs import drift as module
+
     url = args.url or f"http://{settings.host}:{settings.classifier_port}"
     out.line(f"drift demo against {url}")
     result = asyncio.run(
@@ -215,9 +211,9 @@ def cmd_score(out: Output, settings: StackSettings, args: argparse.Namespace) ->
     Exit 0 when the run is complete, 2 on bad input (a clear message), 1 when a dependency fails.
     """
     from services.common.errors import ClientError, ModelfleetError
+    from services.jobs.scoring import runner
+    from services.jobs.scoring import settings as settings_module
 
-    settings_module = importlib.import_module("services.jobs.scoring.settings")
-    runner = importlib.import_module("services.jobs.scoring.runner")
     overrides: dict[str, Any] = dict(_job_server_urls(settings))
     for field in ("models", "chunk_rows", "concurrency"):
         if getattr(args, field) is not None:
@@ -290,7 +286,8 @@ def _stack_urls(settings: StackSettings) -> dict[str, Any]:
 
 def _ingest_settings(settings: StackSettings, args: argparse.Namespace) -> Any:
     """IngestSettings from the environment (INGEST_*), the stack's URLs and the flags."""
-    module = importlib.import_module("services.jobs.ingest")
+    from services.jobs import ingest as module
+
     overrides: dict[str, Any] = {"log_json": False, **_stack_urls(settings)}
     for flag, field in (("catalogue", "catalogue_path"), ("rows", "catalogue_rows")):
         if getattr(args, flag, None) is not None:
@@ -302,7 +299,8 @@ def _ingest_settings(settings: StackSettings, args: argparse.Namespace) -> Any:
 
 def cmd_ingest(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet ingest [--no-products] [--catalogue FILE] [--rows N] [PDF|DIR ...]`."""
-    module = importlib.import_module("services.jobs.ingest")
+    from services.jobs import ingest as module
+
     try:
         report = asyncio.run(
             module.run_ingest(
@@ -319,7 +317,8 @@ def cmd_ingest(out: Output, settings: StackSettings, args: argparse.Namespace) -
 
 def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet eval chatbot`: generated questions -> retrieval figures (+ /v1/chat)."""
-    module = importlib.import_module("services.jobs.chatbot_eval")
+    from services.jobs import chatbot_eval as module
+
     url = args.chatbot_url
     if url is None and not args.no_chat:
         url = f"http://{settings.host}:{settings.chatbot_port}"
@@ -353,7 +352,8 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
 
 def cmd_worker(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet worker KIND [--host H] [--port P]`: services.workers.__main__.main(ARGS)."""
-    module = importlib.import_module("services.workers.__main__")
+    from services.workers import __main__ as module
+
     result = module.main(list(args.args))
     return result if isinstance(result, int) else EXIT_OK
 
@@ -365,7 +365,8 @@ def cmd_rollout(out: Output, settings: StackSettings, args: argparse.Namespace) 
 
 def cmd_bench(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet bench [ARGS...]`: bench.run.main(ARGS)."""
-    module = importlib.import_module("bench.run")
+    from bench import run as module
+
     os.environ["MODELFLEET_HOME"] = str(settings.home)  # bench reads StackSettings() itself
     result = module.main(list(args.args))
     return result if isinstance(result, int) else EXIT_OK
@@ -418,8 +419,9 @@ def cmd_up(out: Output, settings: StackSettings, args: argparse.Namespace) -> in
 def _ingest_catalogue(out: Output, settings: StackSettings, *, seed: int, rows: int | None) -> None:
     """After `up`: the classifier's synthetic catalogue (same seed and size, so the same
     products) into the chatbot's tables; idempotent, so a second `up` only compares hashes."""
-    module = importlib.import_module("services.jobs.ingest")
-    repository = importlib.import_module("models.repository")
+    from models import repository
+    from services.jobs import ingest as module
+
     size = repository.default_catalogue_rows(*(() if rows is None else (rows,)))
     out.line(f"ingesting the catalogue ({size} products) for the chatbot ...")
     job = module.IngestSettings(

@@ -6,8 +6,9 @@
   plumbing, the domains and itself: never another service, never ``models/`` (training code);
 - ``models/`` imports the plumbing and the domains, never a service.
 
-Jobs, the local stack, rollouts and the CLI compose the rest and are checked for the one rule
-that holds for them too: they import no serving service's internals.
+Jobs, the local stack and rollouts compose the rest and are checked for the one rule that holds
+for them too: they import no serving service's internals. The CLI is the composition root: it
+may import a service's entry point (``modelfleet worker`` runs ``services.workers.__main__``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     **{name: frozenset({"common", "domain"}) for name in SERVING},
     "models": frozenset({"common", "domain"}),
     **{name: frozenset({"common", "domain", "models"}) | COMPOSERS for name in COMPOSERS},
+    # the console script is the composition root: it starts what it runs (a worker's __main__)
+    "cli": frozenset({"common", "domain", "models"}) | COMPOSERS | SERVING,
 }
 
 
