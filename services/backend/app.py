@@ -62,8 +62,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
                 raise DependencyError(f"ride-duration not ready ({status})")
 
         async def check_relay() -> None:
-            nc = relay._nc if relay is not None else None
-            if relay is not None and (nc is None or not nc.is_connected):
+            if relay is not None and not relay.is_connected:
                 raise BrokerUnavailable("the outbox relay is not connected to NATS")
 
         register_readiness(app, "postgres", lambda: check_database(pool))

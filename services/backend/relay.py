@@ -76,6 +76,11 @@ class OutboxRelay:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the relay holds a live NATS connection (the backend's readiness check)."""
+        return self._nc is not None and self._nc.is_connected
+
     def wake(self) -> None:
         """Ask for a round now (called after a commit that wrote outbox rows)."""
         self._wake.set()
