@@ -1,9 +1,10 @@
-"""Low-level process helpers for the local stack (Linux /proc based, no psutil).
+"""Low-level process helpers for the local stack (psutil, local extra; Linux only).
 
 Used by the components to tell a live process from a dead or recycled pid, to find every
 process of a component (its process group and descendants, including Triton's Python stubs
 that outlive a SIGKILLed server), to terminate them with deadlines, to check ports and to read
-the tail of a log file.
+the tail of a log file. psutil reads the processes (``/proc`` underneath); a process's identity
+is its start time in clock ticks since boot, the number run files have always stored.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger("modelfleet.stack")
 
-_PROC = Path("/proc")
+#: Clock ticks per second: the unit of ``start_ticks`` (field 22 of /proc/PID/stat).
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_GONE = (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError)
 
 
 @dataclass(frozen=True)
 class ProcInfo:
-    """One row of /proc/PID/stat that the stack cares about."""
+    """What the stack cares about of one process (psutil's status names in ``state``)."""
 
     pid: int
     state: str
@@ -36,33 +41,35 @@ class ProcInfo:
     @property
     def alive(self) -> bool:
         """False for zombies (exited, not yet reaped) and dead tasks."""
-        return self.state not in ("Z", "X", "x")
+        return self.state not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def proc_info(pid: int) -> ProcInfo | None:
-    """Parse /proc/PID/stat; None when the process does not exist (any more)."""
-    try:
-        raw = (_PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+    """The process's state, parent, group and start; None when it does not exist (any more)."""
+    if pid <= 0:
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    return ProcInfo(
-        pid=pid,
-        state=rest[0],
-        ppid=int(rest[1]),
-        pgid=int(rest[2]),
-        start_ticks=int(rest[19]),
-    )
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            # create_time() is boot time + start ticks / CLK_TCK: back to the ticks.
+            ticks = round((proc.create_time() - psutil.boot_time()) * _CLOCK_TICKS)
+            return ProcInfo(
+                pid=pid,
+                state=proc.status(),
+                ppid=proc.ppid(),
+                pgid=os.getpgid(pid),
+                start_ticks=ticks,
+            )
+    except _GONE:
+        return None
 
 
 def iter_procs() -> Iterator[ProcInfo]:
-    """Every process visible in /proc."""
-    for entry in _PROC.iterdir():
-        if entry.name.isdigit():
-            info = proc_info(int(entry.name))
-            if info is not None:
-                yield info
+    """Every process visible to this one."""
+    for pid in psutil.pids():
+        info = proc_info(pid)
+        if info is not None:
+            yield info
 
 
 def is_alive(pid: int, start_ticks: int | None = None) -> bool:
@@ -94,34 +101,32 @@ def reap_own_zombie(pid: int) -> bool:
 
 
 def cmdline(pid: int) -> list[str]:
-    """argv of PID ([] when gone or unreadable)."""
+    """argv of PID ([] when gone, a zombie or unreadable)."""
     try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
+        return psutil.Process(pid).cmdline() if pid > 0 else []
+    except _GONE:
         return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def exe(pid: int) -> str | None:
     """Resolved executable of PID (None for zombies, kernel threads, gone processes)."""
     try:
-        return os.readlink(_PROC / str(pid) / "exe")
-    except OSError:
+        return (psutil.Process(pid).exe() or None) if pid > 0 else None
+    except _GONE:
         return None
 
 
 def mapped_files(pid: int, prefix: str) -> set[str]:
     """Paths starting with `prefix` that PID has mapped (e.g. shared memory regions)."""
     try:
-        lines = (_PROC / str(pid) / "maps").read_text().splitlines()
-    except OSError:
+        regions = psutil.Process(pid).memory_maps(grouped=True) if pid > 0 else []
+    except _GONE:
         return set()
-    found: set[str] = set()
-    for line in lines:
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and parts[5].startswith(prefix):
-            found.add(parts[5].removesuffix(" (deleted)"))
-    return found
+    return {
+        region.path.removesuffix(" (deleted)")
+        for region in regions
+        if region.path.startswith(prefix)
+    }
 
 
 def family(pid: int, *, pgid: int | None = None) -> set[int]:
