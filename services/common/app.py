@@ -3,14 +3,16 @@
 It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/healthz`` and
 ``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
 the security layer (authentication, scopes, rate limits, body limits, request deadline, CORS;
-:mod:`services.common.security`), the service's hot JSON routes, and the service's lifespan
-(which opens its clients and registers readiness checks). A service with a pool on
-``app.state.pool`` gets the security tables (API keys, audit log) migrated at start.
+:mod:`services.common.security`), the hot JSON routes of the service's routers
+(:class:`~services.common.fastroute.ServiceRouter`), and the service's lifespan, which opens its
+clients, registers readiness checks and yields the service's typed state
+(:mod:`services.common.state`). A state with a pool gets the security tables (API keys, audit
+log) migrated at start.
 
     def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         settings = settings or RideDurationSettings()
         return create_service_app(settings=settings, title="ride-duration", version="1",
-                                  routers=[predict.router], lifespan=lifespan)
+                                  routers=[api.router], lifespan=lifespan)
 """
 
 from __future__ import annotations
@@ -18,27 +20,29 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common import health
 from services.common.errors import install_error_handlers
-from services.common.fastroute import FastJsonRoute, JsonResponse, serve_fast_route
+from services.common.fastroute import (
+    FastJsonRoute,
+    JsonResponse,
+    ServiceRouter,
+    serve_fast_route,
+)
 from services.common.logging import configure_logging
 from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
 from services.common.security.apikeys import apply_security_migrations
-from services.common.security.guard import (
-    OPEN_PATHS,
-    RoutePolicy,
-    SecurityLayer,
-    enforce_scope,
-)
+from services.common.security.guard import OPEN_PATHS, RoutePolicy, SecurityLayer
 from services.common.settings import ServiceSettings
+from services.common.state import ServiceState
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+#: A service's lifespan: opens its clients, yields its state, closes them.
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[ServiceState | None]]
 
 _UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 
@@ -53,6 +57,8 @@ class ServiceApp(FastAPI):
     fast_routes: dict[tuple[str, str], FastJsonRoute]
     http_entry: ASGIApp
     security: SecurityLayer
+    #: What the service's lifespan yielded (None until it has started).
+    service_state: ServiceState | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -65,7 +71,7 @@ class ServiceApp(FastAPI):
         if self.fast_routes:
             route = self.fast_routes.get((scope["method"], scope["path"]))
             if route is not None:
-                await serve_fast_route(route, self.state, scope, receive, send)
+                await serve_fast_route(route, self.service_state, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -78,13 +84,12 @@ def create_service_app(
     description: str = "",
     routers: Sequence[APIRouter],
     lifespan: Lifespan,
-    fast_routes: Sequence[FastJsonRoute] = (),
     public_paths: Collection[str] = (),
 ) -> FastAPI:
     """Build a service's FastAPI app; ``lifespan`` owns the service's own resources.
 
-    ``fast_routes`` (hot JSON endpoints, see :mod:`services.common.fastroute`) are served
-    beneath FastAPI's routing unless ``settings.http_fast_routes`` is false. ``public_paths``
+    The hot JSON routes of ``routers`` (see :mod:`services.common.fastroute`) are served
+    before FastAPI's routing unless ``settings.http_fast_routes`` is false. ``public_paths``
     are served without credentials like health and metrics: only for what carries no data (a
     static page whose own API calls send the caller's token).
     """
@@ -94,16 +99,23 @@ def create_service_app(
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert isinstance(app, ServiceApp)
         app.state.settings = settings
         app.state.readiness = {}
         try:
-            async with lifespan(app):
-                pool = getattr(app.state, "pool", None)
-                if pool is not None:
-                    await apply_security_migrations(pool)
+            async with lifespan(app) as state:
+                if state is None:  # TRANSITIONAL: until every service yields its state
+                    state = ServiceState(
+                        settings=settings,
+                        pool=getattr(app.state, "pool", None),
+                        triton=getattr(app.state, "triton", None),
+                    )
+                app.service_state = state
+                if state.pool is not None:
+                    await apply_security_migrations(state.pool)
                 yield
         finally:
-            assert isinstance(app, ServiceApp)
+            app.service_state = None
             await app.security.close()
 
     app = ServiceApp(
@@ -112,7 +124,6 @@ def create_service_app(
         description=description,
         lifespan=app_lifespan,
         default_response_class=JsonResponse,
-        dependencies=[Depends(enforce_scope)],
     )
     app.state.readiness = {}
     install_error_handlers(app)
@@ -127,6 +138,12 @@ def create_service_app(
     instrumentator.add(instrumentator_http_metrics)
     instrumentator.instrument(app).expose(app, include_in_schema=False, should_gzip=False)
     app.add_middleware(RequestIdMiddleware)
+    fast_routes = [
+        route
+        for router in routers
+        if isinstance(router, ServiceRouter)
+        for route in router.fast_routes
+    ]
     app.fast_routes = (
         {(route.method, route.path): route for route in fast_routes}
         if settings.http_fast_routes
@@ -137,6 +154,7 @@ def create_service_app(
         app=app,
         inner=app.dispatch,
         open_paths=OPEN_PATHS | frozenset(public_paths),
+        service_pool=lambda: app.service_state.pool if app.service_state is not None else None,
         fast_policies={
             key: RoutePolicy(route.path, route.scope, route.max_body_bytes)
             for key, route in app.fast_routes.items()

@@ -1,33 +1,45 @@
-"""Hot JSON endpoints served before FastAPI's routing and dependency machinery.
+"""Hot JSON endpoints, declared once and served before FastAPI's routing and dependency machinery.
 
 A prediction endpoint's own work (validate, compute features, one Triton call) costs well under
 a tenth of a millisecond; FastAPI's router, dependency solver and middleware stack cost several
-times that on every request. A :class:`FastJsonRoute` serves one method + path before the
-request enters FastAPI at all (:class:`services.common.app.ServiceApp` dispatches it first):
-the body is validated by pydantic-core in one call (``model_validate_json``), the handler runs,
-the answer is written with orjson. Everything else a FastAPI route gets is shared, not
-rewritten: the problem+json mapping (:mod:`services.common.errors`), the HTTP metrics
-(:func:`observe_http`), the request id (the helpers of :class:`RequestIdMiddleware`). The
-service declares the same route in FastAPI too, calling the same handler: that declaration is
-the OpenAPI contract, and serves when fast routes are off (``<SERVICE>_HTTP_FAST_ROUTES=false``).
+times that on every request. A hot route is declared once, on a :class:`ServiceRouter`:
 
-    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one, scope="read")
-    # handler(state, ride) -> a JSON-able dict; state is the app's ``app.state``
+    router = ServiceRouter(prefix="/v1", tags=["ride-duration"])
+
+    @router.json_route("POST", "/predict", body=Ride, response_model=Prediction, scope="read",
+                       summary="Predict the duration of one ride", responses=ERRORS)
+    async def predict(state: RideDurationState, ride: Ride) -> PredictionBody: ...
+
+That one declaration gives two things from the same handler: a :class:`FastJsonRoute`, which
+:class:`services.common.app.ServiceApp` serves before the request enters FastAPI at all (the
+body validated by pydantic-core in one call, ``model_validate_json``; the answer written with
+orjson), and a FastAPI operation with the same path, body, response model, scope and OpenAPI
+words, which is the contract and serves when fast routes are off
+(``<SERVICE>_HTTP_FAST_ROUTES=false``). The policy (authentication, scope, body limit, deadline)
+is applied to both by the security layer, in one place. Everything else a FastAPI route gets is
+shared, not rewritten: the problem+json mapping (:mod:`services.common.errors`), the HTTP
+metrics (:func:`observe_http`), the request id (the helpers of :class:`RequestIdMiddleware`).
+
+A handler takes the service's typed state (:mod:`services.common.state`) and the parsed body,
+and returns a JSON-able value of the response model's shape: a TypedDict on hot paths (built
+without a second validation; tests check it against the model).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from fastapi import APIRouter
 from prometheus_client import Counter as CounterChild
 from prometheus_client import Histogram as HistogramChild
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import State
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -41,10 +53,14 @@ from services.common.errors import (
 from services.common.logging import REQUEST_ID_HEADER, request_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, observe_http
 from services.common.middleware import request_id_of, with_request_id
+from services.common.request_body import BodyTooLarge
+from services.common.security.guard import require_scope
+from services.common.security.identity import Scope as ScopeName
+from services.common.state import state_of
 
-Handler = Callable[[State, Any], Awaitable[Any]]
-
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: ``handler(state, body)``: the service's state dataclass and the parsed body.
+Handler = Callable[[Any, Any], Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 
@@ -58,7 +74,8 @@ class FastJsonRoute:
     body: type[BaseModel]
     handler: Handler
     status: int = 200
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: The body limit in bytes (0: the service's ``<P>_MAX_BODY_BYTES``), applied by the layer.
+    max_body_bytes: int = 0
     #: read / write / admin, checked by services.common.security before the handler runs.
     scope: str = "admin"
 
@@ -80,29 +97,87 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class ServiceRouter(APIRouter):
+    """An APIRouter whose hot JSON routes are declared once, with :meth:`json_route`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast_routes: list[FastJsonRoute] = []
+
+    def json_route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: type[BaseModel],
+        response_model: type[BaseModel],
+        scope: ScopeName,
+        status_code: int = 200,
+        max_body_bytes: int = 0,
+        **operation: Any,
+    ) -> Callable[[H], H]:
+        """Declare a hot JSON route: its fast route and its FastAPI operation, from one handler.
+
+        ``operation`` is what FastAPI's ``add_api_route`` takes besides (``summary``,
+        ``responses``, ``description``...); the operation is named after the handler.
+        """
+
+        def register(handler: H) -> H:
+            self.fast_routes.append(
+                FastJsonRoute(
+                    method=method,
+                    path=self.prefix + path,
+                    body=body,
+                    handler=handler,
+                    status=status_code,
+                    max_body_bytes=max_body_bytes,
+                    scope=scope,
+                )
+            )
+            body_name = list(inspect.signature(handler).parameters)[1]
+
+            async def endpoint(request: Request, **values: Any) -> Response:
+                result = await handler(state_of(request), values[body_name])
+                return JsonResponse(result, status_code=status_code)
+
+            endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+                [
+                    inspect.Parameter(
+                        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+                    ),
+                    inspect.Parameter(body_name, inspect.Parameter.KEYWORD_ONLY, annotation=body),
+                ]
+            )
+            self.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                name=handler.__name__,
+                response_model=response_model,
+                status_code=status_code,
+                dependencies=[require_scope(scope, max_body_bytes=max_body_bytes or None)],
+                **operation,
+            )
+            return handler
+
+        return register
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive) -> bytes:
+    """The whole body (the layer limits it: :func:`services.common.request_body.limit_body`)."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def serve_fast_route(
-    route: FastJsonRoute, state: State, scope: Scope, receive: Receive, send: Send
+    route: FastJsonRoute, state: Any, scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Serve one request of ``route``: request id, body, validation, handler, errors, metrics."""
     start = time.perf_counter()
@@ -111,15 +186,13 @@ async def serve_fast_route(
     token = request_id_var.set(request_id)
     raw_id = request_id.encode("latin-1")
     try:
-        body = await _read_body(receive, route.max_body_bytes)
+        body = await _read_body(receive)
         payload = route.body.model_validate_json(body or b"null")
         result = await route.handler(state, payload)
     except ValidationError as exc:
         response: Response = validation_problem(exc.errors(include_url=False), instance=path)
-    except _BodyTooLarge:
-        response = problem_for(
-            PayloadTooLarge(f"request body over {route.max_body_bytes} bytes"), instance=path
-        )
+    except BodyTooLarge as exc:
+        response = problem_for(PayloadTooLarge(str(exc.detail)), instance=path)
     except ModelfleetError as exc:
         response = problem_for(exc, instance=path)
     except Exception:

@@ -1,21 +1,59 @@
-"""Reading a request body with a size limit, written once: 413 as soon as the limit is passed.
+"""The request-body limit, written once: 413 as soon as a body passes its route's limit.
 
-A declared ``Content-Length`` over the limit is refused before a byte is read; a chunked body
-is counted while it streams. The bytes read are cached by Starlette, so ``request.form()`` can
-parse them afterwards (multipart uploads).
-
-    body = await read_body(request, limit=settings.max_upload_bytes + 64 * 1024)
+The security layer (:mod:`services.common.security.guard`) wraps every request's ``receive``
+with :func:`limit_body`, using the limit its route declares (else the service's
+``<P>_MAX_BODY_BYTES``), so a handler reads its body the ordinary way (``await request.body()``,
+``request.form()``, a fast route's read) and never counts bytes itself. A declared
+``Content-Length`` over the limit is refused before a byte is read; a chunked body is counted
+while it streams.
 """
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.types import Message, Receive
 
-from services.common.errors import PayloadTooLarge
+
+class BodyTooLarge(HTTPException):
+    """413: the body passed its limit.
+
+    A Starlette ``HTTPException`` because FastAPI's body reader lets those through (any other
+    exception raised while it reads becomes a 400); the app's error handler renders it as
+    problem+json, and a fast route catches it.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+def limit_body(receive: Receive, limit: int, *, declared: str | None) -> Receive:
+    """``receive`` raising :class:`BodyTooLarge` once the body passes ``limit`` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        size_declared = int(declared)
+
+        async def refuse() -> Message:
+            raise BodyTooLarge(f"request body of {size_declared} bytes is over {limit} bytes")
+
+        return refuse
+    size = 0
+
+    async def limited() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise BodyTooLarge(f"request body is over {limit} bytes")
+        return message
+
+    return limited
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 (PayloadTooLarge) as soon as it passes ``limit``."""
+    """TRANSITIONAL (removed once the classifier and chatbot declare their limits)."""
+    from services.common.errors import PayloadTooLarge
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
@@ -27,5 +65,5 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    request._body = body  # what Request.body()/form() read next (Starlette's own cache)
+    request._body = body
     return body

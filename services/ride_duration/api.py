@@ -1,45 +1,41 @@
 """HTTP routes of ride-duration: predict one ride, predict a batch, record outcomes, list the
 model versions.
 
-The two prediction endpoints are hot: their handlers (:func:`predict_one`, :func:`predict_many`)
-are served as fast routes (see :mod:`services.common.fastroute`) and declared as FastAPI routes
-too, which define the OpenAPI contract and serve when fast routes are off. Every prediction is
-routed through the service's routing table (:mod:`services.ride_duration.routing`): the variant that
-answered is in the response and in the prediction log.
+The two prediction endpoints are hot: :func:`predict` and :func:`predict_batch` are declared
+once with :meth:`~services.common.fastroute.ServiceRouter.json_route`, which serves them as fast
+routes and declares their FastAPI operations (the OpenAPI contract). They return TypedDicts of
+the response models' shape (:class:`PredictionBody`), built without a second validation;
+tests/unit/ride_duration/test_api_shapes.py checks them against the models. Every prediction is
+routed through the service's routing table (:mod:`services.ride_duration.routing`): the variant
+that answered is in the response and in the prediction log.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from fastapi import APIRouter, Request
-from starlette.datastructures import State
-
-from services.common.deps import TritonDep
-from services.common.errors import NotFound, TritonUnavailable
-from services.common.fastroute import FastJsonRoute, JsonResponse
+from services.common.errors import NotFound
+from services.common.fastroute import ServiceRouter
 from services.common.logging import request_id_var
+from services.common.model_versions import ModelList, list_model_versions
 from services.common.security import require_scope
 from services.domain.taxi.times import new_york_local
-from services.ride_duration import outcomes
 from services.ride_duration.buffered_writer import BufferedCopyWriter
-from services.ride_duration.predictor import DurationPredictor
-from services.ride_duration.routing.live import Answered, LiveRouting
+from services.ride_duration.routing.live import Answered
 from services.ride_duration.schemas import (
     BatchPrediction,
     BatchRequest,
-    ModelList,
     OutcomeBatch,
     OutcomesAccepted,
     Prediction,
     Ride,
 )
+from services.ride_duration.state import RideDurationState, StateDep
 
-router = APIRouter(prefix="/v1", tags=["ride-duration"])
+router = ServiceRouter(prefix="/v1", tags=["ride-duration"])
 
 PREDICTION_LOG_COLUMNS = (
     "prediction_id",
@@ -96,7 +92,34 @@ def _record(
         )
 
 
-def _model(answered: Answered) -> dict[str, str]:
+#: The fast routes' body limit (a batch of 1,000 rides is about 200 KB).
+PREDICT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class ModelRefBody(TypedDict):
+    """:class:`~services.ride_duration.schemas.ModelRef` as the handlers build it."""
+
+    name: str
+    version: str
+    variant: str
+
+
+class PredictionBody(TypedDict):
+    """:class:`~services.ride_duration.schemas.Prediction` as the handlers build it."""
+
+    prediction_id: str
+    duration_minutes: float
+    model: ModelRefBody
+
+
+class BatchPredictionBody(TypedDict):
+    """:class:`~services.ride_duration.schemas.BatchPrediction` as the handlers build it."""
+
+    predictions: list[PredictionBody]
+    model: ModelRefBody
+
+
+def _model(answered: Answered) -> ModelRefBody:
     return {
         "name": answered.route.model,
         "version": answered.version,
@@ -104,10 +127,19 @@ def _model(answered: Answered) -> dict[str, str]:
     }
 
 
-async def predict_one(state: State, ride: Ride) -> dict[str, Any]:
-    """Handler of POST /v1/predict."""
-    routing: LiveRouting = state.routing
-    answered = await routing.serve((ride,), key=ride.user_id, request=ride)
+@router.json_route(
+    "POST",
+    "/predict",
+    body=Ride,
+    response_model=Prediction,
+    scope="read",
+    max_body_bytes=PREDICT_MAX_BODY_BYTES,
+    summary="Predict the duration of one ride",
+    responses=_ERRORS,
+)
+async def predict(state: RideDurationState, ride: Ride) -> PredictionBody:
+    """POST /v1/predict: one ride, routed by its ``user_id``."""
+    answered = await state.routing.serve((ride,), key=ride.user_id, request=ride)
     prediction_id = uuid.uuid4()
     _record(
         state.prediction_log,
@@ -123,17 +155,26 @@ async def predict_one(state: State, ride: Ride) -> dict[str, Any]:
     }
 
 
-async def predict_many(state: State, body: BatchRequest) -> dict[str, Any]:
-    """Handler of POST /v1/predict/batch (each ride routed on its own; one call per variant)."""
-    routing: LiveRouting = state.routing
+@router.json_route(
+    "POST",
+    "/predict/batch",
+    body=BatchRequest,
+    response_model=BatchPrediction,
+    scope="read",
+    max_body_bytes=PREDICT_MAX_BODY_BYTES,
+    summary="Predict the durations of up to 1,000 rides in one call",
+    responses=_ERRORS,
+)
+async def predict_batch(state: RideDurationState, body: BatchRequest) -> BatchPredictionBody:
+    """POST /v1/predict/batch: each ride routed on its own; one call per variant."""
     rides = body.rides
-    pairs = await routing.serve_each(rides, [ride.user_id for ride in rides])
+    pairs = await state.routing.serve_each(rides, [ride.user_id for ride in rides])
     ids = [uuid.uuid4() for _ in rides]
     minutes = [value for value, _ in pairs]
     answers = [answered for _, answered in pairs]
     _record(state.prediction_log, ids=ids, rides=rides, minutes=minutes, answers=answers)
-    models: dict[int, dict[str, str]] = {}
-    predictions = []
+    models: dict[int, ModelRefBody] = {}
+    predictions: list[PredictionBody] = []
     for prediction_id, value, answered in zip(ids, minutes, answers, strict=True):
         model = models.get(id(answered))
         if model is None:
@@ -142,40 +183,6 @@ async def predict_many(state: State, body: BatchRequest) -> dict[str, Any]:
             {"prediction_id": str(prediction_id), "duration_minutes": value, "model": model}
         )
     return {"predictions": predictions, "model": predictions[0]["model"]}
-
-
-FAST_ROUTES = (
-    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=predict_one, scope="read"),
-    FastJsonRoute(
-        method="POST",
-        path="/v1/predict/batch",
-        body=BatchRequest,
-        handler=predict_many,
-        scope="read",
-    ),
-)
-
-
-@router.post(
-    "/predict",
-    response_model=Prediction,
-    summary="Predict the duration of one ride",
-    responses=_ERRORS,
-    dependencies=[require_scope("read")],
-)
-async def predict(ride: Ride, request: Request) -> JsonResponse:
-    return JsonResponse(await predict_one(request.app.state, ride))
-
-
-@router.post(
-    "/predict/batch",
-    response_model=BatchPrediction,
-    summary="Predict the durations of up to 1,000 rides in one call",
-    responses=_ERRORS,
-    dependencies=[require_scope("read")],
-)
-async def predict_batch(body: BatchRequest, request: Request) -> JsonResponse:
-    return JsonResponse(await predict_many(request.app.state, body))
 
 
 @router.post(
@@ -189,13 +196,10 @@ async def predict_batch(body: BatchRequest, request: Request) -> JsonResponse:
     },
     dependencies=[require_scope("write")],
 )
-async def record_outcomes(body: OutcomeBatch, request: Request) -> JsonResponse:
-    state = request.app.state
-    tracker: outcomes.OutcomeTracker | None = state.outcomes
-    if tracker is None:
+async def record_outcomes(body: OutcomeBatch, state: StateDep) -> OutcomesAccepted:
+    if state.outcomes is None:
         raise NotFound("outcomes need the prediction log (RIDE_DURATION_PREDICTION_LOG=true)")
-    accepted = await tracker.record(body.outcomes)
-    return JsonResponse({"accepted": accepted})
+    return OutcomesAccepted(accepted=await state.outcomes.record(body.outcomes))
 
 
 @router.get(
@@ -204,23 +208,5 @@ async def record_outcomes(body: OutcomeBatch, request: Request) -> JsonResponse:
     summary="Model versions and their model cards",
     dependencies=[require_scope("read")],
 )
-async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
-    predictor: DurationPredictor = request.app.state.predictor
-    index = await triton.repository_index()
-    versions = [entry for entry in index if entry.name == predictor.model and entry.version]
-    if not versions:
-        raise TritonUnavailable(f"Triton has no version of model {predictor.model!r}")
-    config = await triton.model_config(predictor.model)
-    parameters: dict[str, Any] = config.get("parameters", {})
-    models = []
-    for entry in sorted(versions, key=lambda e: int(e.version) if e.version.isdigit() else 0):
-        raw = parameters.get(f"model_card.v{entry.version}", {}).get("string_value")
-        models.append(
-            {
-                "name": entry.name,
-                "version": entry.version,
-                "state": entry.state,
-                "card": json.loads(raw) if raw else None,
-            }
-        )
-    return JsonResponse({"models": models})
+async def list_models(state: StateDep) -> ModelList:
+    return await list_model_versions(state.triton, state.predictor.model)

@@ -20,6 +20,7 @@ from services.ride_duration.routing import api as routing_api
 from services.ride_duration.routing import store as routing_store
 from services.ride_duration.routing.live import LiveRouting
 from services.ride_duration.settings import RideDurationSettings
+from services.ride_duration.state import RideDurationState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,7 +29,7 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
     settings = settings or RideDurationSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[RideDurationState]:
         triton = TritonClient.from_settings(settings)
         predictor = DurationPredictor(
             triton,
@@ -37,15 +38,10 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
             coalesce_max_rows=settings.coalesce_max_rows,
             coalesce_max_in_flight=settings.coalesce_max_in_flight,
         )
-        app.state.triton = triton
-        app.state.predictor = predictor
-        app.state.prediction_log = None
-        app.state.outcomes = None
         register_readiness(app, "triton", predictor.ready)
         pool = None
         if settings.prediction_log or settings.routing_table:
             pool = await create_pool(settings)
-            app.state.pool = pool
             register_readiness(app, "postgres", lambda: check_database(pool), critical=False)
         if pool is not None and settings.routing_table:
             await apply_migrations(
@@ -58,29 +54,29 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
             call=predictor.predict_variant,
         )
         await routing.start()
-        app.state.routing = routing
+        state = RideDurationState(
+            settings=settings, pool=pool, triton=triton, predictor=predictor, routing=routing
+        )
         if pool is not None and settings.prediction_log:
             await apply_migrations(pool, service="ride_duration", directory=MIGRATIONS)
-            writer = BufferedCopyWriter(
+            state.prediction_log = BufferedCopyWriter(
                 pool,
                 table="ride_duration_predictions",
                 columns=api.PREDICTION_LOG_COLUMNS,
                 flush_interval_s=settings.prediction_log_flush_interval_s,
                 max_buffered=settings.prediction_log_max_buffered,
             )
-            writer.start()
-            app.state.prediction_log = writer
-            tracker = outcomes.OutcomeTracker(pool, settings)
-            tracker.start()
-            app.state.outcomes = tracker
+            state.prediction_log.start()
+            state.outcomes = outcomes.OutcomeTracker(pool, settings)
+            state.outcomes.start()
         try:
-            yield
+            yield state
         finally:
             await routing.close()
-            if app.state.outcomes is not None:
-                await app.state.outcomes.close()
-            if app.state.prediction_log is not None:
-                await app.state.prediction_log.close()
+            if state.outcomes is not None:
+                await state.outcomes.close()
+            if state.prediction_log is not None:
+                await state.prediction_log.close()
             if pool is not None:
                 await pool.close()
             await triton.close()
@@ -91,6 +87,5 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         version="1.0.0",
         description="Online NYC taxi trip-duration prediction served by Triton.",
         routers=[api.router, routing_api.router],
-        fast_routes=api.FAST_ROUTES,
         lifespan=lifespan,
     )

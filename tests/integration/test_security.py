@@ -17,13 +17,12 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
-from starlette.datastructures import State
 
 from services.common.app import create_service_app
-from services.common.fastroute import FastJsonRoute
+from services.common.fastroute import ServiceRouter
 from services.common.logging import identity_var
 from services.common.security import current_identity, require_scope
 from services.common.security.apikeys import apply_security_migrations, create_key, revoke_key
@@ -40,14 +39,22 @@ class Echo(BaseModel):
     text: str = ""
 
 
-async def _fast_echo(state: State, body: Echo) -> dict[str, Any]:
+class EchoAnswer(BaseModel):
+    text: str
+    who: str | None
+
+
+async def fast_echo(state: object, body: Echo) -> dict[str, Any]:
     identity = current_identity()
     return {"text": body.text, "who": identity.label if identity else None}
 
 
 def probe_app(**overrides: Any) -> FastAPI:
     settings = ServiceSettings(service_name="probe", log_json=False, **overrides)
-    router = APIRouter(prefix="/v1")
+    router = ServiceRouter(prefix="/v1")
+    router.json_route("POST", "/fast", body=Echo, response_model=EchoAnswer, scope="read")(
+        fast_echo
+    )
 
     @router.get("/read", dependencies=[require_scope("read")])
     async def read() -> dict[str, Any]:
@@ -81,11 +88,6 @@ def probe_app(**overrides: Any) -> FastAPI:
         version="1",
         routers=[router],
         lifespan=lifespan,
-        fast_routes=[
-            FastJsonRoute(
-                method="POST", path="/v1/fast", body=Echo, handler=_fast_echo, scope="read"
-            )
-        ],
     )
 
 

@@ -8,19 +8,25 @@
    Bearer mfk_...`` or ``X-API-Key``), else 401 + ``WWW-Authenticate``;
 2. rate-limits per identity (API key id / subject; client IP when AUTH_MODE=none): 429 +
    ``Retry-After`` (``<P>_RATE_LIMIT_PER_S``, off at 0);
-3. checks the route's scope: 403 (fast routes here, FastAPI routes in :func:`enforce_scope`,
-   an app-wide dependency, once the router has matched the route);
-4. limits the request body (the route's ``max_body_bytes``, else ``<P>_MAX_BODY_BYTES``): 413;
+3. checks the route's scope: 403;
+4. limits the request body (the route's ``max_body_bytes``, else ``<P>_MAX_BODY_BYTES``): 413,
+   with the one limiter of :mod:`services.common.request_body`;
 5. bounds the time until the response starts (``<P>_REQUEST_TIMEOUT_S``): 504.
 
-Routes declare their scope once, with a dependency (FastAPI) or a field (fast routes):
+Every policy is applied here, in one place, for fast routes and FastAPI routes alike: the layer
+finds the route a request is for (the fast-route table, else the FastAPI route that matches)
+before anything else runs. Routes declare their policy once, with :func:`require_scope` (a
+FastAPI route's dependency, also what puts the bearer scheme into OpenAPI) or through
+:meth:`services.common.fastroute.ServiceRouter.json_route` (which declares both):
 
     @router.post("/feedback", dependencies=[require_scope("write")])
-    @router.post("/classify", dependencies=[require_scope("read", max_body_bytes=16 << 20)])
-    FastJsonRoute(method="POST", path="/v1/predict", body=Ride, handler=h, scope="read")
+    @router.post("/classify", dependencies=[require_scope("read", max_body_bytes=image_limit)])
+    @router.json_route("POST", "/predict", body=Ride, response_model=Prediction, scope="read")
 
-A route that declares no scope needs ``admin`` (secure by default). With AUTH_MODE=none and no
-rate limit, a request costs one dict lookup and a deadline timer more than without the layer.
+A body limit is bytes, or a function of the service's settings (``lambda s: s.max_upload_bytes
++ 64 * 1024``) resolved once when the layer is built. A route that declares no scope needs
+``admin`` (secure by default). With AUTH_MODE=none and no rate limit, a request costs a route
+lookup, a body counter and a deadline timer more than without the layer.
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import (
@@ -50,6 +57,7 @@ from services.common.errors import (
 from services.common.logging import identity_var
 from services.common.metrics import observe_http
 from services.common.middleware import request_id_of, with_request_id
+from services.common.request_body import limit_body
 from services.common.security.apikeys import ApiKeyVerifier, InvalidApiKey
 from services.common.security.identity import Identity, identity_of_request
 from services.common.security.identity import Scope as ScopeName
@@ -68,6 +76,9 @@ _BEARER = HTTPBearer(auto_error=False, description="An OIDC access token or an A
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelfleet"'}
 
 
+BodyLimit = int | Callable[[ServiceSettings], int] | None
+
+
 @dataclass(frozen=True, slots=True)
 class RoutePolicy:
     """What a route demands: a scope (None: authentication only) and a body limit (0: default)."""
@@ -80,55 +91,40 @@ class RoutePolicy:
 class ScopeCheck:
     """The dependency :func:`require_scope` returns: a declaration the layer reads."""
 
-    def __init__(self, scope: ScopeName, max_body_bytes: int | None) -> None:
+    def __init__(self, scope: ScopeName, max_body_bytes: BodyLimit) -> None:
         self.scope = scope
         self.max_body_bytes = max_body_bytes
 
     async def __call__(
         self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
     ) -> None:
-        """Nothing to do: :func:`enforce_scope` checks; this puts the bearer scheme in OpenAPI."""
+        """Nothing to do: the layer has checked; this puts the bearer scheme into OpenAPI."""
 
 
-def require_scope(scope: ScopeName, *, max_body_bytes: int | None = None) -> Any:
+def require_scope(scope: ScopeName, *, max_body_bytes: BodyLimit = None) -> Any:
     """Declare a route's scope (and optionally its body limit): ``dependencies=[...]``."""
     return Depends(ScopeCheck(scope, max_body_bytes))
 
 
-_POLICIES: dict[int, RoutePolicy] = {}
+def body_limit_of(limit: BodyLimit, settings: ServiceSettings | None) -> int:
+    """A declared body limit in bytes (0: the service's default)."""
+    if callable(limit):
+        return limit(settings) if settings is not None else 0
+    return limit or 0
 
 
-def policy_of_route(route: APIRoute) -> RoutePolicy:
+def policy_of_route(route: APIRoute, settings: ServiceSettings | None = None) -> RoutePolicy:
     """A FastAPI route's policy from its :class:`ScopeCheck` (none declared: ``admin``)."""
-    policy = _POLICIES.get(id(route))
-    if policy is None:
-        checks = [d.dependency for d in route.dependencies if isinstance(d.dependency, ScopeCheck)]
-        if not checks:
-            log.warning(
-                "route %s %s declares no scope: it needs 'admin'", route.methods, route.path
-            )
-        check = checks[-1] if checks else None
-        policy = RoutePolicy(
-            template=route.path,
-            scope=check.scope if check else "admin",
-            max_body_bytes=(check.max_body_bytes or 0) if check else 0,
-        )
-        _POLICIES[id(route)] = policy
-    return policy
-
-
-async def enforce_scope(request: Request) -> None:
-    """App-wide dependency: the matched route's declared scope (``admin`` when none), or 403."""
-    identity: Identity | None = request.scope.get(IDENTITY_SCOPE_KEY)
-    route = request.scope.get("route")
-    if identity is None or not isinstance(route, APIRoute):
-        return
-    scope = policy_of_route(route).scope
-    if scope is not None and not identity.allows(scope):
-        AUTH_FAILURES.labels("missing_scope").inc()
-        layer: SecurityLayer = request.app.security
-        layer.labels.count(identity.label, "forbidden")
-        raise Forbidden(f"this route needs the {scope!r} scope")
+    checks = [d.dependency for d in route.dependencies if isinstance(d.dependency, ScopeCheck)]
+    if not checks:
+        log.warning("route %s %s declares no scope: it needs 'admin'", route.methods, route.path)
+        return RoutePolicy(template=route.path, scope="admin", max_body_bytes=0)
+    check = checks[-1]
+    return RoutePolicy(
+        template=route.path,
+        scope=check.scope,
+        max_body_bytes=body_limit_of(check.max_body_bytes, settings),
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -136,34 +132,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def _limited(scope: Scope, receive: Receive, default_limit: int) -> Receive:
-    """``receive`` refusing (413) a body over the matched route's limit.
-
-    The router has put the route into ``scope`` by the time the body is read, so the limit is
-    looked up on the first call; a declared Content-Length over it fails before any read.
-    """
-    size = 0
-    limit = -1
-
-    async def limited() -> Message:
-        nonlocal size, limit
-        if limit < 0:
-            route = scope.get("route")
-            own = policy_of_route(route).max_body_bytes if isinstance(route, APIRoute) else 0
-            limit = own or default_limit
-            declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise HTTPException(413, f"request body over {limit} bytes")
-        message = await receive()
-        if message["type"] == "http.request":
-            size += len(message.get("body", b""))
-            if size > limit:
-                raise HTTPException(413, f"request body over {limit} bytes")
-        return message
-
-    return limited
 
 
 class SecurityLayer:
@@ -176,10 +144,12 @@ class SecurityLayer:
         app: FastAPI,
         inner: ASGIApp,
         fast_policies: dict[tuple[str, str], RoutePolicy],
+        service_pool: Callable[[], asyncpg.Pool | None],
         open_paths: frozenset[str] = OPEN_PATHS,
     ) -> None:
         self.app = app
         self.inner = inner
+        self.service_pool = service_pool
         self.open_paths = open_paths
         self.settings = settings
         self.fast_policies = fast_policies
@@ -203,6 +173,7 @@ class SecurityLayer:
         self.checks = jwt_mode or self.buckets is not None
         self.labels = IdentityLabels(settings.identity_metrics_top_n)
         self.unrouted = RoutePolicy("unrouted", None, settings.max_body_bytes)
+        self._route_policies: list[tuple[APIRoute, RoutePolicy]] | None = None
         self._own_pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -218,13 +189,12 @@ class SecurityLayer:
             await self.inner(scope, receive, send)
             return
         start = time.perf_counter()
-        fast = self.fast_policies.get((scope["method"], path))
-        policy = fast or self.unrouted
+        policy = self.fast_policies.get((scope["method"], path)) or self.policy_of(scope)
         if not self.checks:
-            await self._serve(scope, receive, send, policy, limit_body=fast is None, start=start)
+            await self._serve(scope, receive, send, policy, start=start)
             return
         try:
-            identity = await self._admit(scope, fast)
+            identity = await self._admit(scope, policy)
         except ModelfleetError as exc:
             await self._refuse(exc, scope, receive, send, policy, start)
             return
@@ -232,13 +202,26 @@ class SecurityLayer:
         identity_token = identity_of_request.set(identity)
         label_token = identity_var.set(identity.label)
         try:
-            await self._serve(scope, receive, send, policy, limit_body=fast is None, start=start)
+            await self._serve(scope, receive, send, policy, start=start)
         finally:
             identity_var.reset(label_token)
             identity_of_request.reset(identity_token)
 
-    async def _admit(self, scope: Scope, fast: RoutePolicy | None) -> Identity:
-        """Authenticate, rate-limit, and check a fast route's scope (FastAPI's: later)."""
+    def policy_of(self, scope: Scope) -> RoutePolicy:
+        """The policy of the FastAPI route a request is for (as the router will match it)."""
+        if self._route_policies is None:
+            self._route_policies = [
+                (route, policy_of_route(route, self.settings))
+                for route in self.app.routes
+                if isinstance(route, APIRoute) and route.path not in self.open_paths
+            ]
+        for route, policy in self._route_policies:
+            if route.matches(scope)[0] is Match.FULL:
+                return policy
+        return self.unrouted
+
+    async def _admit(self, scope: Scope, policy: RoutePolicy) -> Identity:
+        """Authenticate, rate-limit, and check the route's scope."""
         if self.jwt is not None:
             identity = await self._authenticate(scope)
         else:
@@ -256,10 +239,10 @@ class SecurityLayer:
                     f"over {self.settings.rate_limit_per_s:g} requests/s for {identity.label}",
                     headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
                 )
-        if fast is not None and fast.scope is not None and not identity.allows(fast.scope):
+        if policy.scope is not None and not identity.allows(policy.scope):
             AUTH_FAILURES.labels("missing_scope").inc()
             self.labels.count(identity.label, "forbidden")
-            raise Forbidden(f"this route needs the {fast.scope!r} scope")
+            raise Forbidden(f"this route needs the {policy.scope!r} scope")
         self.labels.count(identity.label, "admitted")
         return identity
 
@@ -289,7 +272,7 @@ class SecurityLayer:
 
     async def _pool(self) -> asyncpg.Pool:
         """The service's pool when it has one, else a small pool of the layer's own."""
-        pool: asyncpg.Pool | None = getattr(self.app.state, "pool", None)
+        pool = self.service_pool()
         if pool is not None:
             return pool
         async with self._pool_lock:
@@ -312,11 +295,13 @@ class SecurityLayer:
         send: Send,
         policy: RoutePolicy,
         *,
-        limit_body: bool,
         start: float,
     ) -> None:
-        if limit_body:
-            receive = _limited(scope, receive, self.settings.max_body_bytes)
+        receive = limit_body(
+            receive,
+            policy.max_body_bytes or self.settings.max_body_bytes,
+            declared=_header(scope, b"content-length"),
+        )
         deadline = asyncio.timeout(self.timeout_s)
         started = False
 

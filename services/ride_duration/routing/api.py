@@ -6,11 +6,11 @@
     GET  /v1/admin/routing/history    the newest versions, newest first (?limit=, max 100)
 
 Every route needs the ``admin`` scope (:func:`services.common.security.require_scope`). The
-service's lifespan puts its :class:`~services.ride_duration.routing.live.LiveRouting` on
-``app.state.routing`` and its Triton client on ``app.state``. A write checks the model versions
-against Triton's repository index (READY versions only), is stored as a new version with who
-wrote it and why, is recorded in ``audit_log`` in the same transaction (before and after), and is
-served by this replica at once, by the others on the NOTIFY.
+service's state (:class:`~services.ride_duration.state.RideDurationState`) holds its
+:class:`~services.ride_duration.routing.live.LiveRouting` and its Triton client. A write
+checks the model versions against Triton's repository index (READY versions only), is stored as
+a new version with who wrote it and why, is recorded in ``audit_log`` in the same transaction
+(before and after), and is served by this replica at once, by the others on the NOTIFY.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Query, Request
 
-from services.common.deps import TritonDep
 from services.common.errors import NotFound
-from services.common.fastroute import JsonResponse
 from services.common.security import actor_name, current_identity, require_scope
 from services.common.triton import TritonClient
 from services.ride_duration.routing import store
@@ -33,6 +31,7 @@ from services.ride_duration.routing.table import (
     RoutingTable,
     validate_variants,
 )
+from services.ride_duration.state import RideDurationState, StateDep
 
 router = APIRouter(
     prefix="/v1/admin/routing",
@@ -50,8 +49,8 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _live(request: Request) -> tuple[LiveRouting, asyncpg.Pool]:
-    routing: LiveRouting = request.app.state.routing
+def _live(state: RideDurationState) -> tuple[LiveRouting, asyncpg.Pool]:
+    routing = state.routing
     if routing.pool is None:
         raise NotFound("this service runs without a routing table (<PREFIX>_ROUTING_TABLE=false)")
     return routing, routing.pool
@@ -80,12 +79,11 @@ async def served_versions(triton: TritonClient) -> set[tuple[str, str]]:
 
 
 @router.get("", response_model=RoutingTable, summary="The routing table in force")
-async def get_routing(request: Request) -> JsonResponse:
-    routing, pool = _live(request)
-    table = await store.read_table(
+async def get_routing(state: StateDep) -> RoutingTable:
+    routing, pool = _live(state)
+    return await store.read_table(
         pool, service=routing.service, default_model=routing.default_model
     )
-    return JsonResponse(table.model_dump(mode="json"))
 
 
 @router.put(
@@ -94,9 +92,9 @@ async def get_routing(request: Request) -> JsonResponse:
     summary="Replace the routing table (optimistic concurrency on expected_version)",
     responses=_ERRORS,
 )
-async def put_routing(spec: RoutingSpec, request: Request, triton: TritonDep) -> JsonResponse:
-    routing, pool = _live(request)
-    served = await served_versions(triton)
+async def put_routing(spec: RoutingSpec, request: Request, state: StateDep) -> RoutingTable:
+    routing, pool = _live(state)
+    served = await served_versions(state.triton)
     validate_variants(
         spec.variants,
         known=lambda model, version: (model, "" if version is None else str(version)) in served,
@@ -106,16 +104,15 @@ async def put_routing(spec: RoutingSpec, request: Request, triton: TritonDep) ->
     )
     if table.version > routing.snapshot.version:
         routing.swap(table, source="write")
-    return JsonResponse(table.model_dump(mode="json"))
+    return table
 
 
 @router.get(
     "/history", response_model=RoutingHistory, summary="Past versions of the table, newest first"
 )
 async def get_history(
-    request: Request,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 20,
-) -> JsonResponse:
-    routing, pool = _live(request)
-    tables = await store.history(pool, service=routing.service, limit=limit)
-    return JsonResponse({"tables": [t.model_dump(mode="json") for t in tables]})
+) -> RoutingHistory:
+    routing, pool = _live(state)
+    return RoutingHistory(tables=await store.history(pool, service=routing.service, limit=limit))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -11,13 +12,13 @@ import pytest_asyncio
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
-from starlette.datastructures import State
 
 from services.common.app import create_service_app
 from services.common.errors import DependencyTimeout
-from services.common.fastroute import FastJsonRoute
+from services.common.fastroute import ServiceRouter
 from services.common.logging import request_id_var
 from services.common.settings import ServiceSettings
+from services.common.state import ServiceState
 from tests.asgi import asgi_client
 
 
@@ -25,7 +26,24 @@ class Item(BaseModel):
     n: int = Field(ge=0)
 
 
-async def double(state: State, item: Item) -> dict[str, Any]:
+class Doubled(BaseModel):
+    double: int
+    request_id: str
+    tag: str
+
+
+@dataclass(kw_only=True)
+class TagState(ServiceState):
+    tag: str
+
+
+router = ServiceRouter()
+
+
+@router.json_route(
+    "POST", "/double", body=Item, response_model=Doubled, scope="admin", max_body_bytes=64
+)
+async def double(state: TagState, item: Item) -> dict[str, Any]:
     if item.n == 13:
         raise DependencyTimeout("unlucky")
     if item.n == 666:
@@ -35,22 +53,14 @@ async def double(state: State, item: Item) -> dict[str, Any]:
 
 @pytest_asyncio.fixture(scope="module")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
+    settings = ServiceSettings(log_json=False)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.tag = "from-state"
-        yield
+    async def lifespan(app: FastAPI) -> AsyncIterator[TagState]:
+        yield TagState(settings=settings, tag="from-state")
 
     app = create_service_app(
-        settings=ServiceSettings(log_json=False),
-        title="t",
-        version="0",
-        routers=[],
-        lifespan=lifespan,
-        fast_routes=[
-            FastJsonRoute(
-                method="POST", path="/double", body=Item, handler=double, max_body_bytes=64
-            )
-        ],
+        settings=settings, title="t", version="0", routers=[router], lifespan=lifespan
     )
     async with asgi_client(app) as test_client:
         yield test_client
@@ -101,7 +111,8 @@ async def test_errors_map_like_fastapi_routes(client: httpx.AsyncClient) -> None
 
 
 async def test_other_methods_and_paths_reach_fastapi(client: httpx.AsyncClient) -> None:
-    other_method = await client.get("/double")  # not a fast route: FastAPI answers (no route)
-    assert other_method.status_code == 404
+    # not a fast route: FastAPI answers (the one declaration gave it the POST operation only)
+    other_method = await client.get("/double")
+    assert other_method.status_code == 405
     assert other_method.headers["content-type"] == "application/problem+json"
     assert (await client.get("/healthz")).status_code == 200
