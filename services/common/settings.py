@@ -2,10 +2,10 @@
 
 Configuration flows one way: environment -> a settings class -> the app factory. Each service
 subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``RIDE_DURATION_`` ...). The
-names every service shares have no prefix: ``DATABASE_URL``, ``NATS_URL``, ``TRITON_GRPC_URL``
-and the ``AUTH_*`` settings of :mod:`services.common.security`. Secrets are ``SecretStr``: a
-password inside ``DATABASE_URL`` is moved to ``database_password`` when the settings are read,
-so ``database_url`` can be logged and the password never is.
+names every service shares have no prefix (each declared with :func:`shared`): ``DATABASE_URL``,
+``NATS_URL``, ``TRITON_GRPC_URL`` and the ``AUTH_*`` settings of :mod:`services.common.security`.
+Secrets are ``SecretStr``: a password inside ``DATABASE_URL`` is moved to ``database_password``
+when the settings are read, so ``database_url`` can be logged and the password never is.
 
     class RideDurationSettings(ServiceSettings):
         model_config = SettingsConfigDict(env_prefix="RIDE_DURATION_")
@@ -25,6 +25,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+def shared(env: str, default: Any, **field: Any) -> Any:
+    """A setting every service shares: read from ``env`` exactly, never with a service prefix.
+
+    The field's own (lower-case) name stays accepted too, as a keyword argument of the settings
+    class; ``field`` takes :func:`pydantic.Field`'s constraints and description.
+    """
+    return Field(default, validation_alias=AliasChoices(env, env.lower()), **field)
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclass it per service and set ``env_prefix``."""
 
@@ -35,29 +44,29 @@ class ServiceSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_json: bool = True
 
-    database_url: str = Field(
-        default="postgresql://modelfleet@127.0.0.1:5433/modelfleet",
-        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+    database_url: str = shared(
+        "DATABASE_URL",
+        "postgresql://modelfleet@127.0.0.1:5433/modelfleet",
         description="PostgreSQL DSN (asyncpg). Shared by every service.",
     )
-    database_password: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DATABASE_PASSWORD", "database_password"),
+    database_password: SecretStr | None = shared(
+        "DATABASE_PASSWORD",
+        None,
         description="PostgreSQL password (taken out of DATABASE_URL when it holds one).",
     )
     database_pool_min_size: int = Field(default=1, ge=0)
     database_pool_max_size: int = Field(default=10, ge=1)
     database_timeout_s: float = Field(default=2.0, gt=0, description="Per-query deadline.")
 
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("NATS_URL", "nats_url"),
+    nats_url: str = shared(
+        "NATS_URL",
+        "nats://127.0.0.1:4222",
         description="NATS server URL(s), comma separated. Shared by every service.",
     )
 
-    triton_grpc_url: str = Field(
-        default="127.0.0.1:8101",
-        validation_alias=AliasChoices("TRITON_GRPC_URL", "triton_grpc_url"),
+    triton_grpc_url: str = shared(
+        "TRITON_GRPC_URL",
+        "127.0.0.1:8101",
         description="Triton gRPC endpoint host:port. Shared by every service.",
     )
     triton_timeout_s: float = Field(default=1.0, gt=0, description="Deadline of one Triton call.")
@@ -74,56 +83,40 @@ class ServiceSettings(BaseSettings):
     )
 
     # -- security (services/common/security): AUTH_* shared, the abuse limits per service.
-    auth_mode: Literal["none", "jwt"] = Field(
-        default="none",
-        validation_alias=AliasChoices("AUTH_MODE", "auth_mode"),
+    auth_mode: Literal["none", "jwt"] = shared(
+        "AUTH_MODE",
+        "none",
         description="none: every route open (local); jwt: OIDC bearer tokens or API keys.",
     )
-    auth_jwks_url: str = Field(
-        default="", validation_alias=AliasChoices("AUTH_JWKS_URL", "auth_jwks_url")
-    )
-    auth_issuer: str = Field(
-        default="", validation_alias=AliasChoices("AUTH_ISSUER", "auth_issuer")
-    )
-    auth_audience: str = Field(
-        default="", validation_alias=AliasChoices("AUTH_AUDIENCE", "auth_audience")
-    )
-    auth_scope_prefix: str = Field(
-        default="modelfleet:",
-        validation_alias=AliasChoices("AUTH_SCOPE_PREFIX", "auth_scope_prefix"),
+    auth_jwks_url: str = shared("AUTH_JWKS_URL", "")
+    auth_issuer: str = shared("AUTH_ISSUER", "")
+    auth_audience: str = shared("AUTH_AUDIENCE", "")
+    auth_scope_prefix: str = shared(
+        "AUTH_SCOPE_PREFIX",
+        "modelfleet:",
         description="Token scopes are <prefix>read, <prefix>write, <prefix>admin.",
     )
-    auth_leeway_s: float = Field(
-        default=30.0,
+    auth_leeway_s: float = shared(
+        "AUTH_LEEWAY_S", 30.0, ge=0, le=300, description="Clock skew allowed on exp / nbf / iat."
+    )
+    auth_jwks_timeout_s: float = shared("AUTH_JWKS_TIMEOUT_S", 2.0, gt=0)
+    auth_jwks_cache_s: float = shared("AUTH_JWKS_CACHE_S", 600.0, gt=0)
+    auth_jwks_min_refresh_s: float = shared(
+        "AUTH_JWKS_MIN_REFRESH_S",
+        10.0,
         ge=0,
-        le=300,
-        validation_alias=AliasChoices("AUTH_LEEWAY_S", "auth_leeway_s"),
-        description="Clock skew allowed on exp / nbf / iat.",
-    )
-    auth_jwks_timeout_s: float = Field(
-        default=2.0,
-        gt=0,
-        validation_alias=AliasChoices("AUTH_JWKS_TIMEOUT_S", "auth_jwks_timeout_s"),
-    )
-    auth_jwks_cache_s: float = Field(
-        default=600.0, gt=0, validation_alias=AliasChoices("AUTH_JWKS_CACHE_S", "auth_jwks_cache_s")
-    )
-    auth_jwks_min_refresh_s: float = Field(
-        default=10.0,
-        ge=0,
-        validation_alias=AliasChoices("AUTH_JWKS_MIN_REFRESH_S", "auth_jwks_min_refresh_s"),
         description="At most one JWKS refresh per this many seconds for unknown key ids.",
     )
-    auth_api_key_cache_s: float = Field(
-        default=5.0,
+    auth_api_key_cache_s: float = shared(
+        "AUTH_API_KEY_CACHE_S",
+        5.0,
         ge=0,
         le=60,
-        validation_alias=AliasChoices("AUTH_API_KEY_CACHE_S", "auth_api_key_cache_s"),
         description="How long a verified API key is trusted without Postgres (revocation bound).",
     )
-    auth_api_key_pepper: SecretStr = Field(
-        default=SecretStr(""),
-        validation_alias=AliasChoices("AUTH_API_KEY_PEPPER", "auth_api_key_pepper"),
+    auth_api_key_pepper: SecretStr = shared(
+        "AUTH_API_KEY_PEPPER",
+        SecretStr(""),
         description="HMAC key mixed into stored API key hashes (a Secret in the cluster).",
     )
     rate_limit_per_s: float = Field(

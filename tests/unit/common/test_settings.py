@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from services.ride_duration.settings import RideDurationSettings
 
@@ -43,3 +43,50 @@ def test_bad_values_fail_at_start(monkeypatch: pytest.MonkeyPatch, name: str, va
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         RideDurationSettings()
+
+
+#: One valid value per AUTH_* setting, as its environment variable holds it.
+AUTH_VALUES = {
+    "AUTH_MODE": "jwt",
+    "AUTH_JWKS_URL": "https://idp.example/jwks.json",
+    "AUTH_ISSUER": "https://idp.example/",
+    "AUTH_AUDIENCE": "modelfleet-api",
+    "AUTH_SCOPE_PREFIX": "fleet:",
+    "AUTH_LEEWAY_S": "7.0",
+    "AUTH_JWKS_TIMEOUT_S": "3.0",
+    "AUTH_JWKS_CACHE_S": "9.0",
+    "AUTH_JWKS_MIN_REFRESH_S": "4.0",
+    "AUTH_API_KEY_CACHE_S": "6.0",
+    "AUTH_API_KEY_PEPPER": "pepper",
+}
+
+
+def _read(settings: RideDurationSettings, name: str) -> str:
+    value = getattr(settings, name.lower())
+    return str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def test_every_auth_setting_is_read_from_its_shared_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    fields = {
+        name.upper() for name in RideDurationSettings.model_fields if name.startswith("auth_")
+    }
+    assert fields == set(AUTH_VALUES)  # a new AUTH_* setting needs a value here
+    for name, value in AUTH_VALUES.items():
+        monkeypatch.setenv(name, value)
+    settings = RideDurationSettings()
+    assert {name: _read(settings, name) for name in AUTH_VALUES} == AUTH_VALUES
+
+
+@pytest.mark.parametrize("name", sorted(AUTH_VALUES))
+def test_a_prefixed_auth_name_is_not_read(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(f"RIDE_DURATION_{name}", AUTH_VALUES[name])
+    assert _read(RideDurationSettings(), name) != AUTH_VALUES[name]  # the default stays
+
+
+def test_shared_settings_take_their_field_names_as_arguments() -> None:
+    settings = RideDurationSettings(auth_issuer="i", nats_url="nats://n:1", triton_grpc_url="t:1")
+    assert (settings.auth_issuer, settings.nats_url, settings.triton_grpc_url) == (
+        "i",
+        "nats://n:1",
+        "t:1",
+    )
