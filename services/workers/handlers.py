@@ -112,29 +112,22 @@ def make_worker(
         settings.duration_model: "duration_minutes",
     }
 
-    async def tip(event: RideEvent) -> bool:
-        value, version = await predict(settings.tip_model, feature_row(event))
-        return await write_result(
-            pool,
-            event,
-            kind="tip",
-            model=settings.tip_model,
-            version=version,
-            value=max(value, 0.0),
-            timeout_s=timeout,
-        )
+    def amount(kind: str, model: str) -> Handler:
+        """The handler of a worker that writes the model's amount (USD, >= 0) for the ride."""
 
-    async def cost(event: RideEvent) -> bool:
-        value, version = await predict(settings.cost_model, feature_row(event))
-        return await write_result(
-            pool,
-            event,
-            kind="cost",
-            model=settings.cost_model,
-            version=version,
-            value=max(value, 0.0),
-            timeout_s=timeout,
-        )
+        async def handle(event: RideEvent) -> bool:
+            value, version = await predict(model, feature_row(event))
+            return await write_result(
+                pool,
+                event,
+                kind=kind,
+                model=model,
+                version=version,
+                value=max(value, 0.0),
+                timeout_s=timeout,
+            )
+
+        return handle
 
     async def dynamic_duration(event: RideEvent) -> bool:
         telemetry = event.telemetry
@@ -165,9 +158,9 @@ def make_worker(
         )
 
     if kind == "tip":
-        return WorkerSpec(RIDE_REQUESTED, tip)
+        return WorkerSpec(RIDE_REQUESTED, amount("tip", settings.tip_model))
     if kind == "cost":
-        return WorkerSpec(RIDE_REQUESTED, cost)
+        return WorkerSpec(RIDE_REQUESTED, amount("cost", settings.cost_model))
     if kind == "dynamic-duration":
         return WorkerSpec("rides.*", dynamic_duration)  # rides.requested and rides.telemetry
     raise ValueError(f"unknown worker {kind!r}; known: {', '.join(KINDS)}")
