@@ -130,3 +130,17 @@ def test_allowed_imports_are_not_reported(tmp_path: Path, monkeypatch: pytest.Mo
         encoding="utf-8",
     )
     assert violations([module]) == []
+
+
+def test_the_cli_package_may_start_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the composition root's exception holds for every module of the services/cli package
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    module = tmp_path / "services/cli/worker.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(
+        "def f():\n    from services.workers import __main__\n    from models import repository\n",
+        encoding="utf-8",
+    )
+    assert violations([module]) == []

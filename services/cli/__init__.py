@@ -1,0 +1,31 @@
+"""The `modelfleet` command line: run the local stack, build the models, run the benchmarks.
+
+    modelfleet up [--detach]        build the model repository, start everything, print URLs;
+                                    foreground until Ctrl-C/SIGTERM (then stops it all)
+    modelfleet down                 stop what `$MODELFLEET_HOME/run` records (any process's)
+    modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
+    modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
+    modelfleet train classifier     retrain, gate, load the new version into Triton
+                                    (alias `retrain classifier`; `--catalogue FILE`)
+    modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
+                                    retraining run -> new version -> F1 recovers
+    modelfleet score [--file PATH]  batch-score new rides (or a TLC file) through Triton
+    modelfleet ingest [PDF|DIR ...] catalogue products + PDFs -> chunks -> embeddings -> pgvector
+    modelfleet eval chatbot         retrieval recall@1/@5, MRR (+ citation accuracy of /v1/chat)
+    modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
+    modelfleet apikey create NAME --scopes read,write | list | revoke KEY_ID   API keys
+    modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
+    modelfleet rollout start|status|promote|abort|resume   gated rollouts (docs/rollouts.md)
+
+Settings come from `MODELFLEET_*` environment variables (see services/stack/settings.py);
+`--home` overrides `MODELFLEET_HOME`.
+
+One module per command group, each with ``add_parser(sub)`` registering its sub-commands and
+their handlers; ``console`` builds the parser from them and runs ``main``.
+"""
+
+from __future__ import annotations
+
+from services.cli.console import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,63 @@
+"""``modelfleet demo drift|rollout``: a scenario against a running stack (services/jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from services.cli.output import EXIT_FAIL, EXIT_OK, Output
+from services.stack import StackSettings
+
+
+def cmd_demo_rollout(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo rollout`: the five model-level strategies on ride-duration (services/
+    jobs/rollout_demo.py); exit 0 when the story went as told (``DemoOutcome.succeeded``)."""
+    from services.jobs import rollout_demo as module
+
+    result = module.run_rollout_demo(settings, say=out.line)
+    return EXIT_OK if result.succeeded else EXIT_FAIL
+
+
+def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo drift|rollout`: a scenario against a running stack."""
+    if args.scenario == "rollout":
+        return cmd_demo_rollout(out, settings, args)
+    from services.jobs import drift as module
+
+    url = args.url or f"http://{settings.host}:{settings.classifier_port}"
+    out.line(f"drift demo against {url}")
+    result = asyncio.run(
+        module.run_demo(
+            url,
+            say=out.line,
+            products=args.products,
+            wait_for_alert_s=args.wait_for_alert,
+            timeout_s=args.timeout,
+        )
+    )
+    figures = (result.f1_before, result.f1_drift, result.f1_after)
+    out.line(
+        "macro-F1 before drift {}, after drift {}, after retraining {}".format(
+            *("-" if f is None else f"{f:.4f}" for f in figures)
+        )
+    )
+    ok = result.run is not None and result.run["status"] == "succeeded"
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``demo`` to the CLI's sub-parsers."""
+    demo = sub.add_parser("demo", help="scenarios against a running stack")
+    demo.add_argument("scenario", choices=["drift", "rollout"])
+    demo.add_argument("--url", help="classifier URL (default: the local stack's)")
+    demo.add_argument("--products", type=int, default=300, help="products per phase")
+    demo.add_argument(
+        "--wait-for-alert",
+        type=float,
+        default=0.0,
+        help="seconds to wait for Prometheus + Alertmanager to start the run (0: send "
+        "Alertmanager's notification to /v1/alerts directly, as under `make up`)",
+    )
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds for the run")
+    demo.set_defaults(func=cmd_demo)
