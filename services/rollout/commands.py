@@ -1,4 +1,4 @@
-"""The ``modelfleet rollout`` sub-commands (wired into services/cli.py).
+"""The ``modelfleet rollout`` sub-commands (wired into services/cli/rollout.py).
 
     modelfleet rollout start SPEC.yaml      step through the spec; exit 0 promoted, 1 aborted
     modelfleet rollout status [NAME] [--json]

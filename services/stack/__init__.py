@@ -1,7 +1,7 @@
 """The local stack: real PostgreSQL, NATS JetStream, Triton and the services as processes.
 
 Entry points: `Stack(StackSettings(...))` with `start()`, `stop()`, `status()`; the CLI in
-`services/cli.py` (`modelfleet up/down/status`); pytest helpers in `services.stack.testing`.
+`services/cli/stack.py` (`modelfleet up/down/status`); pytest helpers in `services.stack.testing`.
 """
 
 from services.stack.component import (

@@ -16,7 +16,7 @@ from tests.chart.conftest import ROOT, by_kind, component, job_specs, render
 
 # The top-level packages of pyproject's `train` extra (the model-builder image has them).
 TRAIN_PACKAGES = ("sklearn", "skl2onnx", "onnx", "pandas", "pyarrow", "PIL", "fpdf")
-# `modelfleet <subcommand>` -> the modules services/cli.py imports to run it.
+# `modelfleet <subcommand>` -> the modules services/cli/ imports to run it.
 COMMAND_MODULES = {
     "train": ["services.jobs.classifier_retrain"],
     "ingest": ["services.jobs.ingest"],
