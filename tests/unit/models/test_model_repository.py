@@ -11,7 +11,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from models import repository
-from models.repository import BuildResult, build_repository, pbtxt_string
+from models.repository import BuildResult, build_repository, publishing
 from models.ride_duration.data import clean_trips, generate_trips
 from models.ride_duration.train import onnx_session, trip_features
 from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
@@ -108,7 +108,7 @@ def test_crashed_build_leaves_no_version(tmp_path: Path, monkeypatch: pytest.Mon
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(repository.shutil, "copyfile", boom)
+    monkeypatch.setattr(publishing.shutil, "copyfile", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         build_repository(tmp_path, seed=1, rows=2_000, log=lambda _m: None)
     model_dir = tmp_path / "ride_duration"
@@ -124,16 +124,6 @@ def test_real_data_path_is_used(tmp_path: Path) -> None:
     )
     assert result.card["data"]["source"] == str(data)
     assert result.card["data"]["rows_raw"] == 2_500
-
-
-def test_pbtxt_string_escapes() -> None:
-    value = 'say "hi" \\ back\nslash \x01 caf\u00e9'
-    literal = pbtxt_string(value)
-    config = text_format.Parse(
-        f'parameters {{ key: "k" value: {{ string_value: {literal} }} }}',
-        model_config_pb2.ModelConfig(),
-    )
-    assert config.parameters["k"].string_value == value
 
 
 def test_registry_builds_tip_and_cost_beside_ride_duration(
