@@ -3,7 +3,8 @@
 ``POST /v1/classify`` takes JSON (``ClassifyRequest``, image as base64) or a multipart upload
 (form fields ``title``, ``description``, ``top_k`` and a file ``image``). Every input check runs
 before anything is written: empty text and no image -> 422, an image over
-``CLASSIFIER_MAX_IMAGE_BYTES`` (or a body that could only hold one) -> 413, bytes that are no
+``CLASSIFIER_MAX_IMAGE_BYTES`` (or a body that could only hold one: the route's body limit,
+:func:`classify_body_limit`, applied by the security layer) -> 413, bytes that are no
 image -> 415. The prediction row is inserted before the response is sent, so feedback on the
 returned id works at once. ``POST /v1/feedback`` stores the label in one statement, then
 recomputes the rolling quality gauges of that model version from Postgres.
@@ -26,18 +27,19 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from services.classifier import metrics
-from services.classifier.predictor import CategoryPredictor, cards_from_config, product_features
+from services.classifier.predictor import CategoryPredictor, product_features
 from services.classifier.quality import quality
 from services.classifier.schemas import (
+    CategoryScore,
     Classification,
     ClassifyRequest,
     Feedback,
     FeedbackRequest,
-    ModelList,
+    ModelRef,
 )
 from services.classifier.settings import ClassifierSettings
+from services.classifier.state import StateDep
 from services.common.db import database_errors
-from services.common.deps import PoolDep, TritonDep
 from services.common.errors import (
     DependencyError,
     DependencyTimeout,
@@ -47,10 +49,10 @@ from services.common.errors import (
     TritonUnavailable,
     UnsupportedMediaType,
 )
-from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
-from services.common.request_body import read_body
+from services.common.model_versions import ModelList, list_model_versions
 from services.common.security import require_scope
+from services.common.settings import ServiceSettings
 from services.domain.catalog import features
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,6 @@ router = APIRouter(prefix="/v1", tags=["classifier"])
 
 #: Room for the text fields and form framing on top of the image in a request body.
 BODY_OVERHEAD_BYTES = 64 * 1024
-#: Body limit the security layer applies to POST /v1/classify (images arrive base64 or multipart).
-UPLOAD_BODY_CEILING_BYTES = 16 * 1024 * 1024
 
 _CLASSIFY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -90,14 +90,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def settings_of(request: Request) -> ClassifierSettings:
-    """The service's settings (built once by the app factory)."""
-    settings: ClassifierSettings = request.app.state.settings
-    return settings
-
-
 def _max_body(settings: ClassifierSettings) -> int:
+    """The largest body that can hold an image of ``CLASSIFIER_MAX_IMAGE_BYTES`` (base64)."""
     return settings.max_image_bytes * 4 // 3 + 4 + BODY_OVERHEAD_BYTES
+
+
+def classify_body_limit(settings: ServiceSettings) -> int:
+    """The body limit of POST /v1/classify, declared on the route (the layer applies it)."""
+    assert isinstance(settings, ClassifierSettings)
+    return _max_body(settings)
 
 
 def _decode_base64(text: str, *, max_bytes: int) -> bytes:
@@ -122,9 +123,8 @@ async def _parse_classify(
     request: Request, settings: ClassifierSettings
 ) -> tuple[ClassifyRequest, bytes | None]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limit = _max_body(settings)
     if content_type in ("application/json", ""):
-        body = await read_body(request, limit)
+        body = await request.body()
         try:
             parsed = ClassifyRequest.model_validate_json(body or b"{}")
         except ValidationError as exc:
@@ -138,9 +138,6 @@ async def _parse_classify(
         )
         return parsed, image
     if content_type == "multipart/form-data":
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
         async with request.form(max_files=1, max_fields=10) as form:
             fields: dict[str, Any] = {}
             for name in ("title", "description", "top_k"):
@@ -175,7 +172,7 @@ async def classify_product(
     settings: ClassifierSettings,
     body: ClassifyRequest,
     image: bytes | None,
-) -> dict[str, Any]:
+) -> Classification:
     """Validate, featurise, infer, record; the response body of POST /v1/classify."""
     title, description = body.title.strip(), body.description.strip()
     if not title and not description and image is None:
@@ -224,13 +221,13 @@ async def classify_product(
     metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(
         scores.probabilities[0]
     )
-    return {
-        "prediction_id": str(prediction_id),
-        "category": scores.categories[0],
-        "probability": scores.probabilities[0],
-        "top_k": top,
-        "model": {"name": predictor.model, "version": scores.model_version},
-    }
+    return Classification(
+        prediction_id=prediction_id,
+        category=scores.categories[0],
+        probability=scores.probabilities[0],
+        top_k=[CategoryScore.model_validate(score) for score in top],
+        model=ModelRef(name=predictor.model, version=scores.model_version),
+    )
 
 
 @router.post(
@@ -239,20 +236,16 @@ async def classify_product(
     summary="Top-k categories of a product from its title, description and/or image",
     responses=_ERRORS,
     openapi_extra=_CLASSIFY_BODY,
-    # the layer's ceiling; CLASSIFIER_MAX_IMAGE_BYTES is checked inside (413 either way)
-    dependencies=[require_scope("read", max_body_bytes=UPLOAD_BODY_CEILING_BYTES)],
+    dependencies=[require_scope("read", max_body_bytes=classify_body_limit)],
 )
-async def classify(request: Request, pool: PoolDep) -> JsonResponse:
-    settings = settings_of(request)
-    body, image = await _parse_classify(request, settings)
-    return JsonResponse(
-        await classify_product(
-            predictor=request.app.state.predictor,
-            pool=pool,
-            settings=settings,
-            body=body,
-            image=image,
-        )
+async def classify(request: Request, state: StateDep) -> Classification:
+    body, image = await _parse_classify(request, state.settings)
+    return await classify_product(
+        predictor=state.predictor,
+        pool=state.pool,
+        settings=state.settings,
+        body=body,
+        image=image,
     )
 
 
@@ -324,9 +317,8 @@ async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSet
     },
     dependencies=[require_scope("write")],
 )
-async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> JsonResponse:
-    settings = settings_of(request)
-    predictor: CategoryPredictor = request.app.state.predictor
+async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
+    settings, pool, predictor = state.settings, state.pool, state.predictor
     async with database_errors("find_prediction"):
         row = await pool.fetchrow(
             "select model_name, model_version, category, created_at"
@@ -370,13 +362,11 @@ async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> Js
     await refresh_quality(
         pool, model=model, version=version, settings=settings, serving=predictor.latest_version
     )
-    return JsonResponse(
-        {
-            "prediction_id": str(body.prediction_id),
-            "true_category": body.true_category,
-            "correct": correct,
-            "model": {"name": model, "version": version},
-        }
+    return Feedback(
+        prediction_id=body.prediction_id,
+        true_category=body.true_category,
+        correct=correct,
+        model=ModelRef(name=model, version=version),
     )
 
 
@@ -386,20 +376,5 @@ async def feedback(body: FeedbackRequest, request: Request, pool: PoolDep) -> Js
     summary="Model versions and their model cards",
     dependencies=[require_scope("read")],
 )
-async def list_models(request: Request, triton: TritonDep) -> JsonResponse:
-    predictor: CategoryPredictor = request.app.state.predictor
-    index = await triton.repository_index()
-    versions = [entry for entry in index if entry.name == predictor.model and entry.version]
-    if not versions:
-        raise TritonUnavailable(f"Triton has no version of model {predictor.model!r}")
-    cards = cards_from_config(await triton.model_config(predictor.model))
-    models = [
-        {
-            "name": entry.name,
-            "version": entry.version,
-            "state": entry.state,
-            "card": cards.get(entry.version),
-        }
-        for entry in sorted(versions, key=lambda e: int(e.version) if e.version.isdigit() else 0)
-    ]
-    return JsonResponse({"models": models})
+async def list_models(state: StateDep) -> ModelList:
+    return await list_model_versions(state.triton, state.predictor.model)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.classifier import api, retraining, runs
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
+from services.classifier.state import ClassifierState
 from services.classifier.triggers import make_trigger
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
@@ -25,11 +26,9 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     settings = settings or ClassifierSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[ClassifierState]:
         triton = TritonClient.from_settings(settings)
         predictor = CategoryPredictor(triton, model=settings.triton_model)
-        app.state.triton = triton
-        app.state.predictor = predictor
         register_readiness(app, "triton", predictor.ready)
         try:
             pool = await create_pool(settings)
@@ -38,7 +37,6 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             raise
         try:
             await apply_migrations(pool, service="classifier", directory=MIGRATIONS)
-            app.state.pool = pool
             # Predictions and feedback must not be lost: Postgres is critical here.
             register_readiness(app, "postgres", lambda: check_database(pool))
             await api.refresh_recent_versions(pool, settings=settings)
@@ -51,11 +49,17 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
                     timeout_s=settings.database_timeout_s,
                 )
 
-            app.state.retraining_trigger = make_trigger(settings, on_exit=on_exit)
+            trigger = make_trigger(settings, on_exit=on_exit)
             try:
-                yield
+                yield ClassifierState(
+                    settings=settings,
+                    pool=pool,
+                    triton=triton,
+                    predictor=predictor,
+                    retraining_trigger=trigger,
+                )
             finally:
-                await app.state.retraining_trigger.close()
+                await trigger.close()
         finally:
             await pool.close()
             await triton.close()

@@ -10,14 +10,13 @@ once per version, so a new version with other categories is read correctly from 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from services.common.errors import DependencyFailed, TritonUnavailable
+from services.common.model_versions import cards_from_config
 from services.common.triton import TritonClient
 from services.domain.catalog import features
 
@@ -47,21 +46,6 @@ async def product_features(*, title: str, description: str, image: bytes | None)
     else:
         pixels = await asyncio.to_thread(features.image_features, image)
     return np.concatenate([text, pixels]).reshape(1, features.N_FEATURES)
-
-
-def cards_from_config(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{version: model card} from a Triton model config (``model_card.v<N>`` parameters)."""
-    cards: dict[str, dict[str, Any]] = {}
-    for key, value in config.get("parameters", {}).items():
-        if not key.startswith("model_card.v"):
-            continue
-        try:
-            card = json.loads(value.get("string_value", ""))
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(card, dict):
-            cards[key.removeprefix("model_card.v")] = card
-    return cards
 
 
 class CategoryPredictor:

@@ -18,13 +18,11 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from services.classifier import runs
 from services.classifier.alerts import AlertNotification, retraining_alerts
-from services.classifier.api import settings_of
-from services.classifier.triggers import Trigger
-from services.common.deps import PoolDep
+from services.classifier.state import ClassifierState, StateDep
 from services.common.errors import (
     Conflict,
     DependencyError,
@@ -46,20 +44,15 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _trigger(request: Request) -> Trigger:
-    trigger: Trigger = request.app.state.retraining_trigger
-    return trigger
-
-
 def _url(run: dict[str, Any]) -> str:
     return f"/v1/retraining/{run['run_id']}"
 
 
 async def _claim_and_start(
-    request: Request, pool: Any, *, reason: str, alert: dict[str, Any] | None
+    state: ClassifierState, *, reason: str, alert: dict[str, Any] | None
 ) -> runs.Claim:
     """Claim the run lock and start the job; a job that cannot start fails its run."""
-    settings, trigger = settings_of(request), _trigger(request)
+    settings, trigger, pool = state.settings, state.retraining_trigger, state.pool
     timeout = settings.database_timeout_s
     claim = await runs.claim_run(
         pool,
@@ -89,8 +82,8 @@ async def _claim_and_start(
     responses={200: {"description": "No alert here asks for retraining"}, **_START_ERRORS},
     dependencies=[require_scope("admin")],
 )
-async def alerts(notification: AlertNotification, request: Request, pool: PoolDep) -> JsonResponse:
-    settings = settings_of(request)
+async def alerts(notification: AlertNotification, state: StateDep) -> JsonResponse:
+    settings = state.settings
     matched = retraining_alerts(
         notification, alert_names=settings.retraining_alerts, model=settings.triton_model
     )
@@ -105,7 +98,7 @@ async def alerts(notification: AlertNotification, request: Request, pool: PoolDe
         "fingerprint": first.fingerprint,
         "group_key": notification.group_key,
     }
-    claim = await _claim_and_start(request, pool, reason="alert", alert=alert)
+    claim = await _claim_and_start(state, reason="alert", alert=alert)
     action = "started" if claim.created else "already_running"
     log.info("alert %s: retraining run %s %s", first.labels.get("alertname"),
              claim.run["run_id"], action)  # fmt: skip
@@ -123,8 +116,8 @@ async def alerts(notification: AlertNotification, request: Request, pool: PoolDe
     responses={409: {"description": "A run is already queued or running"}, **_START_ERRORS},
     dependencies=[require_scope("admin")],
 )
-async def start_retraining(request: Request, pool: PoolDep) -> JsonResponse:
-    claim = await _claim_and_start(request, pool, reason="manual", alert=None)
+async def start_retraining(state: StateDep) -> JsonResponse:
+    claim = await _claim_and_start(state, reason="manual", alert=None)
     if not claim.created:
         raise Conflict(
             f"run {claim.run['run_id']} is {claim.run['status']}",
@@ -137,9 +130,9 @@ async def start_retraining(request: Request, pool: PoolDep) -> JsonResponse:
     )
 
 
-async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[str, Any]:
+async def _reconciled(state: ClassifierState, run: dict[str, Any]) -> dict[str, Any]:
     """``run``, marked failed first when its job's runtime reports the job failed."""
-    trigger = _trigger(request)
+    trigger, pool = state.retraining_trigger, state.pool
     if run["status"] not in runs.ACTIVE or not run["job_name"] or run["trigger"] != trigger.name:
         return run
     try:
@@ -150,7 +143,7 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
         return run
     if reason is None:
         return run
-    timeout = settings_of(request).database_timeout_s
+    timeout = state.settings.database_timeout_s
     await runs.fail_run(pool, run["run_id"], reason, timeout_s=timeout)
     return await runs.get_run(pool, uuid.UUID(run["run_id"]), timeout_s=timeout) or run
 
@@ -161,13 +154,13 @@ async def _reconciled(request: Request, pool: Any, run: dict[str, Any]) -> dict[
     dependencies=[require_scope("admin")],
 )
 async def list_retraining(
-    request: Request, pool: PoolDep, limit: int = Query(default=20, ge=1, le=200)
+    state: StateDep, limit: int = Query(default=20, ge=1, le=200)
 ) -> JsonResponse:
-    settings = settings_of(request)
+    settings = state.settings
     latest = await runs.recent_runs(
-        pool, model=settings.triton_model, limit=limit, timeout_s=settings.database_timeout_s
+        state.pool, model=settings.triton_model, limit=limit, timeout_s=settings.database_timeout_s
     )
-    latest = [await _reconciled(request, pool, run) for run in latest]
+    latest = [await _reconciled(state, run) for run in latest]
     active = next((run for run in latest if run["status"] in runs.ACTIVE), None)
     return JsonResponse({"active": active, "runs": latest})
 
@@ -178,8 +171,8 @@ async def list_retraining(
     responses={404: {"description": "Unknown run id"}},
     dependencies=[require_scope("admin")],
 )
-async def get_retraining(run_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
-    run = await runs.get_run(pool, run_id, timeout_s=settings_of(request).database_timeout_s)
+async def get_retraining(run_id: uuid.UUID, state: StateDep) -> JsonResponse:
+    run = await runs.get_run(state.pool, run_id, timeout_s=state.settings.database_timeout_s)
     if run is None:
         raise NotFound(f"no retraining run {run_id}")
-    return JsonResponse(await _reconciled(request, pool, run))
+    return JsonResponse(await _reconciled(state, run))

@@ -65,14 +65,3 @@ class Feedback(BaseModel):
     true_category: str
     correct: bool
     model: ModelRef
-
-
-class ModelVersion(BaseModel):
-    name: str
-    version: str
-    state: str
-    card: dict[str, object] | None = None
-
-
-class ModelList(BaseModel):
-    models: list[ModelVersion]
