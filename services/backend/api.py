@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from starlette.responses import StreamingResponse
 
 from services.backend import sse, store
@@ -35,8 +35,6 @@ from services.backend.metrics import (
     SSE_STREAMS,
     TELEMETRY_ACCEPTED,
 )
-from services.backend.notify import ResultNotifier
-from services.backend.relay import OutboxRelay
 from services.backend.schemas import (
     RideCreated,
     RideRequest,
@@ -45,7 +43,7 @@ from services.backend.schemas import (
     TelemetryAccepted,
 )
 from services.backend.settings import BackendSettings
-from services.common.deps import PoolDep
+from services.backend.state import StateDep
 from services.common.errors import Conflict, ModelfleetError, NotFound
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
@@ -229,8 +227,7 @@ async def _replay(
 )
 async def create_ride(
     body: RideRequest,
-    request: Request,
-    pool: PoolDep,
+    state: StateDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -241,8 +238,7 @@ async def create_ride(
         ),
     ] = None,
 ) -> JsonResponse:
-    state = request.app.state
-    settings: BackendSettings = state.settings
+    settings, pool = state.settings, state.pool
     timeout_s = settings.database_timeout_s
     idempotency: store.IdempotencyKey | None = None
     if idempotency_key is not None:
@@ -273,9 +269,7 @@ async def create_ride(
         return await _replay(
             pool, stored, idempotency.request_hash, key=idempotency.key, timeout_s=timeout_s
         )
-    relay: OutboxRelay | None = state.relay
-    if relay is not None:
-        relay.wake()
+    state.wake_relay()
     RIDES_CREATED.labels(initial["reason"] or "ok").inc()
     return _created(ride_id, initial, downstream)
 
@@ -286,8 +280,8 @@ async def create_ride(
     summary="A ride and its results so far",
     dependencies=[require_scope("read")],
 )
-async def get_ride(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonResponse:
-    timeout = request.app.state.settings.database_timeout_s
+async def get_ride(ride_id: uuid.UUID, state: StateDep) -> JsonResponse:
+    pool, timeout = state.pool, state.settings.database_timeout_s
     row = await store.fetch_ride(pool, ride_id, timeout_s=timeout)
     if row is None:
         raise NotFound(f"ride {ride_id} does not exist")
@@ -314,14 +308,12 @@ async def get_ride(ride_id: uuid.UUID, request: Request, pool: PoolDep) -> JsonR
 )
 async def ride_events(
     ride_id: uuid.UUID,
-    request: Request,
-    pool: PoolDep,
+    state: StateDep,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=sse.MAX_ID_CHARS)
     ] = None,
 ) -> StreamingResponse:
-    settings: BackendSettings = request.app.state.settings
-    notifier: ResultNotifier = request.app.state.notifier
+    settings, pool, notifier = state.settings, state.pool, state.notifier
     seen = sse.parse_cursor(last_event_id) if last_event_id is not None else None
     row = await store.fetch_ride(pool, ride_id, timeout_s=settings.database_timeout_s)
     if row is None:
@@ -373,15 +365,10 @@ async def ride_events(
     responses=_ERRORS,
     dependencies=[require_scope("write")],
 )
-async def post_telemetry(
-    ride_id: uuid.UUID, body: Telemetry, request: Request, pool: PoolDep
-) -> JsonResponse:
-    settings: BackendSettings = request.app.state.settings
+async def post_telemetry(ride_id: uuid.UUID, body: Telemetry, state: StateDep) -> JsonResponse:
     event_id = await store.insert_telemetry(
-        pool, ride_id=ride_id, telemetry=body, timeout_s=settings.database_timeout_s
+        state.pool, ride_id=ride_id, telemetry=body, timeout_s=state.settings.database_timeout_s
     )
-    relay: OutboxRelay | None = request.app.state.relay
-    if relay is not None:
-        relay.wake()
+    state.wake_relay()
     TELEMETRY_ACCEPTED.inc()
     return JsonResponse({"event_id": str(event_id), "ride_id": str(ride_id)}, status_code=202)

@@ -3,9 +3,10 @@
 The lifespan opens the Postgres pool (bounded wait), applies the migrations, opens one
 ``aiohttp.ClientSession`` for the downstream calls (ride-duration, location, sensor), and starts the
 background tasks: the outbox relay and its backlog gauges (``BACKEND_RELAY``) and the LISTEN
-connection that wakes SSE streams. Readiness: Postgres
-(critical: no ride can be stored without it); NATS and ride-duration are reported but not
-critical (the outbox holds events; a missing duration is a null field).
+connection that wakes SSE streams; it yields them as the app's
+:class:`~services.backend.state.BackendState`. Readiness: Postgres (critical: no ride can be
+stored without it); NATS and ride-duration are reported but not critical (the outbox holds
+events; a missing duration is a null field).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.backend.notify import ResultNotifier
 from services.backend.relay import OutboxRelay
 from services.backend.retention import run_retention
 from services.backend.settings import BackendSettings
+from services.backend.state import BackendState
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
 from services.common.errors import BrokerUnavailable, DependencyError
@@ -37,7 +39,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     settings = settings or BackendSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[BackendState]:
         pool = await create_pool(settings)
         await apply_migrations(pool, service="backend", directory=MIGRATIONS)
         # One client for every downstream (ride-duration, location, sensor): each call passes
@@ -50,10 +52,9 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
             tasks.append(asyncio.create_task(relay.watch_backlog(), name="outbox-backlog"))
             tasks.append(asyncio.create_task(run_retention(pool, settings), name="retention"))
-        app.state.pool = pool
-        app.state.http = http
-        app.state.notifier = notifier
-        app.state.relay = relay
+        state = BackendState(
+            settings=settings, pool=pool, http=http, notifier=notifier, relay=relay
+        )
 
         async def check_ride_duration() -> None:
             url = f"{settings.ride_duration_url}/readyz"
@@ -69,7 +70,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         register_readiness(app, "nats", check_relay, critical=False)
         register_readiness(app, "ride-duration", check_ride_duration, critical=False)
         try:
-            yield
+            yield state
         finally:
             for task in tasks:
                 task.cancel()

@@ -4,7 +4,8 @@
 logs) with no routes of its own; its lifespan opens the Postgres pool and the Triton client,
 waits (bounded) for the backend's ``ride_results`` table, and runs the durable consumer of
 ``kind`` as a background task. Readiness: Postgres, the worker's Triton model, and the consumer
-bound to JetStream (all critical: an unready worker processes nothing).
+bound to JetStream (all critical: an unready worker processes nothing). It yields them as the
+app's :class:`~services.workers.state.WorkersState`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.common.triton import TritonClient
 from services.workers.consumer import PullConsumer
 from services.workers.handlers import make_worker
 from services.workers.settings import WorkerSettings
+from services.workers.state import WorkersState
 
 
 async def wait_for_results_table(pool: asyncpg.Pool, *, timeout_s: float) -> None:
@@ -54,7 +56,7 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
     model_of(kind, settings)  # unknown kinds fail here, before anything starts
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[WorkersState]:
         pool = await create_pool(settings)
         triton = TritonClient.from_settings(settings)
         try:
@@ -77,9 +79,8 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
             register_readiness(app, "postgres", lambda: check_database(pool))
             register_readiness(app, "triton", check_model)
             register_readiness(app, "nats", check_consumer)
-            app.state.consumer = consumer
             try:
-                yield
+                yield WorkersState(settings=settings, pool=pool, triton=triton, consumer=consumer)
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
