@@ -11,6 +11,8 @@ after the event, e.g. ``cost:1:57,duration:1:60,tip:1:57`` (the initial duration
     if is_newer(seen, kind, version, seq):
         seen[(kind, version)] = seq
         yield frame("result", data, event_id=format_cursor(seen))
+
+Frames are written by the shared SSE writer (:mod:`services.common.sse`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
+from services.common import sse
 from services.common.errors import InvalidInput
 
 Cursor = dict[tuple[str, str], int]
@@ -31,8 +32,7 @@ _ENTRY = re.compile(r"^([a-z_]{1,32}):([0-9A-Za-z_.-]{1,32}):([0-9]{1,19})$")
 
 def frame(event: str, data: dict[str, Any], *, event_id: str | None = None) -> bytes:
     """One SSE frame (``id``, ``event``, one ``data`` line of JSON)."""
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    return sse.json_frame(event, data, event_id=event_id)
 
 
 def format_cursor(seen: Cursor) -> str:
