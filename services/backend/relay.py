@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 import asyncpg
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from tenacity import AsyncRetrying, RetryCallState
 
 from services.backend.metrics import (
     OUTBOX_OLDEST_AGE,
@@ -43,6 +43,7 @@ from services.common.db import database_errors
 from services.common.errors import BrokerUnavailable, ModelfleetError
 from services.common.jetstream import ensure_stream, publish
 from services.common.nats import connect
+from services.common.retry import exception_of, retry_forever
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,28 @@ where sent_at is null order by seq limit $1 for update skip locked
 """
 _MARK_SENT = "update ride_outbox set sent_at = now() where seq = any($1::bigint[])"
 _BACKOFF_BASE_S = 0.05
+
+
+def _round_failed(state: RetryCallState) -> None:
+    exc = exception_of(state)
+    RELAY_ERRORS.labels(type(exc).__name__).inc()
+    log.warning(
+        "outbox relay round failed: %s", exc.detail if isinstance(exc, ModelfleetError) else exc
+    )
+
+
+def round_retrying(settings: BackendSettings) -> AsyncRetrying:
+    """The relay's retry policy for one round (NATS or Postgres down: a ModelfleetError).
+
+    Retried forever, pauses from 50 ms doubling to ``relay_retry_max_s``; each failure is counted
+    in ``modelfleet_backend_relay_errors_total`` and logged.
+    """
+    return retry_forever(
+        errors=(ModelfleetError,),
+        first_s=_BACKOFF_BASE_S,
+        max_s=settings.relay_retry_max_s,
+        before_sleep=_round_failed,
+    )
 
 
 def event_body(payload: str, seq: int) -> bytes:
@@ -104,25 +127,19 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay forever; errors are logged, counted and retried with jittered backoff."""
-        backoff = _BACKOFF_BASE_S
         while True:
-            self._wake.clear()
-            try:
-                js = await self._jetstream()
-                sent = await self.relay_once(js)
-            except ModelfleetError as exc:
-                RELAY_ERRORS.labels(type(exc).__name__).inc()
-                log.warning("outbox relay round failed: %s", exc.detail)
-                await asyncio.sleep(random.uniform(backoff / 2, backoff))
-                backoff = min(backoff * 2, self.settings.relay_retry_max_s)
-                continue
-            backoff = _BACKOFF_BASE_S
+            sent: int = await round_retrying(self.settings)(self._round)
             if sent >= self.settings.relay_batch_size:
                 continue  # more may be waiting
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.relay_idle_interval_s)
             except TimeoutError:
                 pass
+
+    async def _round(self) -> int:
+        self._wake.clear()
+        js = await self._jetstream()
+        return await self.relay_once(js)
 
     async def watch_backlog(self) -> None:
         """Refresh the backlog gauges every ``outbox_stats_interval_s`` (kept during outages).

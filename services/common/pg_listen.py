@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 from prometheus_client import Gauge
+from tenacity import AsyncRetrying, RetryCallState
 
 from services.common.db import CONNECTION_ERRORS
+from services.common.retry import exception_of, retry_forever
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,28 @@ LISTEN_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresError,
 )
+
+
+class ConnectionClosed(Exception):
+    """The LISTEN connection closed without an error (Postgres or the pool closed it)."""
+
+
+def listen_retrying(channel: str) -> AsyncRetrying:
+    """The listener's reconnect policy: forever, pauses from 100 ms doubling to 2 s.
+
+    A lost connection (an error of ``LISTEN_ERRORS``, logged, or :class:`ConnectionClosed`) is
+    re-taken; anything else ends the listener.
+    """
+
+    def log_loss(state: RetryCallState) -> None:
+        exc = exception_of(state)
+        if not isinstance(exc, ConnectionClosed):
+            log.warning("listener on %r lost its connection: %r", channel, exc)
+
+    return retry_forever(
+        errors=(*LISTEN_ERRORS, ConnectionClosed), first_s=0.1, max_s=2.0, before_sleep=log_loss
+    )
+
 
 LISTENING = Gauge(
     "modelfleet_pg_listening",
@@ -67,25 +90,25 @@ class PgListener:
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with jittered backoff after connection loss."""
-        backoff = 0.1
+        async for attempt in listen_retrying(self.channel):
+            with attempt:
+                await self._listen(attempt.retry_state)
+
+    async def _listen(self, state: RetryCallState) -> None:
+        """Hold one LISTEN connection until it is lost; always raises."""
         timeout = self.timeout_s
-        while True:
+        async with self.pool.acquire(timeout=timeout) as conn:
+            await conn.add_listener(self.channel, self._callback)
             try:
-                async with self.pool.acquire(timeout=timeout) as conn:
-                    await conn.add_listener(self.channel, self._callback)
-                    try:
-                        self._listening.set(1)
-                        backoff = 0.1
-                        if self._on_connected is not None:
-                            await self._on_connected()
-                        while not conn.is_closed():
-                            await asyncio.sleep(HEALTH_CHECK_S)
-                            await conn.execute("select 1", timeout=timeout)
-                    finally:
-                        self._listening.set(0)
-                        if not conn.is_closed():
-                            await conn.remove_listener(self.channel, self._callback)
-            except LISTEN_ERRORS as exc:
-                log.warning("listener on %r lost its connection: %r", self.channel, exc)
-            await asyncio.sleep(random.uniform(backoff / 2, backoff))
-            backoff = min(backoff * 2, 2.0)
+                self._listening.set(1)
+                state.attempt_number = 1  # connected: the next pause is the shortest again
+                if self._on_connected is not None:
+                    await self._on_connected()
+                while not conn.is_closed():  # a health check, not a retry
+                    await asyncio.sleep(HEALTH_CHECK_S)
+                    await conn.execute("select 1", timeout=timeout)
+            finally:
+                self._listening.set(0)
+                if not conn.is_closed():
+                    await conn.remove_listener(self.channel, self._callback)
+        raise ConnectionClosed(self.channel)

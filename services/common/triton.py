@@ -16,15 +16,20 @@ Errors leave this module as the :mod:`services.common.errors` tree:
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
 from prometheus_client import Histogram
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
@@ -73,6 +78,34 @@ def _status(exc: InferenceServerException) -> str:
     return status.removeprefix("StatusCode.")
 
 
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, InferenceServerException) and _status(exc) == "UNAVAILABLE"
+
+
+def triton_retrying(model: str, *, retries: int, deadline: float) -> AsyncRetrying:
+    """The retry policy of one Triton call: UNAVAILABLE only, ``retries`` more attempts at most.
+
+    The pause before retry n is ``U(0, min(0.5 s, 50 ms * 2**n))``, cut at ``deadline`` (a
+    ``time.monotonic()``; the attempt then finds no time left and raises DependencyTimeout);
+    each retry counts in ``modelfleet_triton_retries_total``.
+    """
+    backoff = wait_random_exponential(multiplier=2 * _BACKOFF_BASE_S, max=_BACKOFF_CAP_S)
+
+    def pause(state: RetryCallState) -> float:
+        return min(backoff(state), max(0.0, deadline - time.monotonic()))
+
+    def count(_state: RetryCallState) -> None:
+        TRITON_RETRIES.labels(model).inc()
+
+    return AsyncRetrying(
+        retry=retry_if_exception(_unavailable),
+        stop=stop_after_attempt(retries + 1),
+        wait=pause,
+        before_sleep=count,
+        reraise=True,
+    )
+
+
 def translate_error(exc: InferenceServerException, *, model: str) -> Exception:
     """Map a tritonclient error onto the modelfleet error tree."""
     status = _status(exc)
@@ -94,6 +127,20 @@ class _ModelMetrics:
     @classmethod
     def of(cls, model: str) -> _ModelMetrics:
         return cls(TRITON_BATCH_ROWS.labels(model), TRITON_LATENCY.labels(model, "ok"))
+
+
+def _replay(
+    first: BaseException, attempt: Callable[[], Awaitable[Any]]
+) -> Callable[[], Awaitable[Any]]:
+    """``attempt`` whose first call raises ``first`` again: the attempt made before the policy."""
+    pending = [first]
+
+    async def replayed() -> Any:
+        if pending:
+            raise pending.pop()
+        return await attempt()
+
+    return replayed
 
 
 class TritonClient:
@@ -140,39 +187,42 @@ class TritonClient:
             infer_inputs.append(item)
         requested = [InferRequestedOutput(name) for name in outputs]
         request_id = request_id_var.get() or ""
+
+        async def attempt() -> Any:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DependencyTimeout(f"Triton did not answer for model {model!r} in time")
+            return await self._client.infer(
+                model,
+                infer_inputs,
+                model_version=version,
+                outputs=requested,
+                request_id=request_id,
+                client_timeout=remaining,
+            )
+
         start = time.perf_counter()
-        attempt = 0
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DependencyTimeout(f"Triton did not answer for model {model!r} in time")
+            try:
+                # The first attempt runs without tenacity (its per-call cost is ~0.1 ms, the
+                # same order as a small inference); only an UNAVAILABLE one enters the policy.
+                result = await attempt()
+            except InferenceServerException as exc:
+                if not _unavailable(exc) or self.retries == 0:
+                    raise translate_error(exc, model=model) from exc
+                retrying = triton_retrying(model, retries=self.retries, deadline=deadline)
                 try:
-                    result = await self._client.infer(
-                        model,
-                        infer_inputs,
-                        model_version=version,
-                        outputs=requested,
-                        request_id=request_id,
-                        client_timeout=remaining,
-                    )
-                except InferenceServerException as exc:
-                    retryable = _status(exc) == "UNAVAILABLE"
-                    if not retryable or attempt >= self.retries:
-                        raise translate_error(exc, model=model) from exc
-                    attempt += 1
-                    TRITON_RETRIES.labels(model).inc()
-                    backoff = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
-                    await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                    continue
-                response = result.get_response()
-                output = InferOutput(
-                    outputs={name: result.as_numpy(name) for name in outputs},
-                    model_name=response.model_name,
-                    model_version=response.model_version,
-                )
-                metrics.latency_ok.observe(time.perf_counter() - start)
-                return output
+                    result = await retrying(_replay(exc, attempt))
+                except InferenceServerException as last:
+                    raise translate_error(last, model=model) from last
+            response = result.get_response()
+            output = InferOutput(
+                outputs={name: result.as_numpy(name) for name in outputs},
+                model_name=response.model_name,
+                model_version=response.model_version,
+            )
+            metrics.latency_ok.observe(time.perf_counter() - start)
+            return output
         except BaseException as exc:
             TRITON_LATENCY.labels(model, type(exc).__name__).observe(time.perf_counter() - start)
             raise

@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState
 
 from services.common.errors import (
     BrokerUnavailable,
@@ -49,6 +50,7 @@ from services.common.jetstream import (
 )
 from services.common.metrics import observe_dependency
 from services.common.nats import connect
+from services.common.retry import exception_of, retry_forever
 from services.domain.taxi.events import RideEvent
 from services.workers.metrics import (
     ACK_PENDING,
@@ -66,6 +68,18 @@ _PULL_ERRORS: tuple[type[BaseException], ...] = (ModelfleetError, *NATS_ERRORS)
 
 #: handler(event) -> True when it wrote something, False when the write changed nothing.
 Handler = Callable[[RideEvent], Awaitable[bool]]
+
+
+def pull_retrying(name: str) -> AsyncRetrying:
+    """The consumer's retry policy for one pull (NATS away, stream or consumer not bound).
+
+    Retried forever, pauses from 100 ms doubling to 2 s, each failure logged.
+    """
+
+    def log_failure(state: RetryCallState) -> None:
+        log.warning("consumer %s cannot pull: %r", name, exception_of(state))
+
+    return retry_forever(errors=_PULL_ERRORS, first_s=0.1, max_s=2.0, before_sleep=log_failure)
 
 
 class PullConsumer:
@@ -120,27 +134,22 @@ class PullConsumer:
 
     async def run(self) -> None:
         """Pull and process until cancelled; outages are retried with jittered backoff."""
-        backoff = 0.1
         lag_task = asyncio.create_task(self._watch_lag(), name=f"{self.name}-lag")
         try:
             while True:
-                try:
-                    sub = await self._subscribe()
-                    messages = await sub.fetch(
-                        self.settings.fetch_batch, timeout=self.settings.fetch_timeout_s
-                    )
-                except nats.errors.TimeoutError:
-                    backoff = 0.1  # an empty long-poll (or the server is away: the next says)
-                    continue
-                except _PULL_ERRORS as exc:
-                    log.warning("consumer %s cannot pull: %r", self.name, exc)
-                    await asyncio.sleep(random.uniform(backoff / 2, backoff))
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                backoff = 0.1
-                await asyncio.gather(*(self._process(msg) for msg in messages))
+                messages: list[Msg] = await pull_retrying(self.name)(self._pull)
+                if messages:
+                    await asyncio.gather(*(self._process(msg) for msg in messages))
         finally:
             lag_task.cancel()
+
+    async def _pull(self) -> list[Msg]:
+        """One long-poll for up to ``fetch_batch`` messages ([] when none came in time)."""
+        try:
+            sub = await self._subscribe()
+            return await sub.fetch(self.settings.fetch_batch, timeout=self.settings.fetch_timeout_s)
+        except nats.errors.TimeoutError:
+            return []  # an empty long-poll (or the server is away: the next pull says)
 
     async def _process(self, msg: Msg) -> None:
         started = time.perf_counter()
