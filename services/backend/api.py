@@ -36,8 +36,12 @@ from services.backend.metrics import (
     TELEMETRY_ACCEPTED,
 )
 from services.backend.schemas import (
+    DownstreamData,
+    InitialDuration,
+    ModelRef,
     RideCreated,
     RideRequest,
+    RideResult,
     RideView,
     Telemetry,
     TelemetryAccepted,
@@ -106,27 +110,28 @@ def downstream_calls(
     }
 
 
-def initial_of(outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
+def initial_of(outcome: Outcome[dict[str, Any]]) -> InitialDuration:
     """ride-duration's outcome as the answer's ``initial_duration`` (a bad answer: unavailable)."""
     data = outcome.value
     if data is not None:
         try:
-            return {
-                "duration_minutes": float(data["duration_minutes"]),
-                "model": {
-                    "name": str(data["model"]["name"]),
-                    "version": str(data["model"]["version"]),
-                },
-                "reason": None,
-            }
+            return InitialDuration(
+                duration_minutes=float(data["duration_minutes"]),
+                model=ModelRef(
+                    name=str(data["model"]["name"]), version=str(data["model"]["version"])
+                ),
+                reason=None,
+            )
         except (KeyError, TypeError, ValueError):
             log.warning("ride-duration answered an unexpected body")
-    return {"duration_minutes": None, "model": None, "reason": outcome.reason or "unavailable"}
+    return InitialDuration(
+        duration_minutes=None, model=None, reason=outcome.reason or "unavailable"
+    )
 
 
-def data_of(outcome: Outcome[dict[str, Any]]) -> dict[str, Any]:
-    """A location/sensor outcome as ``{"data": object|null, "reason": ...}``."""
-    return {"data": outcome.value, "reason": outcome.reason}
+def data_of(outcome: Outcome[dict[str, Any]]) -> DownstreamData:
+    """A location/sensor outcome: ``{"data": object|null, "reason": ...}``."""
+    return DownstreamData(data=outcome.value, reason=outcome.reason)
 
 
 def request_hash(ride: RideRequest) -> str:
@@ -135,67 +140,69 @@ def request_hash(ride: RideRequest) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _stored_initial(row: Any) -> dict[str, Any]:
+def _stored_initial(row: asyncpg.Record) -> InitialDuration:
     minutes = row["initial_duration_minutes"]
-    return {
-        "duration_minutes": None if minutes is None else round(float(minutes), 2),
-        "model": None
+    return InitialDuration(
+        duration_minutes=None if minutes is None else round(float(minutes), 2),
+        model=None
         if row["initial_model_name"] is None
-        else {"name": row["initial_model_name"], "version": row["initial_model_version"]},
-        "reason": row["initial_reason"],
-    }
+        else ModelRef(name=row["initial_model_name"], version=row["initial_model_version"]),
+        reason=row["initial_reason"],
+    )
 
 
-def _stored_downstream(row: Any) -> dict[str, Any]:
+def _stored_downstream(row: asyncpg.Record) -> dict[str, DownstreamData]:
     """``location`` and ``sensor`` as stored with the ride (rides before 0002: not_configured)."""
     stored = orjson.loads(row["downstream"]) if row["downstream"] else {}
     absent = {"data": None, "reason": "not_configured"}
-    return {name: stored.get(name, absent) for name in ("location", "sensor")}
-
-
-def _result_of(row: Any) -> dict[str, Any]:
     return {
-        "kind": row["kind"],
-        "value": round(float(row["value"]), 2),
-        "unit": RESULT_UNITS.get(row["kind"], ""),
-        "model": {"name": row["model_name"], "version": row["model_version"]},
-        "at": row["updated_at"].isoformat(),
+        name: DownstreamData.model_validate(stored.get(name, absent))
+        for name in ("location", "sensor")
     }
 
 
-def _ride_of(row: Any) -> dict[str, Any]:
-    return {
-        "user_id": row["user_id"],
-        "pickup_datetime": row["pickup_datetime"].isoformat(),
-        "pickup_location_id": row["pickup_location_id"],
-        "dropoff_location_id": row["dropoff_location_id"],
-        "trip_distance": round(float(row["trip_distance"]), 4),
-        "passenger_count": row["passenger_count"],
-        "payment_type": row["payment_type"],
-    }
+def _result_of(row: asyncpg.Record) -> RideResult:
+    return RideResult(
+        kind=row["kind"],
+        value=round(float(row["value"]), 2),
+        unit=RESULT_UNITS.get(row["kind"], ""),
+        model=ModelRef(name=row["model_name"], version=row["model_version"]),
+        at=row["updated_at"],
+    )
+
+
+def _ride_of(row: asyncpg.Record) -> RideRequest:
+    return RideRequest(
+        user_id=row["user_id"],
+        pickup_datetime=row["pickup_datetime"],
+        pickup_location_id=row["pickup_location_id"],
+        dropoff_location_id=row["dropoff_location_id"],
+        trip_distance=round(float(row["trip_distance"]), 4),
+        passenger_count=row["passenger_count"],
+        payment_type=row["payment_type"],
+    )
 
 
 def _created(
     ride_id: uuid.UUID,
-    initial: dict[str, Any],
-    downstream: dict[str, Any],
+    initial: InitialDuration,
+    downstream: dict[str, DownstreamData],
     *,
     replayed: bool = False,
 ) -> JsonResponse:
+    """201 with the ride's ``Location`` (and ``Idempotent-Replayed`` on a replay)."""
     location = f"/v1/rides/{ride_id}"
     headers = {"Location": location}
     if replayed:
         headers[REPLAYED_HEADER] = "true"
-    return JsonResponse(
-        {
-            "ride_id": str(ride_id),
-            "initial_duration": initial,
-            **downstream,
-            "links": {"self": location, "events": f"{location}/events"},
-        },
-        status_code=201,
-        headers=headers,
+    created = RideCreated(
+        ride_id=ride_id,
+        initial_duration=initial,
+        location=downstream["location"],
+        sensor=downstream["sensor"],
+        links={"self": location, "events": f"{location}/events"},
     )
+    return JsonResponse(created.model_dump(mode="json"), status_code=201, headers=headers)
 
 
 async def _replay(
@@ -270,7 +277,7 @@ async def create_ride(
             pool, stored, idempotency.request_hash, key=idempotency.key, timeout_s=timeout_s
         )
     state.wake_relay()
-    RIDES_CREATED.labels(initial["reason"] or "ok").inc()
+    RIDES_CREATED.labels(initial.reason or "ok").inc()
     return _created(ride_id, initial, downstream)
 
 
@@ -280,21 +287,21 @@ async def create_ride(
     summary="A ride and its results so far",
     dependencies=[require_scope("read")],
 )
-async def get_ride(ride_id: uuid.UUID, state: StateDep) -> JsonResponse:
+async def get_ride(ride_id: uuid.UUID, state: StateDep) -> RideView:
     pool, timeout = state.pool, state.settings.database_timeout_s
     row = await store.fetch_ride(pool, ride_id, timeout_s=timeout)
     if row is None:
         raise NotFound(f"ride {ride_id} does not exist")
     results = await store.fetch_results(pool, ride_id, timeout_s=timeout)
-    return JsonResponse(
-        {
-            "ride_id": str(ride_id),
-            "created_at": row["created_at"].isoformat(),
-            "ride": _ride_of(row),
-            "initial_duration": _stored_initial(row),
-            **_stored_downstream(row),
-            "results": [_result_of(r) for r in results],
-        }
+    downstream = _stored_downstream(row)
+    return RideView(
+        ride_id=ride_id,
+        created_at=row["created_at"],
+        ride=_ride_of(row),
+        initial_duration=_stored_initial(row),
+        location=downstream["location"],
+        sensor=downstream["sensor"],
+        results=[_result_of(r) for r in results],
     )
 
 
@@ -318,7 +325,7 @@ async def ride_events(
     row = await store.fetch_ride(pool, ride_id, timeout_s=settings.database_timeout_s)
     if row is None:
         raise NotFound(f"ride {ride_id} does not exist")
-    initial = _stored_initial(row)
+    initial = _stored_initial(row).model_dump(mode="json")
 
     async def stream() -> AsyncIterator[bytes]:
         SSE_STREAMS.inc()
@@ -341,7 +348,9 @@ async def ride_events(
                         if sse.is_newer(cursor, kind, version, result["source_seq"]):
                             cursor[(kind, version)] = result["source_seq"]
                             yield sse.frame(
-                                "result", _result_of(result), event_id=sse.format_cursor(cursor)
+                                "result",
+                                _result_of(result).model_dump(mode="json"),
+                                event_id=sse.format_cursor(cursor),
                             )
                     try:
                         await asyncio.wait_for(woken.wait(), settings.sse_recheck_interval_s)
@@ -365,10 +374,10 @@ async def ride_events(
     responses=_ERRORS,
     dependencies=[require_scope("write")],
 )
-async def post_telemetry(ride_id: uuid.UUID, body: Telemetry, state: StateDep) -> JsonResponse:
+async def post_telemetry(ride_id: uuid.UUID, body: Telemetry, state: StateDep) -> TelemetryAccepted:
     event_id = await store.insert_telemetry(
         state.pool, ride_id=ride_id, telemetry=body, timeout_s=state.settings.database_timeout_s
     )
     state.wake_relay()
     TELEMETRY_ACCEPTED.inc()
-    return JsonResponse({"event_id": str(event_id), "ride_id": str(ride_id)}, status_code=202)
+    return TelemetryAccepted(event_id=event_id, ride_id=ride_id)

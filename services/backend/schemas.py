@@ -1,4 +1,9 @@
-"""Request and response bodies of the backend API (the public contract, versioned /v1)."""
+"""Request and response bodies of the backend API (the public contract, versioned /v1).
+
+The handlers build and return these models (FastAPI serializes them), so what is sent is what
+the OpenAPI schema says. Times the database stamps (:data:`Timestamp`) are sent as
+``datetime.isoformat()`` writes them (``+00:00``, as the API always sent them).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.domain.taxi.times import PickupDatetime
 
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
 ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""A time the database stamped, sent in ``isoformat()`` (``2024-03-14T12:30:00+00:00``)."""
 
 
 EXAMPLE_RIDE: dict[str, Any] = {
@@ -88,12 +99,12 @@ class RideResult(BaseModel):
     value: float
     unit: str
     model: ModelRef
-    at: datetime
+    at: Timestamp
 
 
 class RideView(BaseModel):
     ride_id: UUID
-    created_at: datetime
+    created_at: Timestamp
     ride: RideRequest
     initial_duration: InitialDuration
     location: DownstreamData

@@ -1,7 +1,9 @@
 """SQL of the backend: rides, outbox, telemetry and results (asyncpg, one transaction per write).
 
 Every function takes the pool, runs inside :func:`services.common.db.database_errors` (so an
-outage is a 503/504 of the error tree, never a 500) and gives each query a deadline.
+outage is a 503/504 of the error tree, never a 500) and gives each query a deadline. The outbox
+events are :class:`~services.domain.taxi.events.RideEvent` instances, serialized by the model
+the workers parse them with (:func:`ride_event`), so writer and reader cannot drift.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
 
-from services.backend.schemas import RideRequest, Telemetry
+from services.backend.schemas import DownstreamData, InitialDuration, RideRequest, Telemetry
 from services.common.db import database_errors
 from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
+from services.domain.taxi.events import EventRide, EventTelemetry, RideEvent
 from services.domain.taxi.times import new_york_local
 
 # The ride and its outbox event in ONE statement (atomic on its own: one round trip without a
@@ -66,15 +69,33 @@ class StoredKey:
     request_hash: str
 
 
-def _event_ride(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "pickup_datetime": row["pickup_datetime"].isoformat(),
-        "pickup_location_id": row["pickup_location_id"],
-        "dropoff_location_id": row["dropoff_location_id"],
-        "trip_distance": float(row["trip_distance"]),
-        "passenger_count": row["passenger_count"],
-        "payment_type": row["payment_type"],
-    }
+def ride_event(
+    kind: Literal["ride.requested", "ride.telemetry"],
+    *,
+    event_id: uuid.UUID,
+    ride_id: uuid.UUID,
+    ride: EventRide,
+    initial_duration_minutes: float | None,
+    telemetry: Telemetry | None = None,
+) -> str:
+    """The outbox JSON of one ride event, occurring now (``seq`` is the relay's to add)."""
+    event = RideEvent(
+        type=kind,
+        event_id=event_id,
+        ride_id=ride_id,
+        occurred_at=datetime.now(UTC),
+        ride=ride,
+        initial_duration_minutes=initial_duration_minutes,
+        telemetry=None
+        if telemetry is None
+        else EventTelemetry.model_validate(telemetry.model_dump()),
+    )
+    return event.model_dump_json(exclude={"seq"})
+
+
+def _event_ride(fields: asyncpg.Record | dict[str, Any]) -> EventRide:
+    """The event's ride from the ride's row (or the same columns of a new ride)."""
+    return EventRide.model_validate(dict(fields))
 
 
 async def insert_ride(
@@ -83,8 +104,8 @@ async def insert_ride(
     ride_id: uuid.UUID,
     ride: RideRequest,
     request_id: str | None,
-    initial: dict[str, Any],
-    downstream: dict[str, Any],
+    initial: InitialDuration,
+    downstream: dict[str, DownstreamData],
     idempotency: IdempotencyKey | None,
     timeout_s: float,
 ) -> StoredKey | None:
@@ -95,24 +116,15 @@ async def insert_ride(
     nothing is written and the ride it names is returned instead. None: this ride was stored.
     """
     pickup = new_york_local(ride.pickup_datetime)
-    model = initial.get("model") or {}
+    model = initial.model
     event_id = uuid.uuid4()
-    fields = {
-        "pickup_datetime": pickup,
-        "pickup_location_id": ride.pickup_location_id,
-        "dropoff_location_id": ride.dropoff_location_id,
-        "trip_distance": ride.trip_distance,
-        "passenger_count": ride.passenger_count,
-        "payment_type": ride.payment_type,
-    }
-    payload = {
-        "type": "ride.requested",
-        "event_id": str(event_id),
-        "ride_id": str(ride_id),
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "ride": _event_ride(fields),
-        "initial_duration_minutes": initial.get("duration_minutes"),
-    }
+    payload = ride_event(
+        "ride.requested",
+        event_id=event_id,
+        ride_id=ride_id,
+        ride=_event_ride({**ride.model_dump(), "pickup_datetime": pickup}),
+        initial_duration_minutes=initial.duration_minutes,
+    )
     values = (
         ride_id,
         request_id,
@@ -123,14 +135,16 @@ async def insert_ride(
         ride.trip_distance,
         ride.passenger_count,
         ride.payment_type,
-        initial.get("duration_minutes"),
-        model.get("name"),
-        model.get("version"),
-        initial.get("reason"),
-        orjson.dumps(downstream).decode(),
+        initial.duration_minutes,
+        None if model is None else model.name,
+        None if model is None else model.version,
+        initial.reason,
+        orjson.dumps(
+            {name: data.model_dump(mode="json") for name, data in downstream.items()}
+        ).decode(),
         event_id,
         RIDE_REQUESTED,
-        orjson.dumps(payload).decode(),
+        payload,
     )
     async with database_errors("insert_ride"):
         if idempotency is None:
@@ -170,15 +184,14 @@ async def insert_telemetry(
             row = await conn.fetchrow(_SELECT_RIDE, ride_id, timeout=timeout_s)
             if row is None:
                 raise NotFound(f"ride {ride_id} does not exist")
-            payload = {
-                "type": "ride.telemetry",
-                "event_id": str(event_id),
-                "ride_id": str(ride_id),
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "ride": _event_ride(row),
-                "initial_duration_minutes": row["initial_duration_minutes"],
-                "telemetry": telemetry.model_dump(),
-            }
+            payload = ride_event(
+                "ride.telemetry",
+                event_id=event_id,
+                ride_id=ride_id,
+                ride=_event_ride(row),
+                initial_duration_minutes=row["initial_duration_minutes"],
+                telemetry=telemetry,
+            )
             await conn.execute(
                 "insert into ride_telemetry (event_id, ride_id, elapsed_minutes, "
                 "distance_covered, speed_mph) values ($1, $2, $3, $4, $5)",
@@ -194,7 +207,7 @@ async def insert_telemetry(
                 event_id,
                 ride_id,
                 RIDE_TELEMETRY,
-                orjson.dumps(payload).decode(),
+                payload,
                 timeout=timeout_s,
             )
     return event_id

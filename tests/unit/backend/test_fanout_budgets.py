@@ -42,9 +42,9 @@ async def answer(settings: BackendSettings) -> dict[str, Any]:
             downstream_calls(client, settings, RIDE), budget_s=settings.fanout_budget_s
         )
     return {
-        "initial_duration": initial_of(outcomes["ride-duration"]),
-        "location": data_of(outcomes["location"]),
-        "sensor": data_of(outcomes["sensor"]),
+        "initial_duration": initial_of(outcomes["ride-duration"]).model_dump(mode="json"),
+        "location": data_of(outcomes["location"]).model_dump(mode="json"),
+        "sensor": data_of(outcomes["sensor"]).model_dump(mode="json"),
     }
 
 
