@@ -7,12 +7,15 @@ pieces (as the LLM writes it in the LLM modes), and ``done`` with the whole resp
 Errors found before the first event (bad input, a dependency down) are ordinary problem+json
 responses; an LLM failing mid-answer ends the stream with an ``error`` event (problem body).
 
+The events are written by the shared SSE writer (:mod:`services.common.sse`).
+
 ``POST /v1/documents`` takes a PDF as ``multipart/form-data`` (field ``file``) or as a raw
 ``application/pdf`` body (name in ``?name=``). Everything is checked before anything is stored:
-over ``CHATBOT_MAX_UPLOAD_BYTES`` -> 413, not a PDF -> 415, unreadable, encrypted or without
-text -> 422. Then 202 with the upload's status URL, and ingestion runs in the background
-(:mod:`services.chatbot.uploads`). ``GET /v1/documents/{id}`` shows the document and its
-status (``processing``, ``ready``, ``failed`` with the error).
+over ``CHATBOT_MAX_UPLOAD_BYTES`` -> 413 (a body that could not fit in it: the route's body
+limit, :func:`upload_body_limit`, applied by the security layer), not a PDF -> 415,
+unreadable, encrypted or without text -> 422. Then 202 with the upload's status URL, and
+ingestion runs in the background (:mod:`services.chatbot.uploads`). ``GET /v1/documents/{id}``
+shows the document and its status (``processing``, ``ready``, ``failed`` with the error).
 """
 
 from __future__ import annotations
@@ -22,19 +25,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response
 
 from services.chatbot import metrics, uploads
 from services.chatbot.answer import Answerer, Pending
 from services.chatbot.schemas import ChatRequest, ChatResponse, DocumentStatus, UploadAccepted
 from services.chatbot.settings import ChatbotSettings
-from services.chatbot.uploads import Ingestion
-from services.common.deps import PoolDep
+from services.chatbot.state import StateDep
+from services.common import sse
 from services.common.errors import (
     PROBLEM_TYPE_BASE,
     ModelfleetError,
@@ -42,19 +44,18 @@ from services.common.errors import (
     UnsupportedMediaType,
 )
 from services.common.fastroute import JsonResponse
-from services.common.request_body import read_body
 from services.common.security import current_identity, require_scope
+from services.common.settings import ServiceSettings
 from services.domain.documents.store import get_document
 
 router = APIRouter(prefix="/v1", tags=["chatbot"])
 page_router = APIRouter(tags=["page"])
 
 PAGE = (Path(__file__).parent / "static" / "index.html").read_bytes()
+#: The body limit of POST /v1/chat.
 MAX_CHAT_BODY_BYTES = 256 * 1024
 #: Room for multipart framing and form fields around the file.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
-#: Body limit the security layer applies to POST /v1/documents.
-UPLOAD_BODY_CEILING_BYTES = 64 * 1024 * 1024
 #: Characters per SSE ``delta`` event (whole words).
 DELTA_CHARS = 24
 
@@ -81,9 +82,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def _settings(request: Request) -> ChatbotSettings:
-    settings: ChatbotSettings = request.app.state.settings
-    return settings
+def upload_body_limit(settings: ServiceSettings) -> int:
+    """The body limit of POST /v1/documents, declared on the route (the layer applies it)."""
+    assert isinstance(settings, ChatbotSettings)
+    return settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES
 
 
 def user_of(request: Request) -> str:
@@ -109,8 +111,13 @@ def _parse_chat(body: bytes) -> ChatRequest:
         ) from exc
 
 
-def _sse(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def response_body(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer's body as :class:`ChatResponse` sends it (the SSE ``done`` event's data).
+
+    Only the fields the answer has: a citation or retrieved chunk leaves out what it does not
+    know (a product has no page), as the JSON response does (``response_model_exclude_unset``).
+    """
+    return ChatResponse.model_validate(body).model_dump(mode="json", exclude_unset=True)
 
 
 def pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
@@ -131,10 +138,11 @@ def pieces(text: str, size: int = DELTA_CHARS) -> list[str]:
 
 async def _stream(body: dict[str, Any]) -> AsyncIterator[bytes]:
     """A finished answer as events: meta, its text in pieces, done."""
-    yield _sse("meta", {k: v for k, v in body.items() if k != "answer"})
-    for piece in pieces(body["answer"]):
-        yield _sse("delta", {"text": piece})
-    yield _sse("done", body)
+    done = response_body(body)
+    yield sse.json_frame("meta", {k: v for k, v in done.items() if k != "answer"})
+    for piece in pieces(done["answer"]):
+        yield sse.json_frame("delta", {"text": piece})
+    yield sse.json_frame("done", done)
 
 
 async def _stream_pending(answerer: Answerer, pending: Pending, path: str) -> AsyncIterator[bytes]:
@@ -142,11 +150,11 @@ async def _stream_pending(answerer: Answerer, pending: Pending, path: str) -> As
     ``error`` event with the problem body (the status line is already sent)."""
     try:
         async for event, data in answerer.stream(pending):
-            yield _sse(event, data)
+            yield sse.json_frame(event, response_body(data) if event == "done" else data)
     except ModelfleetError as exc:
         count_errors(exc)
         problem = {"type": PROBLEM_TYPE_BASE + exc.type_slug, "title": exc.title}
-        yield _sse(
+        yield sse.json_frame(
             "error", {**problem, "status": exc.status, "detail": exc.detail, "instance": path}
         )
 
@@ -158,9 +166,11 @@ def wants_stream(request: Request, parsed: ChatRequest) -> bool:
 @router.post(
     "/chat",
     response_model=ChatResponse,
+    # a citation or chunk sends only what it knows (a product has no page): as the SSE events
+    response_model_exclude_unset=True,
     summary="Answer a question with cited sources (JSON, or SSE when asked)",
     openapi_extra=_CHAT_BODY,
-    dependencies=[require_scope("read")],
+    dependencies=[require_scope("read", max_body_bytes=MAX_CHAT_BODY_BYTES)],
     responses={
         200: {"content": {"text/event-stream": {}}},
         404: {"description": "Unknown conversation id"},
@@ -169,11 +179,11 @@ def wants_stream(request: Request, parsed: ChatRequest) -> bool:
         504: {"description": "A dependency missed its deadline"},
     },
 )
-async def chat(request: Request) -> Response:
-    answerer: Answerer = request.app.state.answerer
+async def chat(request: Request, state: StateDep) -> ChatResponse | Response:
+    answerer = state.answerer
     user = user_of(request)
-    metrics.QUESTIONS_BY_USER.labels(request.app.state.user_labels.label(user)).inc()
-    parsed = _parse_chat(await read_body(request, MAX_CHAT_BODY_BYTES))
+    metrics.QUESTIONS_BY_USER.labels(state.user_labels.label(user)).inc()
+    parsed = _parse_chat(await request.body())
     stream = wants_stream(request, parsed)
     try:
         plan = await answerer.plan(parsed, user=user)
@@ -185,25 +195,19 @@ async def chat(request: Request) -> Response:
         raise
     if not stream:
         assert not isinstance(plan, Pending)
-        return JsonResponse(plan)
+        return ChatResponse.model_validate(plan)
     events = (
         _stream_pending(answerer, plan, request.url.path)
         if isinstance(plan, Pending)
         else _stream(plan)
     )
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse.event_stream(events)
 
 
 async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[str, bytes]:
     """(file name, bytes) of an upload; 413/415 before anything else is looked at."""
-    limit = settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        await read_body(request, limit)
         async with request.form(max_files=1, max_fields=5) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
@@ -211,7 +215,7 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
             data = await upload.read()
             name = upload.filename or "upload.pdf"
     elif content_type in ("application/pdf", "application/octet-stream"):
-        data = await read_body(request, limit)
+        data = await request.body()
         name = request.query_params.get("name") or "upload.pdf"
     else:
         raise UnsupportedMediaType(
@@ -227,8 +231,7 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
     response_model=UploadAccepted,
     summary="Upload a PDF; it is ingested in the background (status URL in Location)",
     openapi_extra=_UPLOAD_BODY,
-    # the layer's ceiling; CHATBOT_MAX_UPLOAD_BYTES is checked inside (413 either way)
-    dependencies=[require_scope("write", max_body_bytes=UPLOAD_BODY_CEILING_BYTES)],
+    dependencies=[require_scope("write", max_body_bytes=upload_body_limit)],
     responses={
         413: {"description": "Over CHATBOT_MAX_UPLOAD_BYTES"},
         415: {"description": "Not a PDF"},
@@ -236,29 +239,26 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
         503: {"description": "Postgres is unavailable (Retry-After)"},
     },
 )
-async def upload_document(request: Request) -> JsonResponse:
-    settings = _settings(request)
-    ingestion: Ingestion = request.app.state.ingestion
+async def upload_document(request: Request, state: StateDep) -> JsonResponse:
     try:
-        name, data = await _upload_payload(request, settings)
+        name, data = await _upload_payload(request, state.settings)
         parsed = await uploads.parse_upload(name, data)
-        document_id, started = await ingestion.submit(parsed)
+        document_id, started = await state.ingestion.submit(parsed)
     except ModelfleetError as exc:
         metrics.UPLOADS.labels("rejected").inc()
         count_errors(exc)
         raise
     metrics.UPLOADS.labels("accepted").inc()
     status_url = f"/v1/documents/{document_id}"
+    accepted = UploadAccepted(
+        id=document_id,
+        name=parsed.name,
+        pages=parsed.page_count,
+        status="processing" if started else "ready",
+        status_url=status_url,
+    )
     return JsonResponse(
-        {
-            "id": str(document_id),
-            "name": parsed.name,
-            "pages": parsed.page_count,
-            "status": "processing" if started else "ready",
-            "status_url": status_url,
-        },
-        status_code=202,
-        headers={"Location": status_url},
+        accepted.model_dump(mode="json"), status_code=202, headers={"Location": status_url}
     )
 
 
@@ -269,23 +269,21 @@ async def upload_document(request: Request) -> JsonResponse:
     dependencies=[require_scope("read")],
     responses={404: {"description": "Unknown document id"}},
 )
-async def document_status(document_id: uuid.UUID, pool: PoolDep) -> JsonResponse:
-    document = await get_document(pool, document_id)
+async def document_status(document_id: uuid.UUID, state: StateDep) -> DocumentStatus:
+    document = await get_document(state.pool, document_id)
     if document is None:
         raise NotFound(f"no document {document_id}")
-    return JsonResponse(
-        {
-            "id": str(document.id),
-            "source": "documents" if document.source == "pdf" else "products",
-            "name": document.external_id,
-            "title": document.title,
-            "status": document.status,
-            "error": document.error,
-            "pages": document.page_count,
-            "chunks": document.chunk_count,
-            "created_at": document.created_at,
-            "updated_at": document.updated_at,
-        }
+    return DocumentStatus(
+        id=document.id,
+        source="documents" if document.source == "pdf" else "products",
+        name=document.external_id,
+        title=document.title,
+        status=document.status,
+        error=document.error,
+        pages=document.page_count,
+        chunks=document.chunk_count,
+        created_at=document.created_at,
+        updated_at=document.updated_at,
     )
 
 

@@ -22,6 +22,7 @@ from services.chatbot.cache import AnswerCache
 from services.chatbot.generation import create_generator
 from services.chatbot.settings import ChatbotSettings
 from services.chatbot.sources import chunk_search
+from services.chatbot.state import ChatbotState
 from services.chatbot.uploads import Ingestion
 from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
@@ -43,7 +44,7 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
     settings = settings or ChatbotSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[ChatbotState]:
         async with AsyncExitStack() as stack:
             triton = TritonClient.from_settings(settings)
             stack.push_async_callback(triton.close)
@@ -96,19 +97,21 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
                 pool, embedder, corpus_changed, timeout_s=settings.ingest_timeout_s
             )
             stack.push_async_callback(ingestion.close)
-            app.state.pool = pool
-            app.state.triton = triton
-            app.state.ingestion = ingestion
-            app.state.user_labels = metrics.user_labels(settings.identity_metrics_top_n)
-            app.state.answerer = Answerer(
+            yield ChatbotState(
                 settings=settings,
                 pool=pool,
-                embedder=embedder,
-                search=chunk_search(pool, timeout_s=settings.database_timeout_s),
-                generator=generator,
-                cache=cache,
+                triton=triton,
+                ingestion=ingestion,
+                user_labels=metrics.user_labels(settings.identity_metrics_top_n),
+                answerer=Answerer(
+                    settings=settings,
+                    pool=pool,
+                    embedder=embedder,
+                    search=chunk_search(pool, timeout_s=settings.database_timeout_s),
+                    generator=generator,
+                    cache=cache,
+                ),
             )
-            yield
 
     return create_service_app(
         settings=settings,
