@@ -86,27 +86,12 @@ def downstream_calls(
 ) -> dict[str, Call[dict[str, Any]] | None]:
     """The fan-out of POST /v1/rides: ride-duration, and location/sensor when configured."""
     ride_json = ride.model_dump(mode="json")
-
-    def call(
-        name: str, url: str | None, body: dict[str, Any], timeout_s: float
-    ) -> Call[dict[str, Any]] | None:
-        if url is None:
-            return None
-
-        async def run() -> dict[str, Any]:
-            return await client.post_json(url, body, timeout_s=timeout_s, name=name)
-
-        return Call(f"http:{name}", "post", run, timeout_s)
-
     return {
-        "ride-duration": call(
-            "ride-duration",
-            f"{settings.ride_duration_url}/v1/predict",
-            _ride_duration_body(ride),
-            settings.ride_duration_timeout_s,
+        "ride-duration": client.post_call(
+            settings.downstream("ride-duration"), _ride_duration_body(ride), path="/v1/predict"
         ),
-        "location": call("location", settings.location_url, ride_json, settings.location_timeout_s),
-        "sensor": call("sensor", settings.sensor_url, ride_json, settings.sensor_timeout_s),
+        "location": client.post_call(settings.downstream("location"), ride_json),
+        "sensor": client.post_call(settings.downstream("sensor"), ride_json),
     }
 
 

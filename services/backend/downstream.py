@@ -13,6 +13,7 @@ request), measured on this project's 2-core machine; see docs/decisions.md.
 
     client = JsonClient(max_connections=128)          # in the app's lifespan
     data = await client.post_json(url, body, timeout_s=0.5, name="ride-duration")
+    call = client.post_call(settings.downstream("location"), body)  # a fan-out Call, or None
     await client.close()
 """
 
@@ -24,6 +25,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from services.backend.fanout import Call
+from services.backend.settings import Downstream
 from services.common.errors import DependencyError, DependencyFailed, DependencyTimeout
 from services.common.logging import outgoing_headers
 
@@ -80,6 +83,20 @@ class JsonClient:
         if not isinstance(data, dict):
             raise DependencyFailed(f"{name} answered {type(data).__name__}, not a JSON object")
         return data
+
+    def post_call(
+        self, target: Downstream, body: dict[str, Any], *, path: str = ""
+    ) -> Call[dict[str, Any]] | None:
+        """A fan-out call POSTing ``body`` to ``target`` (plus ``path``) within its deadline;
+        None when ``target`` has no URL (its outcome is then ``not_configured``)."""
+        if target.url is None:
+            return None
+        url, name, timeout_s = f"{target.url}{path}", target.name, target.timeout_s
+
+        async def run() -> dict[str, Any]:
+            return await self.post_json(url, body, timeout_s=timeout_s, name=name)
+
+        return Call(f"http:{name}", "post", run, timeout_s)
 
     async def get_status(self, url: str, *, timeout_s: float, name: str) -> int:
         """GET ``url``; its status code (a readiness probe). Unreachable: DependencyError."""

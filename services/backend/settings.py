@@ -1,13 +1,59 @@
-"""Settings of the backend service (env prefix ``BACKEND_``)."""
+"""Settings of the backend service (env prefix ``BACKEND_``; shared names unprefixed).
+
+Each downstream the backend calls (ride-duration, location, sensor) is one URL and one deadline,
+read from ``BACKEND_<NAME>_URL`` and ``BACKEND_<NAME>_TIMEOUT_S``: the names the Helm chart,
+``make up`` and the docs use, so the pair stays two flat settings. Each half is declared with one
+type (:data:`DownstreamUrl` carries the URL check, :data:`DownstreamTimeout` the deadline's
+bounds), and the pair is read as one value:
+
+    target = settings.downstream("location")   # Downstream("location", url or None, timeout_s)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+
+DownstreamName = Literal["ride-duration", "location", "sensor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Downstream:
+    """One downstream: its name, its URL (None: not configured) and the deadline of a call."""
+
+    name: DownstreamName
+    url: str | None
+    timeout_s: float
+
+
+def _url_check(*, optional: bool) -> Callable[[str | None, ValidationInfo], str | None]:
+    """An http(s) URL without its trailing slash; ``optional``: unset or empty is None."""
+
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (value == "" and optional):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            name = f"BACKEND_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name} must look like http://host:port[/path]")
+        return value.rstrip("/")
+
+    return check
+
+
+RequiredUrl = Annotated[str, BeforeValidator(_url_check(optional=False))]
+"""The base URL of a downstream the backend always calls."""
+DownstreamUrl = Annotated[str | None, BeforeValidator(_url_check(optional=True))]
+"""The URL of an optional downstream: unset or empty means not configured."""
+DownstreamTimeout = Annotated[float, Field(gt=0, le=10)]
+"""The deadline of one call to a downstream, in seconds."""
 
 
 class BackendSettings(ServiceSettings):
@@ -16,27 +62,27 @@ class BackendSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BACKEND_")
 
     service_name: str = "backend"
-    ride_duration_url: str = Field(
+    ride_duration_url: RequiredUrl = Field(
         default="http://127.0.0.1:8001", description="Base URL of the ride-duration service."
     )
-    ride_duration_timeout_s: float = Field(
-        default=0.5, gt=0, le=10, description="Deadline of the initial-duration call."
+    ride_duration_timeout_s: DownstreamTimeout = Field(
+        default=0.5, description="Deadline of the initial-duration call."
     )
-    location_url: str | None = Field(
+    location_url: DownstreamUrl = Field(
         default=None,
         description="URL the ride is POSTed to for its location data; unset or empty: "
         "the answer's `location` is null with reason not_configured.",
     )
-    location_timeout_s: float = Field(
-        default=0.5, gt=0, le=10, description="Deadline of the location call."
+    location_timeout_s: DownstreamTimeout = Field(
+        default=0.5, description="Deadline of the location call."
     )
-    sensor_url: str | None = Field(
+    sensor_url: DownstreamUrl = Field(
         default=None,
         description="URL the ride is POSTed to for its sensor data; unset or empty: "
         "the answer's `sensor` is null with reason not_configured.",
     )
-    sensor_timeout_s: float = Field(
-        default=2.0, gt=0, le=10, description="Deadline of the sensor call."
+    sensor_timeout_s: DownstreamTimeout = Field(
+        default=2.0, description="Deadline of the sensor call."
     )
     fanout_budget_s: float = Field(
         default=1.5,
@@ -72,13 +118,12 @@ class BackendSettings(ServiceSettings):
         default=5000, ge=1, le=100_000, description="Rows deleted per table per transaction."
     )
 
-    @field_validator("ride_duration_url", "location_url", "sensor_url", mode="before")
-    @classmethod
-    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None or (value == "" and info.field_name != "ride_duration_url"):
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            name = f"BACKEND_{(info.field_name or '').upper()}"
-            raise ValueError(f"{name} must look like http://host:port[/path]")
-        return value.rstrip("/")
+    def downstream(self, name: DownstreamName) -> Downstream:
+        """The URL and deadline of ``name`` as one value (what a call to it needs)."""
+        match name:
+            case "ride-duration":
+                return Downstream(name, self.ride_duration_url, self.ride_duration_timeout_s)
+            case "location":
+                return Downstream(name, self.location_url, self.location_timeout_s)
+            case "sensor":
+                return Downstream(name, self.sensor_url, self.sensor_timeout_s)
