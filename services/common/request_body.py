@@ -11,7 +11,6 @@ while it streams.
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.types import Message, Receive
 
 
@@ -49,21 +48,3 @@ def limit_body(receive: Receive, limit: int, *, declared: str | None) -> Receive
 
     return limited
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """TRANSITIONAL (removed once the classifier and chatbot declare their limits)."""
-    from services.common.errors import PayloadTooLarge
-
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body
-    return body
