@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query
 
 from services.classifier import runs
 from services.classifier.alerts import AlertNotification, retraining_alerts
+from services.classifier.schemas import AlertCounts, RetrainingAction, RetrainingRun, RetrainingRuns
 from services.classifier.state import ClassifierState, StateDep
 from services.common.errors import (
     Conflict,
@@ -46,6 +47,16 @@ _START_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _url(run: dict[str, Any]) -> str:
     return f"/v1/retraining/{run['run_id']}"
+
+
+def _answer(action: RetrainingAction, *, status_code: int) -> JsonResponse:
+    """The answer of a start: only the fields that apply (no ``url`` without a run)."""
+    headers = {"Location": action.url} if action.url is not None else None
+    return JsonResponse(
+        action.model_dump(mode="json", exclude_unset=True),
+        status_code=status_code,
+        headers=headers,
+    )
 
 
 async def _claim_and_start(
@@ -78,6 +89,7 @@ async def _claim_and_start(
 @router.post(
     "/alerts",
     status_code=202,
+    response_model=RetrainingAction,
     summary="Alertmanager webhook: a firing classifier-F1 alert starts a retraining run",
     responses={200: {"description": "No alert here asks for retraining"}, **_START_ERRORS},
     dependencies=[require_scope("admin")],
@@ -87,9 +99,9 @@ async def alerts(notification: AlertNotification, state: StateDep) -> JsonRespon
     matched = retraining_alerts(
         notification, alert_names=settings.retraining_alerts, model=settings.triton_model
     )
-    counts = {"received": len(notification.alerts), "matched": len(matched)}
+    counts = AlertCounts(received=len(notification.alerts), matched=len(matched))
     if not matched:
-        return JsonResponse({"action": "ignored", "alerts": counts, "run": None}, status_code=200)
+        return _answer(RetrainingAction(action="ignored", alerts=counts, run=None), status_code=200)
     first = matched[0]
     alert = {
         "labels": first.labels,
@@ -102,16 +114,21 @@ async def alerts(notification: AlertNotification, state: StateDep) -> JsonRespon
     action = "started" if claim.created else "already_running"
     log.info("alert %s: retraining run %s %s", first.labels.get("alertname"),
              claim.run["run_id"], action)  # fmt: skip
-    return JsonResponse(
-        {"action": action, "alerts": counts, "run": claim.run, "url": _url(claim.run)},
+    return _answer(
+        RetrainingAction(
+            action=action,
+            alerts=counts,
+            run=RetrainingRun.model_validate(claim.run),
+            url=_url(claim.run),
+        ),
         status_code=202,
-        headers={"Location": _url(claim.run)},
     )
 
 
 @router.post(
     "/retraining",
     status_code=202,
+    response_model=RetrainingAction,
     summary="Start a retraining run by hand",
     responses={409: {"description": "A run is already queued or running"}, **_START_ERRORS},
     dependencies=[require_scope("admin")],
@@ -123,10 +140,11 @@ async def start_retraining(state: StateDep) -> JsonResponse:
             f"run {claim.run['run_id']} is {claim.run['status']}",
             extra={"run": claim.run, "url": _url(claim.run)},
         )
-    return JsonResponse(
-        {"action": "started", "run": claim.run, "url": _url(claim.run)},
+    return _answer(
+        RetrainingAction(
+            action="started", run=RetrainingRun.model_validate(claim.run), url=_url(claim.run)
+        ),
         status_code=202,
-        headers={"Location": _url(claim.run)},
     )
 
 
@@ -150,29 +168,31 @@ async def _reconciled(state: ClassifierState, run: dict[str, Any]) -> dict[str, 
 
 @router.get(
     "/retraining",
+    response_model=RetrainingRuns,
     summary="The latest retraining runs, newest first",
     dependencies=[require_scope("admin")],
 )
 async def list_retraining(
     state: StateDep, limit: int = Query(default=20, ge=1, le=200)
-) -> JsonResponse:
+) -> RetrainingRuns:
     settings = state.settings
     latest = await runs.recent_runs(
         state.pool, model=settings.triton_model, limit=limit, timeout_s=settings.database_timeout_s
     )
     latest = [await _reconciled(state, run) for run in latest]
     active = next((run for run in latest if run["status"] in runs.ACTIVE), None)
-    return JsonResponse({"active": active, "runs": latest})
+    return RetrainingRuns.model_validate({"active": active, "runs": latest})
 
 
 @router.get(
     "/retraining/{run_id}",
+    response_model=RetrainingRun,
     summary="One retraining run",
     responses={404: {"description": "Unknown run id"}},
     dependencies=[require_scope("admin")],
 )
-async def get_retraining(run_id: uuid.UUID, state: StateDep) -> JsonResponse:
+async def get_retraining(run_id: uuid.UUID, state: StateDep) -> RetrainingRun:
     run = await runs.get_run(state.pool, run_id, timeout_s=state.settings.database_timeout_s)
     if run is None:
         raise NotFound(f"no retraining run {run_id}")
-    return JsonResponse(await _reconciled(state, run))
+    return RetrainingRun.model_validate(await _reconciled(state, run))

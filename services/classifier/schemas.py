@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,3 +66,44 @@ class Feedback(BaseModel):
     true_category: str
     correct: bool
     model: ModelRef
+
+
+RunStatus = Literal["queued", "running", "succeeded", "rejected", "failed"]
+
+
+class RetrainingRun(BaseModel):
+    """One row of ``classifier_retraining_runs`` (times as ISO 8601 text, as stored)."""
+
+    run_id: UUID
+    model_name: str
+    status: RunStatus
+    reason: str = Field(description="alert or manual")
+    trigger: str = Field(description="What started its job: the trigger's name.")
+    alert: dict[str, Any] | None = Field(description="The alert that asked for it.")
+    job_name: str | None
+    serving_version: str | None
+    new_version: str | None
+    metrics: dict[str, Any] | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class RetrainingRuns(BaseModel):
+    active: RetrainingRun | None = Field(description="The queued or running run, if any.")
+    runs: list[RetrainingRun] = Field(description="Newest first.")
+
+
+class AlertCounts(BaseModel):
+    received: int
+    matched: int = Field(description="Alerts of the notification that ask for retraining.")
+
+
+class RetrainingAction(BaseModel):
+    """What a notification or a start by hand did (only the fields that apply are sent)."""
+
+    action: Literal["started", "already_running", "ignored"]
+    alerts: AlertCounts | None = Field(default=None, description="POST /v1/alerts only.")
+    run: RetrainingRun | None = None
+    url: str | None = Field(default=None, description="The run's status URL (also Location).")

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import numpy as np
 import numpy.typing as npt
+import pytest
 import pytest_asyncio
 from fastapi.routing import APIRoute
 
@@ -60,15 +61,19 @@ class FakePool:
 
     def __init__(self) -> None:
         self.inserted: list[tuple[Any, ...]] = []
+        #: Rows of classifier_retraining_runs.
+        self.runs: list[dict[str, Any]] = []
 
     async def execute(self, query: str, *args: Any, **options: Any) -> str:
         self.inserted.append(args)
         return "INSERT 0 1"
 
     async def fetch(self, query: str, *args: Any, **options: Any) -> list[Any]:
-        return []
+        return self.runs if "classifier_retraining_runs" in query else []
 
-    async def fetchrow(self, query: str, *args: Any, **options: Any) -> dict[str, Any]:
+    async def fetchrow(self, query: str, *args: Any, **options: Any) -> dict[str, Any] | None:
+        if "classifier_retraining_runs" in query:
+            return next((r for r in self.runs if r["run_id"] == args[0]), None)
         return {
             "model_name": "classifier",
             "model_version": "2",
@@ -83,14 +88,19 @@ class FakePool:
 settings = ClassifierSettings(log_json=False, max_image_bytes=1024, triton_model="classifier")
 
 
+@pytest.fixture
+def pool() -> FakePool:
+    return FakePool()
+
+
 @pytest_asyncio.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def client(pool: FakePool) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     assert isinstance(app, ServiceApp)
     triton = cast(TritonClient, FakeTriton())
     app.service_state = ClassifierState(
         settings=settings,
-        pool=cast(asyncpg.Pool, FakePool()),
+        pool=cast(asyncpg.Pool, pool),
         triton=triton,
         predictor=CategoryPredictor(triton, model="classifier"),
         retraining_trigger=cast(Trigger, None),
@@ -161,4 +171,66 @@ async def test_feedback_returns_the_label_and_the_model(client: httpx.AsyncClien
         "true_category": "Shoes > Running",
         "correct": False,
         "model": {"name": "classifier", "version": "2"},
+    }
+
+
+def _run_row(**fields: Any) -> dict[str, Any]:
+    return {
+        "run_id": uuid.uuid4(),
+        "model_name": "classifier",
+        "status": "succeeded",
+        "reason": "alert",
+        "trigger": "subprocess",
+        "alert": json.dumps({"labels": {"alertname": "ModelfleetClassifierF1Low"}}),
+        "job_name": "4242",
+        "serving_version": "1",
+        "new_version": "2",
+        "metrics": {"macro_f1": 0.91},
+        "error": None,
+        "created_at": datetime(2026, 12, 2, 13, 0, tzinfo=UTC),
+        "started_at": datetime(2026, 12, 2, 13, 0, 5, tzinfo=UTC),
+        "finished_at": None,
+        **fields,
+    }
+
+
+async def test_retraining_lists_and_shows_runs(client: httpx.AsyncClient, pool: FakePool) -> None:
+    assert (await client.get("/v1/retraining")).json() == {"active": None, "runs": []}
+    row = _run_row()
+    pool.runs.append(row)
+    expected = {
+        **row,
+        "run_id": str(row["run_id"]),
+        "alert": {"labels": {"alertname": "ModelfleetClassifierF1Low"}},
+        "created_at": "2026-12-02T13:00:00+00:00",
+        "started_at": "2026-12-02T13:00:05+00:00",
+    }
+    assert (await client.get("/v1/retraining")).json() == {"active": None, "runs": [expected]}
+    one = await client.get(f"/v1/retraining/{row['run_id']}")
+    assert one.status_code == 200 and one.json() == expected
+    missing = await client.get(f"/v1/retraining/{uuid.uuid4()}")
+    assert missing.status_code == 404
+
+
+async def test_an_alert_that_asks_for_nothing_is_ignored(client: httpx.AsyncClient) -> None:
+    notification = {
+        "version": "4",
+        "status": "resolved",
+        "receiver": "classifier",
+        "groupKey": "{}",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"alertname": "ModelfleetClassifierF1Low", "model": "classifier"},
+                "startsAt": "2026-11-23T19:00:00Z",
+            }
+        ],
+    }
+    response = await client.post("/v1/alerts", json=notification)
+    assert response.status_code == 200, response.text
+    assert "location" not in response.headers
+    assert response.json() == {
+        "action": "ignored",
+        "alerts": {"received": 1, "matched": 0},
+        "run": None,
     }
