@@ -38,7 +38,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.metrics import precision_recall_fscore_support as prfs
 from sklearn.model_selection import train_test_split
 
-from models.ride_duration.train import framework_versions
+from models.ride_duration.card import framework_versions
 from services.domain.catalog.features import (
     IMAGE_DIM,
     IMAGE_FEATURE_NAMES,

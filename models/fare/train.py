@@ -31,7 +31,6 @@ time) it counts the distance only.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models.ride_duration.card import taxi_model_card, trip_data_card
 from models.ride_duration.data import clean_trips
 from models.ride_duration.train import (
     HGB_PARAMS,
@@ -50,15 +50,13 @@ from models.ride_duration.train import (
     TEST_FRACTION,
     export_onnx,
     fit_model,
-    framework_versions,
     mae_of,
     onnx_max_abs_diff,
     rmse_of,
     split_by_time,
-    trip_data_card,
     trip_features,
 )
-from services.domain.taxi.features import DEFAULT_RATECODE_ID, FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import DEFAULT_RATECODE_ID, FEATURE_NAMES
 
 TIP_MODEL: Final = "tip_amount"
 COST_MODEL: Final = "total_amount"
@@ -190,12 +188,13 @@ def _train(
     diff = onnx_max_abs_diff(onnx_bytes, model, x_test, output_name=name)
     if diff > MAX_ONNX_ABS_DIFF:
         raise RuntimeError(f"{name}: ONNX Runtime differs from sklearn by {diff:.3g}")
-    card: dict[str, Any] = {
-        "name": name,
-        "task": task,
-        "algorithm": "sklearn HistGradientBoostingRegressor",
-        "hyperparameters": {**HGB_PARAMS, "random_state": seed},
-        "data": {
+    card = taxi_model_card(
+        name=name,
+        task=task,
+        input_name=INPUT_NAME,
+        output_name=name,
+        hyperparameters={**HGB_PARAMS, "random_state": seed},
+        data={
             **trip_data_card(
                 source=source,
                 seed=seed,
@@ -207,11 +206,8 @@ def _train(
             ),
             "target": target,
         },
-        "features": list(FEATURE_NAMES),
-        "features_at_request": "ratecode_id is 1 (standard rate): a ride request has no rate code",
-        "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
-        "outputs": {name: {"dtype": "float32", "shape": [-1, 1]}},
-        "metrics": {
+        features_at_request="ratecode_id is 1 (standard rate): a ride request has no rate code",
+        metrics={
             "unit": "USD",
             "rmse": round(rmse, 4),
             "mae": round(mae, 4),
@@ -229,11 +225,10 @@ def _train(
             },
             "onnx_max_abs_diff": diff,
         },
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "training_seconds": round(time.perf_counter() - started, 2),
-        "fit_seconds": round(fit_seconds, 2),
-        "frameworks": framework_versions(),
-    }
+        onnx_bytes=onnx_bytes,
+        started=started,
+        fit_seconds=fit_seconds,
+    )
     return TrainedRegressor(model=model, onnx_bytes=onnx_bytes, card=card)
 
 

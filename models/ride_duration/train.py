@@ -17,8 +17,6 @@ runs), and:
 
 from __future__ import annotations
 
-import hashlib
-import platform
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,15 +28,14 @@ import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 import pandas as pd
-import skl2onnx
-import sklearn
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
+from models.ride_duration.card import taxi_model_card, trip_data_card
 from models.ride_duration.data import clean_trips
-from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES, ride_features
+from services.domain.taxi.features import N_FEATURES, ride_features
 
 MODEL_NAME: Final = "ride_duration"
 INPUT_NAME: Final = "features"
@@ -176,42 +173,6 @@ def mae_of(y: npt.NDArray[np.float64], pred: npt.NDArray[np.float64]) -> float:
     return float(np.mean(np.abs(y - pred)))
 
 
-def trip_data_card(
-    *,
-    source: str,
-    seed: int,
-    trips: pd.DataFrame,
-    clean: pd.DataFrame,
-    train_df: pd.DataFrame,
-    test_df: pd.DataFrame,
-    test_fraction: float,
-) -> dict[str, Any]:
-    """The ``data`` block of a taxi model's card (every model trained on trips shares it)."""
-    return {
-        "source": source,
-        "seed": seed,
-        "rows_raw": int(len(trips)),
-        "rows_clean": int(len(clean)),
-        "rows_train": int(len(train_df)),
-        "rows_test": int(len(test_df)),
-        "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
-        "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
-    }
-
-
-def framework_versions() -> dict[str, str]:
-    """Versions of the libraries that made the model."""
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skl2onnx": skl2onnx.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": ort.__version__,
-    }
-
-
 @dataclass(frozen=True)
 class TrainedModel:
     """What ``train_model`` produced: the fitted models, the ONNX bytes and the card."""
@@ -257,12 +218,13 @@ def train_model(
     if diff > MAX_ONNX_ABS_DIFF:
         raise RuntimeError(f"ONNX Runtime differs from sklearn by {diff:.3g} minutes")
 
-    card: dict[str, Any] = {
-        "name": MODEL_NAME,
-        "task": "regression: NYC yellow-taxi trip duration in minutes",
-        "algorithm": "sklearn HistGradientBoostingRegressor",
-        "hyperparameters": {**params, "random_state": seed},
-        "data": trip_data_card(
+    card = taxi_model_card(
+        name=MODEL_NAME,
+        task="regression: NYC yellow-taxi trip duration in minutes",
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+        hyperparameters={**params, "random_state": seed},
+        data=trip_data_card(
             source=source,
             seed=seed,
             trips=trips,
@@ -271,10 +233,7 @@ def train_model(
             test_df=test_df,
             test_fraction=test_fraction,
         ),
-        "features": list(FEATURE_NAMES),
-        "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
-        "outputs": {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, 1]}},
-        "metrics": {
+        metrics={
             "rmse": round(rmse, 4),
             "mae": round(mae, 4),
             "baseline_rmse": round(base_rmse, 4),
@@ -283,11 +242,10 @@ def train_model(
             "baseline": "linear regression on trip_distance",
             "onnx_max_abs_diff": diff,
         },
-        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "training_seconds": round(time.perf_counter() - started, 2),
-        "fit_seconds": round(fit_seconds, 2),
-        "frameworks": framework_versions(),
-    }
+        onnx_bytes=onnx_bytes,
+        started=started,
+        fit_seconds=fit_seconds,
+    )
     return TrainedModel(model=model, baseline=baseline, onnx_bytes=onnx_bytes, card=card)
 
 

@@ -112,3 +112,42 @@ def test_onnx_export_matches_and_card_is_complete(
     (got,) = onnx_session(trained.onnx_bytes).run([name], {INPUT_NAME: x})
     np.testing.assert_allclose(got[:, 0], trained.model.predict(x), atol=1e-3)
     assert card["metrics"]["onnx_max_abs_diff"] <= 1e-3
+
+
+@pytest.mark.parametrize("name", [TIP_MODEL, COST_MODEL])
+def test_card_keeps_its_layout(name: str, tip: TrainedRegressor, cost: TrainedRegressor) -> None:
+    card = (tip if name == TIP_MODEL else cost).card
+    assert list(card) == [
+        "name",
+        "task",
+        "algorithm",
+        "hyperparameters",
+        "data",
+        "features",
+        "features_at_request",
+        "inputs",
+        "outputs",
+        "metrics",
+        "onnx_sha256",
+        "training_seconds",
+        "fit_seconds",
+        "frameworks",
+    ]
+    assert card["algorithm"] == "sklearn HistGradientBoostingRegressor"
+    assert card["features_at_request"] == (
+        "ratecode_id is 1 (standard rate): a ride request has no rate code"
+    )
+    assert list(card["data"]) == [
+        "source",
+        "seed",
+        "rows_raw",
+        "rows_clean",
+        "rows_train",
+        "rows_test",
+        "split",
+        "test_from",
+        "target",
+    ]
+    assert card["data"]["target"] == name
+    assert card["hyperparameters"]["random_state"] == 5
+    assert len(card["onnx_sha256"]) == 64 and card["fit_seconds"] <= card["training_seconds"]

@@ -85,3 +85,39 @@ def test_train_writes_the_onnx_file(tmp_path: Path) -> None:
     card = train(generate_trips(4_000, seed=5), seed=5, onnx_path=path)
     assert path.stat().st_size > 0
     assert hashlib.sha256(path.read_bytes()).hexdigest() == card["onnx_sha256"]
+
+
+def test_card_keeps_its_layout(trained: TrainedModel) -> None:
+    card = trained.card
+    assert list(card) == [
+        "name",
+        "task",
+        "algorithm",
+        "hyperparameters",
+        "data",
+        "features",
+        "inputs",
+        "outputs",
+        "metrics",
+        "onnx_sha256",
+        "training_seconds",
+        "fit_seconds",
+        "frameworks",
+    ]
+    assert card["task"] == "regression: NYC yellow-taxi trip duration in minutes"
+    assert card["algorithm"] == "sklearn HistGradientBoostingRegressor"
+    assert card["inputs"] == {INPUT_NAME: {"dtype": "float32", "shape": [-1, N_FEATURES]}}
+    assert card["outputs"] == {OUTPUT_NAME: {"dtype": "float32", "shape": [-1, 1]}}
+    assert list(card["data"]) == [
+        "source",
+        "seed",
+        "rows_raw",
+        "rows_clean",
+        "rows_train",
+        "rows_test",
+        "split",
+        "test_from",
+    ]
+    assert card["data"]["split"] == "time-based: last 20% of trips by pickup time"
+    assert card["hyperparameters"]["random_state"] == 3
+    assert card["fit_seconds"] <= card["training_seconds"]

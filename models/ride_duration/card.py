@@ -1,0 +1,96 @@
+"""The model card of a taxi model (ride_duration, tip_amount, total_amount): one layout for all.
+
+Every model trained on trips has the same card: what it is (name, task, algorithm,
+hyperparameters), the ``data`` block of :func:`trip_data_card`, its features and tensors, its
+metrics (each model's own), the ONNX digest, timings and the library versions. The repository
+adds version, dates and code hash when it writes the card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from typing import Any, Final
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+import skl2onnx
+import sklearn
+
+from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
+
+ALGORITHM: Final = "sklearn HistGradientBoostingRegressor"
+
+
+def trip_data_card(
+    *,
+    source: str,
+    seed: int,
+    trips: pd.DataFrame,
+    clean: pd.DataFrame,
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    test_fraction: float,
+) -> dict[str, Any]:
+    """The ``data`` block of a taxi model's card (every model trained on trips shares it)."""
+    return {
+        "source": source,
+        "seed": seed,
+        "rows_raw": int(len(trips)),
+        "rows_clean": int(len(clean)),
+        "rows_train": int(len(train_df)),
+        "rows_test": int(len(test_df)),
+        "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
+        "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
+    }
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions of the libraries that made the model."""
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+    }
+
+
+def taxi_model_card(
+    *,
+    name: str,
+    task: str,
+    input_name: str,
+    output_name: str,
+    hyperparameters: dict[str, Any],
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    onnx_bytes: bytes,
+    started: float,
+    fit_seconds: float,
+    features_at_request: str | None = None,
+) -> dict[str, Any]:
+    """The card of a taxi model: input ``input_name`` float32 [-1, N_FEATURES], output
+    ``output_name`` float32 [-1, 1]; ``started`` is the ``time.perf_counter()`` of the start of
+    training (the card's ``training_seconds`` run to now)."""
+    return {
+        "name": name,
+        "task": task,
+        "algorithm": ALGORITHM,
+        "hyperparameters": hyperparameters,
+        "data": data,
+        "features": list(FEATURE_NAMES),
+        **({"features_at_request": features_at_request} if features_at_request else {}),
+        "inputs": {input_name: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
+        "outputs": {output_name: {"dtype": "float32", "shape": [-1, 1]}},
+        "metrics": metrics,
+        "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "training_seconds": round(time.perf_counter() - started, 2),
+        "fit_seconds": round(fit_seconds, 2),
+        "frameworks": framework_versions(),
+    }
