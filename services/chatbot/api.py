@@ -41,9 +41,11 @@ from services.common.errors import (
     PROBLEM_TYPE_BASE,
     ModelfleetError,
     NotFound,
+    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from services.common.fastroute import JsonResponse
+from services.common.request_body import BodyTooLarge
 from services.common.security import current_identity, require_scope
 from services.common.settings import ServiceSettings
 from services.domain.documents.store import get_document
@@ -247,6 +249,10 @@ async def upload_document(request: Request, state: StateDep) -> JsonResponse:
     except ModelfleetError as exc:
         metrics.UPLOADS.labels("rejected").inc()
         count_errors(exc)
+        raise
+    except BodyTooLarge:  # over the route's body limit while it was read: counted the same
+        metrics.UPLOADS.labels("rejected").inc()
+        metrics.ERRORS.labels(PayloadTooLarge.type_slug).inc()
         raise
     metrics.UPLOADS.labels("accepted").inc()
     status_url = f"/v1/documents/{document_id}"

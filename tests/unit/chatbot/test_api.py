@@ -21,7 +21,7 @@ from services.chatbot import api
 from services.chatbot.answer import Answerer, Pending
 from services.chatbot.app import create_app
 from services.chatbot.generation import Prompt
-from services.chatbot.metrics import user_labels
+from services.chatbot.metrics import UPLOADS, user_labels
 from services.chatbot.schemas import ChatRequest
 from services.chatbot.settings import ChatbotSettings
 from services.chatbot.state import ChatbotState
@@ -175,6 +175,7 @@ def test_the_routes_declare_their_body_limits() -> None:
 
 
 async def test_bodies_over_the_limit_are_413(client: httpx.AsyncClient) -> None:
+    rejected = UPLOADS.labels("rejected")._value.get()
     too_big = b"%PDF-1.7\n" + b"0" * (max(settings.max_body_bytes, 1024 * 1024) + 1)
     for path, kwargs in (
         ("/v1/chat", {"json": {"question": too_big.decode()}}),
@@ -185,6 +186,7 @@ async def test_bodies_over_the_limit_are_413(client: httpx.AsyncClient) -> None:
         assert response.status_code == 413, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("payload-too-large")
+    assert UPLOADS.labels("rejected")._value.get() == rejected + 2
 
 
 async def test_an_upload_over_the_file_limit_is_413_inside_the_body_limit(
