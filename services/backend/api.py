@@ -9,6 +9,10 @@ and body gets the original answer (``Idempotent-Replayed: true``), another body 
 
 ``GET /v1/rides/{id}/events`` gives every event an id (:mod:`services.backend.sse`); a client
 reconnecting with ``Last-Event-ID`` gets only what changed since.
+
+Handlers take the app's :class:`~services.backend.state.BackendState` and answer with the
+response models of :mod:`services.backend.schemas`; the 201 of a ride (``Location``) and the SSE
+frames are their ``model_dump(mode="json")``.
 """
 
 from __future__ import annotations
