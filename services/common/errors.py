@@ -16,9 +16,12 @@ The HTTP layer maps the tree to responses in one place (:func:`install_error_han
     |   +-- TooManyRequests         429 + Retry-After: over the identity's rate limit
     +-- DependencyError             503 + Retry-After: a dependency is down or not ready
     |   +-- TritonUnavailable, DatabaseUnavailable, BrokerUnavailable
-    +-- DependencyTimeout           504: a dependency missed its deadline
-    |   +-- RequestTimeout          504: the request missed ``<P>_REQUEST_TIMEOUT_S``
+    |   +-- DependencyTimeout       504: a dependency missed its deadline
+    |       +-- RequestTimeout      504: the request missed ``<P>_REQUEST_TIMEOUT_S``
     +-- DependencyFailed            502: a dependency answered with an error
+
+``except DependencyError`` catches every transient failure of a dependency (down, not ready,
+too slow): what a caller retries or degrades on. DependencyFailed is not transient.
 """
 
 from __future__ import annotations
@@ -145,8 +148,8 @@ class BrokerUnavailable(DependencyError):
     dependency = "nats"
 
 
-class DependencyTimeout(ModelfleetError):
-    """A dependency did not answer within its deadline."""
+class DependencyTimeout(DependencyError):
+    """A dependency did not answer within its deadline (transient, like the 503s)."""
 
     status = 504
     type_slug = "dependency-timeout"
@@ -221,7 +224,7 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 def problem_for(exc: ModelfleetError, *, instance: str) -> Response:
     """The problem+json response of one error of the tree (Retry-After on 503s)."""
     headers: dict[str, str] = dict(exc.headers)
-    if isinstance(exc, DependencyError):
+    if isinstance(exc, DependencyError) and exc.status == 503:
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.status >= 500:
         log.warning("request failed: %s", exc.detail, extra={"error_type": exc.type_slug})
