@@ -47,4 +47,3 @@ def limit_body(receive: Receive, limit: int, *, declared: str | None) -> Receive
         return message
 
     return limited
-
