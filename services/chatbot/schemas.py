@@ -1,16 +1,27 @@
-"""Request and response bodies of the chatbot API (the public contract, versioned /v1)."""
+"""Request and response bodies of the chatbot API (the public contract, versioned /v1).
+
+The handlers return these models; times the database stamps (:data:`Timestamp`) are sent as
+``datetime.isoformat()`` writes them (``+00:00``, as the API always sent them; pydantic would
+write ``Z``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from services.common.pgtext import no_nul
 
 Source = Literal["products", "documents"]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""A time the database stamped, sent in ``isoformat()`` (``2024-03-14T12:30:00+00:00``)."""
 
 
 class ChatFilters(BaseModel):
@@ -108,5 +119,5 @@ class DocumentStatus(BaseModel):
     error: str | None
     pages: int | None
     chunks: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp

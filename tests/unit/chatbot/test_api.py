@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
@@ -30,6 +31,7 @@ from services.common.app import ServiceApp
 from services.common.errors import DependencyError
 from services.common.security.guard import policy_of_route
 from services.common.triton import TritonClient
+from services.domain.documents.store import DocumentInfo
 
 CONVERSATION = str(uuid.uuid4())
 #: A retrieval answer as the answerer builds it: a chunk leaves out what it does not know.
@@ -196,3 +198,42 @@ async def test_an_upload_over_the_file_limit_is_413_inside_the_body_limit(
     response = await client.post("/v1/documents", files={"file": ("big.pdf", pdf)})
     assert response.status_code == 413
     assert "file" in response.json()["detail"]
+
+
+async def test_document_status_sends_times_as_before(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = DocumentInfo(
+        id=uuid.uuid4(),
+        source="pdf",
+        external_id="manual.pdf",
+        title="Manual",
+        content_hash="abc",
+        page_count=3,
+        status="ready",
+        error=None,
+        chunk_count=7,
+        created_at=datetime(2026, 12, 2, 13, 0, tzinfo=UTC),
+        updated_at=datetime(2026, 12, 2, 13, 0, 1, 250000, tzinfo=UTC),
+    )
+
+    async def get_document(pool: Any, document_id: uuid.UUID) -> DocumentInfo | None:
+        return document if document_id == document.id else None
+
+    monkeypatch.setattr(api, "get_document", get_document)
+    response = await client.get(f"/v1/documents/{document.id}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "id": str(document.id),
+        "source": "documents",
+        "name": "manual.pdf",
+        "title": "Manual",
+        "status": "ready",
+        "error": None,
+        "pages": 3,
+        "chunks": 7,
+        "created_at": "2026-12-02T13:00:00+00:00",  # what orjson wrote from the row
+        "updated_at": "2026-12-02T13:00:01.250000+00:00",
+    }
+    assert response.json()["updated_at"] == orjson.dumps(document.updated_at).decode().strip('"')
+    assert (await client.get(f"/v1/documents/{uuid.uuid4()}")).status_code == 404
