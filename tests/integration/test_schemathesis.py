@@ -31,12 +31,11 @@ import pytest
 import requests
 import schemathesis
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from services.common.security.guard import OPEN_PATHS, policy_of_route
+from services.common.security.guard import OPEN_PATHS, api_routes, policy_of_route
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
 from tests.oidc import LocalIssuer
@@ -146,22 +145,11 @@ def _common(issuer: LocalIssuer, stack: StackSettings, database_url: str) -> dic
     }
 
 
-def _api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    """(full path, route) of every FastAPI route, through included routers."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix + route.path, route
-        elif hasattr(route, "original_router"):  # FastAPI >= 0.165: an included router
-            yield from _api_routes(
-                route.original_router.routes, prefix + route.include_context.prefix
-            )
-
-
 def guarded_routes(app: FastAPI) -> dict[tuple[str, str], str]:
     """(method, path template) -> the scope it needs, for every route but the open paths."""
     open_paths = app.security.open_paths  # type: ignore[attr-defined]
     routes: dict[tuple[str, str], str] = {}
-    for path, route in _api_routes(app.routes):
+    for path, route in api_routes(app.routes):
         if path not in open_paths:
             scope = policy_of_route(route).scope
             assert scope is not None, f"{path} declares no scope"

@@ -34,16 +34,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.routing import Match
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import (
@@ -127,6 +128,22 @@ def policy_of_route(route: APIRoute, settings: ServiceSettings | None = None) ->
     )
 
 
+def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """(full path, route) of every FastAPI route of an app, through included routers.
+
+    FastAPI 0.165 keeps an included router as one entry of ``app.routes`` (its
+    ``original_router`` holds the routes, its ``include_context`` the prefix).
+    """
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+            continue
+        included: APIRouter | None = getattr(route, "original_router", None)
+        context: Any = getattr(route, "include_context", None)
+        if included is not None:
+            yield from api_routes(included.routes, prefix + (context.prefix if context else ""))
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -173,7 +190,7 @@ class SecurityLayer:
         self.checks = jwt_mode or self.buckets is not None
         self.labels = IdentityLabels(settings.identity_metrics_top_n)
         self.unrouted = RoutePolicy("unrouted", None, settings.max_body_bytes)
-        self._route_policies: list[tuple[APIRoute, RoutePolicy]] | None = None
+        self._route_policies: list[tuple[re.Pattern[str], set[str], RoutePolicy]] | None = None
         self._own_pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -211,12 +228,18 @@ class SecurityLayer:
         """The policy of the FastAPI route a request is for (as the router will match it)."""
         if self._route_policies is None:
             self._route_policies = [
-                (route, policy_of_route(route, self.settings))
-                for route in self.app.routes
-                if isinstance(route, APIRoute) and route.path not in self.open_paths
+                (
+                    compile_path(path)[0],
+                    route.methods or set(),
+                    replace(policy_of_route(route, self.settings), template=path),
+                )
+                for path, route in api_routes(self.app.routes)
+                if path not in self.open_paths
             ]
-        for route, policy in self._route_policies:
-            if route.matches(scope)[0] is Match.FULL:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        for pattern, methods, policy in self._route_policies:
+            if method in methods and pattern.match(path):
                 return policy
         return self.unrouted
 
