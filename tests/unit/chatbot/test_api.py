@@ -178,9 +178,12 @@ def test_the_routes_declare_their_body_limits() -> None:
 
 async def test_bodies_over_the_limit_are_413(client: httpx.AsyncClient) -> None:
     rejected = UPLOADS.labels("rejected")._value.get()
-    too_big = b"%PDF-1.7\n" + b"0" * (max(settings.max_body_bytes, 1024 * 1024) + 1)
+    upload_limit = api.upload_body_limit(settings)
+    assert upload_limit < api.MAX_CHAT_BODY_BYTES < settings.max_body_bytes  # the routes' own
+    too_big = b"%PDF-1.7\n" + b"0" * upload_limit
+    question = "q" * api.MAX_CHAT_BODY_BYTES
     for path, kwargs in (
-        ("/v1/chat", {"json": {"question": too_big.decode()}}),
+        ("/v1/chat", {"json": {"question": question}}),
         ("/v1/documents", {"content": too_big, "headers": {"content-type": "application/pdf"}}),
         ("/v1/documents", {"files": {"file": ("big.pdf", too_big)}}),
     ):

@@ -129,7 +129,9 @@ def test_classify_declares_its_body_limit() -> None:
 
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
-    padding = "x" * (max(classify_body_limit(settings), settings.max_body_bytes) + 1)
+    limit = classify_body_limit(settings)
+    assert limit < settings.max_body_bytes  # the route's own limit, not the service's default
+    padding = "x" * (limit + 1)
     for kwargs in (
         {"json": {"title": padding}},
         {"files": {"image": ("big.png", padding.encode(), "image/png")}},
@@ -138,6 +140,8 @@ async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
         assert response.status_code == 413, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("payload-too-large")
+    under = await client.post("/v1/classify", json={"title": "x" * (limit - 20)})
+    assert under.status_code == 422  # read whole: the title is over 10,000 characters
 
 
 async def test_an_image_over_the_limit_is_413_inside_the_body_limit(
