@@ -41,7 +41,7 @@ from services.common.security.guard import OPEN_PATHS, RoutePolicy, SecurityLaye
 from services.common.settings import ServiceSettings
 from services.common.state import ServiceState
 
-#: A service's lifespan: opens its clients, yields its state, closes them.
+#: A service's lifespan: opens its clients, yields its state (None: nothing of its own).
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[ServiceState | None]]
 
 _UNINSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
@@ -100,17 +100,12 @@ def create_service_app(
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert isinstance(app, ServiceApp)
-        app.state.settings = settings
         app.state.readiness = {}
         try:
             async with lifespan(app) as state:
-                if state is None:  # TRANSITIONAL: until every service yields its state
-                    state = ServiceState(
-                        settings=settings,
-                        pool=getattr(app.state, "pool", None),
-                        triton=getattr(app.state, "triton", None),
-                    )
-                app.service_state = state
+                # a lifespan with no clients of its own (a probe, a test) may yield None
+                app.service_state = state or ServiceState(settings=settings)
+                state = app.service_state
                 if state.pool is not None:
                     await apply_security_migrations(state.pool)
                 yield

@@ -24,11 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.repository import remove_version
 from models.ride_duration.variants import SPEC, publish_candidate
+from services.common.app import ServiceApp
 from services.common.triton import TritonClient
 from services.ride_duration.app import create_app
 from services.ride_duration.routing import store
 from services.ride_duration.routing.table import RoutingSpec, Variant
 from services.ride_duration.settings import RideDurationSettings
+from services.ride_duration.state import RideDurationState
 from services.stack.settings import StackSettings
 from tests.asgi import asgi_client
 from tests.integration.conftest import TEST_ROWS, TEST_SEED
@@ -360,10 +362,13 @@ async def test_saturated_shadow_queue_drops_with_a_metric_and_answers_stay_ok(
         before = (await client.get("/metrics")).text
         responses = await predict_many(client, [RIDE] * 300, concurrency=32)
         after = (await client.get("/metrics")).text
-        await app.state.routing.shadow.drain()
+        assert isinstance(app, ServiceApp)
+        state = app.service_state
+        assert isinstance(state, RideDurationState)
+        await state.routing.shadow.drain()
         assert [r.status_code for r in responses] == [200] * 300
         dropped = total(after, "modelfleet_shadow_dropped_total", service=SERVICE) - total(
             before, "modelfleet_shadow_dropped_total", service=SERVICE
         )
         assert dropped > 0
-        assert app.state.routing.shadow.depth == 0
+        assert state.routing.shadow.depth == 0

