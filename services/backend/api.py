@@ -56,6 +56,7 @@ from services.common.errors import Conflict, ModelfleetError, NotFound
 from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.security import require_scope
+from services.common.sse import KEEP_ALIVE, event_stream
 from services.domain.taxi.events import RESULT_UNITS
 from services.domain.taxi.times import new_york_local
 
@@ -344,15 +345,11 @@ async def ride_events(
                     try:
                         await asyncio.wait_for(woken.wait(), settings.sse_recheck_interval_s)
                     except TimeoutError:
-                        yield b": keep-alive\n\n"
+                        yield KEEP_ALIVE
         finally:
             SSE_STREAMS.dec()
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(stream())
 
 
 @router.post(

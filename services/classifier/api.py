@@ -42,7 +42,6 @@ from services.classifier.state import StateDep
 from services.common.db import database_errors
 from services.common.errors import (
     DependencyError,
-    DependencyTimeout,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -277,7 +276,7 @@ async def refresh_quality(
                 settings.quality_window,
                 timeout=settings.database_timeout_s,
             )
-    except (DependencyError, DependencyTimeout) as exc:
+    except DependencyError as exc:
         log.warning("rolling quality not refreshed: %s", exc.detail)
         return
     result = quality([r["category"] for r in rows], [r["true_category"] for r in rows])
@@ -297,7 +296,7 @@ async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSet
                 settings.quality_window * 10,
                 timeout=settings.database_timeout_s,
             )
-    except (DependencyError, DependencyTimeout) as exc:
+    except DependencyError as exc:
         log.warning("rolling quality not loaded at start: %s", exc.detail)
         return
     for row in rows:

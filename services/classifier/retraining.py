@@ -27,7 +27,6 @@ from services.classifier.state import ClassifierState, StateDep
 from services.common.errors import (
     Conflict,
     DependencyError,
-    DependencyTimeout,
     ModelfleetError,
     NotFound,
 )
@@ -155,7 +154,7 @@ async def _reconciled(state: ClassifierState, run: dict[str, Any]) -> dict[str, 
         return run
     try:
         reason = await trigger.failure(run["job_name"])
-    except (DependencyError, DependencyTimeout) as exc:  # transient: the stale timeout stays
+    except DependencyError as exc:  # transient: the stale timeout stays
         # (a refusal for good, e.g. RBAC's 403, comes back from failure() as the run's reason)
         log.warning("retraining run %s: job status unknown: %s", run["run_id"], exc.detail)
         return run

@@ -5,8 +5,8 @@ work and a restart resumes where it stopped). The loop pulls up to ``fetch_batch
 handles them concurrently, and for each message:
 
 - handler succeeded (its database write committed)  -> ack;
-- a dependency is down or slow (Triton, Postgres: the :class:`DependencyError` and
-  :class:`DependencyTimeout` branches of the error tree) -> nak with a growing delay, forever:
+- a dependency is down or slow (Triton, Postgres: the :class:`DependencyError` branch of the
+  error tree, timeouts included) -> nak with a growing delay, forever:
   an outage never dead-letters an event, and nothing is acked unprocessed;
 - anything else (a poison event: invalid JSON, a model error that retrying will not fix, a bug)
   -> nak with delay until it has been delivered ``max_deliveries`` times, then it is published to
@@ -39,7 +39,6 @@ from tenacity import AsyncRetrying, RetryCallState
 from services.common.errors import (
     BrokerUnavailable,
     DependencyError,
-    DependencyTimeout,
     ModelfleetError,
 )
 from services.common.jetstream import (
@@ -161,7 +160,7 @@ class PullConsumer:
             return
         try:
             wrote = await self.handler(event)
-        except (DependencyError, DependencyTimeout) as exc:
+        except DependencyError as exc:
             FAILED.labels(self.name, type(exc).__name__).inc()
             await self._nak(msg, deliveries)
             return
