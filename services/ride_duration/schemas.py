@@ -75,17 +75,6 @@ class BatchPrediction(BaseModel):
     model: ModelRef
 
 
-class ModelVersion(BaseModel):
-    name: str
-    version: str
-    state: str
-    card: dict[str, object] | None = None
-
-
-class ModelList(BaseModel):
-    models: list[ModelVersion]
-
-
 class Outcome(BaseModel):
     """The truth of one prediction: the ride's actual duration, known once it completed."""
 
