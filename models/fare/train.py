@@ -41,8 +41,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from models.ride_duration.card import taxi_model_card, trip_data_card
-from models.ride_duration.data import clean_trips
+from models.ride_duration.card import taxi_model_card
 from models.ride_duration.train import (
     HGB_PARAMS,
     INPUT_NAME,
@@ -52,8 +51,8 @@ from models.ride_duration.train import (
     fit_model,
     mae_of,
     onnx_max_abs_diff,
+    prepare_trips,
     rmse_of,
-    split_by_time,
     trip_features,
 )
 from services.domain.taxi.features import DEFAULT_RATECODE_ID, FEATURE_NAMES
@@ -170,8 +169,8 @@ def _train(
     test_fraction: float,
 ) -> TrainedRegressor:
     started = time.perf_counter()
-    clean = clean_trips(trips)
-    train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
+    data = prepare_trips(trips, source=source, seed=seed, test_fraction=test_fraction)
+    train_df, test_df = data.train, data.test
     x_train, x_test = request_features(train_df), request_features(test_df)
     y_train = train_df[target].to_numpy(dtype=np.float64)
     y_test = test_df[target].to_numpy(dtype=np.float64)
@@ -194,18 +193,7 @@ def _train(
         input_name=INPUT_NAME,
         output_name=name,
         hyperparameters={**HGB_PARAMS, "random_state": seed},
-        data={
-            **trip_data_card(
-                source=source,
-                seed=seed,
-                trips=trips,
-                clean=clean,
-                train_df=train_df,
-                test_df=test_df,
-                test_fraction=test_fraction,
-            ),
-            "target": target,
-        },
+        data={**data.card(), "target": target},
         features_at_request="ratecode_id is 1 (standard rate): a ride request has no rate code",
         metrics={
             "unit": "USD",

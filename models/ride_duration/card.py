@@ -1,7 +1,7 @@
 """The model card of a taxi model (ride_duration, tip_amount, total_amount): one layout for all.
 
 Every model trained on trips has the same card: what it is (name, task, algorithm,
-hyperparameters), the ``data`` block of :func:`trip_data_card`, its features and tensors, its
+hyperparameters), the ``data`` block of :meth:`TripData.card`, its features and tensors, its
 metrics (each model's own), the ONNX digest, timings and the library versions. The repository
 adds version, dates and code hash when it writes the card.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -25,27 +26,30 @@ from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
 ALGORITHM: Final = "sklearn HistGradientBoostingRegressor"
 
 
-def trip_data_card(
-    *,
-    source: str,
-    seed: int,
-    trips: pd.DataFrame,
-    clean: pd.DataFrame,
-    train_df: pd.DataFrame,
-    test_df: pd.DataFrame,
-    test_fraction: float,
-) -> dict[str, Any]:
-    """The ``data`` block of a taxi model's card (every model trained on trips shares it)."""
-    return {
-        "source": source,
-        "seed": seed,
-        "rows_raw": int(len(trips)),
-        "rows_clean": int(len(clean)),
-        "rows_train": int(len(train_df)),
-        "rows_test": int(len(test_df)),
-        "split": f"time-based: last {test_fraction:.0%} of trips by pickup time",
-        "test_from": str(test_df["tpep_pickup_datetime"].iloc[0]),
-    }
+@dataclass(frozen=True)
+class TripData:
+    """What a taxi model is trained on: where the trips came from, cleaned, split by time."""
+
+    source: str
+    seed: int
+    trips: pd.DataFrame
+    clean: pd.DataFrame
+    train: pd.DataFrame
+    test: pd.DataFrame
+    test_fraction: float
+
+    def card(self) -> dict[str, Any]:
+        """The ``data`` block of a taxi model's card (every model trained on trips shares it)."""
+        return {
+            "source": self.source,
+            "seed": self.seed,
+            "rows_raw": int(len(self.trips)),
+            "rows_clean": int(len(self.clean)),
+            "rows_train": int(len(self.train)),
+            "rows_test": int(len(self.test)),
+            "split": f"time-based: last {self.test_fraction:.0%} of trips by pickup time",
+            "test_from": str(self.test["tpep_pickup_datetime"].iloc[0]),
+        }
 
 
 def framework_versions() -> dict[str, str]:

@@ -33,7 +33,7 @@ from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
-from models.ride_duration.card import taxi_model_card, trip_data_card
+from models.ride_duration.card import TripData, taxi_model_card
 from models.ride_duration.data import clean_trips
 from services.domain.taxi.features import N_FEATURES, ride_features
 
@@ -82,6 +82,23 @@ def split_by_time(
     if cut <= 0 or cut >= len(ordered):
         raise ValueError(f"not enough trips to split ({len(ordered)})")
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def prepare_trips(
+    trips: pd.DataFrame, *, source: str, seed: int, test_fraction: float = TEST_FRACTION
+) -> TripData:
+    """Raw trips cleaned and split by time: what every taxi model trains and is tested on."""
+    clean = clean_trips(trips)
+    train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
+    return TripData(
+        source=source,
+        seed=seed,
+        trips=trips,
+        clean=clean,
+        train=train_df,
+        test=test_df,
+        test_fraction=test_fraction,
+    )
 
 
 def fit_model(
@@ -197,8 +214,8 @@ def train_model(
     stronger variants with other values; see ``models.ride_duration.variants``).
     """
     started = time.perf_counter()
-    clean = clean_trips(trips)
-    train_df, test_df = split_by_time(clean, test_fraction=test_fraction)
+    data = prepare_trips(trips, source=source, seed=seed, test_fraction=test_fraction)
+    train_df, test_df = data.train, data.test
     x_train, x_test = trip_features(train_df), trip_features(test_df)
     y_train = train_df["duration_minutes"].to_numpy(dtype=np.float64)
     y_test = test_df["duration_minutes"].to_numpy(dtype=np.float64)
@@ -224,15 +241,7 @@ def train_model(
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         hyperparameters={**params, "random_state": seed},
-        data=trip_data_card(
-            source=source,
-            seed=seed,
-            trips=trips,
-            clean=clean,
-            train_df=train_df,
-            test_df=test_df,
-            test_fraction=test_fraction,
-        ),
+        data=data.card(),
         metrics={
             "rmse": round(rmse, 4),
             "mae": round(mae, 4),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationInfo
@@ -56,6 +56,20 @@ DownstreamTimeout = Annotated[float, Field(gt=0, le=10)]
 """The deadline of one call to a downstream, in seconds."""
 
 
+def _optional_url(data: str) -> Any:
+    """The field of an optional downstream's URL (``data``: what the ride is POSTed for)."""
+    return Field(
+        default=None,
+        description=f"URL the ride is POSTed to for its {data} data; unset or empty: "
+        f"the answer's `{data}` is null with reason not_configured.",
+    )
+
+
+def _deadline(default_s: float, call: str) -> Any:
+    """The field of a downstream call's deadline."""
+    return Field(default=default_s, description=f"Deadline of the {call} call.")
+
+
 class BackendSettings(ServiceSettings):
     """Environment -> settings for backend; shared names (DATABASE_URL ...) unprefixed."""
 
@@ -65,25 +79,11 @@ class BackendSettings(ServiceSettings):
     ride_duration_url: RequiredUrl = Field(
         default="http://127.0.0.1:8001", description="Base URL of the ride-duration service."
     )
-    ride_duration_timeout_s: DownstreamTimeout = Field(
-        default=0.5, description="Deadline of the initial-duration call."
-    )
-    location_url: DownstreamUrl = Field(
-        default=None,
-        description="URL the ride is POSTed to for its location data; unset or empty: "
-        "the answer's `location` is null with reason not_configured.",
-    )
-    location_timeout_s: DownstreamTimeout = Field(
-        default=0.5, description="Deadline of the location call."
-    )
-    sensor_url: DownstreamUrl = Field(
-        default=None,
-        description="URL the ride is POSTed to for its sensor data; unset or empty: "
-        "the answer's `sensor` is null with reason not_configured.",
-    )
-    sensor_timeout_s: DownstreamTimeout = Field(
-        default=2.0, description="Deadline of the sensor call."
-    )
+    ride_duration_timeout_s: DownstreamTimeout = _deadline(0.5, "initial-duration")
+    location_url: DownstreamUrl = _optional_url("location")
+    location_timeout_s: DownstreamTimeout = _deadline(0.5, "location")
+    sensor_url: DownstreamUrl = _optional_url("sensor")
+    sensor_timeout_s: DownstreamTimeout = _deadline(2.0, "sensor")
     fanout_budget_s: float = Field(
         default=1.5,
         gt=0,
