@@ -49,7 +49,7 @@ from services.common.errors import (
     UnsupportedMediaType,
 )
 from services.common.logging import request_id_var
-from services.common.model_versions import ModelList, list_model_versions
+from services.common.model_versions import add_models_route
 from services.common.security import require_scope
 from services.common.settings import ServiceSettings
 from services.domain.catalog import features
@@ -369,11 +369,4 @@ async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
     )
 
 
-@router.get(
-    "/models",
-    response_model=ModelList,
-    summary="Model versions and their model cards",
-    dependencies=[require_scope("read")],
-)
-async def list_models(state: StateDep) -> ModelList:
-    return await list_model_versions(state.triton, state.predictor.model)
+add_models_route(router, model_of=lambda state: state.predictor.model)

@@ -2,21 +2,24 @@
 
 The model repository (models/repository) writes each version's card into the model's config as
 the parameter ``model_card.v<N>`` (a JSON string); ``GET /v1/models`` of a model service lists
-the versions Triton knows with their cards:
+the versions Triton knows with their cards. A service adds the route to its router once:
 
-    @router.get("/models", response_model=ModelList, dependencies=[require_scope("read")])
-    async def list_models(state: StateDep) -> ModelList:
-        return await list_model_versions(state.triton, state.predictor.model)
+    add_models_route(router, model_of=lambda state: state.predictor.model)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import APIRouter
 from pydantic import BaseModel
+from starlette.requests import HTTPConnection
 
 from services.common.errors import TritonUnavailable
+from services.common.security import require_scope
+from services.common.state import state_of
 from services.common.triton import TritonClient
 
 CARD_PARAMETER_PREFIX = "model_card.v"
@@ -68,3 +71,23 @@ async def list_model_versions(triton: TritonClient, model: str) -> ModelList:
             )
         ]
     )
+
+
+def add_models_route(router: APIRouter, *, model_of: Callable[[Any], str]) -> None:
+    """``GET <prefix>/models`` on ``router``: the versions of the model ``model_of(state)`` names.
+
+    ``state`` is the service's state (:mod:`services.common.state`); its Triton client answers.
+    """
+
+    @router.get(
+        "/models",
+        response_model=ModelList,
+        summary="Model versions and their model cards",
+        responses={503: {"description": "Triton is unavailable or has no version (Retry-After)"}},
+        dependencies=[require_scope("read")],
+    )
+    async def list_models(connection: HTTPConnection) -> ModelList:
+        state = state_of(connection)
+        if state.triton is None:
+            raise RuntimeError("this service opened no Triton client")
+        return await list_model_versions(state.triton, model_of(state))

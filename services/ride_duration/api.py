@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 from services.common.errors import NotFound
 from services.common.fastroute import ServiceRouter
 from services.common.logging import request_id_var
-from services.common.model_versions import ModelList, list_model_versions
+from services.common.model_versions import add_models_route
 from services.common.security import require_scope
 from services.domain.taxi.times import new_york_local
 from services.ride_duration.buffered_writer import BufferedCopyWriter
@@ -202,11 +202,4 @@ async def record_outcomes(body: OutcomeBatch, state: StateDep) -> OutcomesAccept
     return OutcomesAccepted(accepted=await state.outcomes.record(body.outcomes))
 
 
-@router.get(
-    "/models",
-    response_model=ModelList,
-    summary="Model versions and their model cards",
-    dependencies=[require_scope("read")],
-)
-async def list_models(state: StateDep) -> ModelList:
-    return await list_model_versions(state.triton, state.predictor.model)
+add_models_route(router, model_of=lambda state: state.predictor.model)
