@@ -1,4 +1,8 @@
-"""``modelfleet up``, ``down``, ``status``: the local stack (services/stack)."""
+"""``modelfleet up``, ``down``, ``status``: the local stack (services/stack).
+
+The supervisor (and psutil, of the ``local`` extra) is imported by the commands that use it, so
+the console script also loads in an image, which has no local stack.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,16 @@ import signal
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.cli.models import build_repository
 from services.cli.output import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, Output
 from services.cli.servers import job_server_urls
-from services.stack import AlreadyRunningError, ComponentStatus, Stack, StackSettings
+from services.stack import AlreadyRunningError, StackSettings
+
+if TYPE_CHECKING:
+    from services.stack.component import ComponentStatus
+    from services.stack.supervisor import Stack
 
 
 def _status_rows(statuses: Sequence[ComponentStatus]) -> list[list[str]]:
@@ -39,6 +47,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def cmd_up(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet up [--detach]`."""
+    from services.stack.supervisor import Stack
+
     stack = Stack(settings)
     running = stack.running()
     if running:
@@ -126,6 +136,8 @@ def _serve_foreground(out: Output, stack: Stack) -> int:
 
 def cmd_down(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet down`."""
+    from services.stack.supervisor import Stack
+
     stopped = Stack(settings).stop()
     out.line(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
     return EXIT_OK
@@ -133,6 +145,8 @@ def cmd_down(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
 
 def cmd_status(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet status [--json]`: exit 0 when every component is ready, else 1."""
+    from services.stack.supervisor import Stack
+
     statuses = Stack(settings).status()
     if args.json:
         out.line(

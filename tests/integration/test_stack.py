@@ -18,7 +18,8 @@ import httpx
 import nats
 import pytest
 
-from services.stack import Stack, StackSettings, procs
+from services.stack import StackSettings, procs
+from services.stack.supervisor import Stack
 from services.stack.testing import running_stack, settings_for_tests, write_double_model
 from services.stack.triton import SHM_DIR, SHM_PREFIX, STUB_NAME
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from services import cli
-from services.stack import AlreadyRunningError, PortInUseError, Stack, procs, runfiles
+from services.stack import AlreadyRunningError, PortInUseError, procs, runfiles
 from services.stack.registry import ServiceSpec, service_processes
 from services.stack.runfiles import RunRecord
+from services.stack.supervisor import Stack
 from services.stack.testing import free_port, settings_for_tests
 from services.stack.triton import list_models
 
