@@ -7,8 +7,15 @@ the given RBAC Role does not allow (verb + resource + resourceNames, as the API 
 authorizer would for the rollout's ServiceAccount), and 422 when a patch would make the object
 invalid for Kubernetes 1.30 (``kubernetes_validate``). ``patches`` records every accepted PATCH.
 
+PATCH bodies are merged by the fake's own strategic merge (tests/fakes/strategic_merge.py, a
+FAKE of the API server's, 400 for what it does not fake), never by the controller's
+``services.rollout.kube.strategic_merge``: what the tests read back is what the API server would
+hold, whatever the code under test computed. ``refuse`` makes the server answer 500 to one
+exact PATCH (as a failing admission webhook would), to drive a rollback mid-promotion.
+
     with FakeKubeRolloutApi(objects, role=role, namespace="modelfleet") as api:
         api.kubeconfig(tmp_path / "config")       # for KUBECONFIG
+        before = api.snapshot()
         api.get("Ingress", "mf-modelfleet-ride-duration-canary")
 """
 
@@ -25,7 +32,7 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from services.rollout.kube import strategic_merge
+from tests.fakes.strategic_merge import PatchNotSupported, apply_patch
 from tests.fakes.threaded_server import ThreadedHttpServer
 
 K8S_VERSION = "1.30"
@@ -51,6 +58,8 @@ class FakeKubeRolloutApi(ThreadedHttpServer):
         }
         self.patches: list[tuple[str, str, Obj]] = []
         self.denied: list[str] = []
+        self.refusals: list[tuple[str, str, Obj]] = []
+        self.refused: list[tuple[str, str, Obj]] = []
         self._lock = threading.Lock()
         super().__init__(self._handler())
 
@@ -71,6 +80,17 @@ class FakeKubeRolloutApi(ThreadedHttpServer):
     def get(self, kind: str, name: str) -> Obj:
         with self._lock:
             return copy.deepcopy(self.objects[(kind, name)])
+
+    def snapshot(self) -> dict[tuple[str, str], Obj]:
+        """Every object the server holds, by (kind, name), as it holds them now."""
+        with self._lock:
+            return copy.deepcopy(self.objects)
+
+    def refuse(self, kind: str, name: str, body: Obj) -> None:
+        """From now on answer 500 to a PATCH of ``kind``/``name`` with exactly ``body``
+        (recorded in ``refused``); any other PATCH goes through."""
+        with self._lock:
+            self.refusals.append((kind, name, copy.deepcopy(body)))
 
     def _allowed(self, verb: str, resource: str, name: str) -> bool:
         return any(
@@ -128,7 +148,13 @@ class FakeKubeRolloutApi(ThreadedHttpServer):
                     return self._status(415, "UnsupportedMediaType", self.headers["Content-Type"])
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
-                    patched = strategic_merge(fake.objects[target], body)
+                    if (*target, body) in fake.refusals:
+                        fake.refused.append((*target, body))
+                        return self._status(500, "InternalError", "refused by the test")
+                    try:
+                        patched = apply_patch(target[0], fake.objects[target], body)
+                    except PatchNotSupported as exc:
+                        return self._status(400, "BadRequest", f"not faked: {exc}")
                     try:
                         kubernetes_validate.validate(patched, K8S_VERSION, strict=True)
                     except kubernetes_validate.ValidationError as exc:
