@@ -1,7 +1,9 @@
 """Rollout gates against a REAL Prometheus (Debian `prometheus`) scraping a small real target
 whose metrics the test sets: a passing gate promotes, a failing gate aborts and rolls back by
 itself with the reason, which `modelfleet rollout status` shows. The target the rollout drives is
-the chart's canary Ingress on the fake Kubernetes API server (tests/fakes/kube_rollout_api.py)."""
+the chart's canary Ingress on the fake Kubernetes API server (tests/fakes/kube_rollout_api.py),
+rendered at weight 10, which no step (5, 50) nor the promotion (0) writes: only a rollback puts
+it back."""
 
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ pytestmark = [pytest.mark.timeout(180)]
 
 WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 INGRESS = "mf-modelfleet-ride-duration-canary"
+STABLE = "mf-modelfleet-ride-duration"
+CANARY = "mf-modelfleet-ride-duration-canary"
+RENDERED_WEIGHT = "10"
 ERROR_RATIO = "max(candidate_error_ratio)"
 
 
@@ -45,7 +50,9 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gauge, L
 
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[FakeKubeRolloutApi]:
-    objects = render(scenario_values("rollout"))
+    values = scenario_values("rollout")
+    values["components"]["ride-duration"]["rollout"]["canary"]["weight"] = int(RENDERED_WEIGHT)
+    objects = render(values)
     roles = by_kind(objects, "Role")
     (role,) = [r for r in roles if r["metadata"]["name"] == "mf-modelfleet-rollout"]
     with FakeKubeRolloutApi(objects, role=role, namespace="modelfleet") as api:
@@ -69,8 +76,7 @@ def _spec(tmp_path: Path, prometheus: str) -> Path:
     spec = {
         "name": "rd-canary",
         "target": {"kind": "kubernetes", "namespace": "modelfleet", "strategy": "canary",
-                   "ingress": INGRESS, "stable_deployment": "mf-modelfleet-ride-duration",
-                   "canary_deployment": "mf-modelfleet-ride-duration-canary"},
+                   "ingress": INGRESS, "stable_deployment": STABLE, "canary_deployment": CANARY},
         "steps": [{"weight": 0.05, "pause_s": 1.5}, {"weight": 0.5, "pause_s": 1.5}],
         "gates": [{"name": "candidate error ratio", "query": ERROR_RATIO, "max": 0.01}],
         "prometheus": {"url": prometheus, "timeout_s": 2},
@@ -102,7 +108,7 @@ def test_a_passing_gate_promotes(
     assert "PROMOTED" in printed
     weights = [p[2]["metadata"]["annotations"][WEIGHT] for p in kube.patches if p[0] == "Ingress"]
     assert weights == ["5", "50", "0"]
-    image = kube.get("Deployment", "mf-modelfleet-ride-duration")["spec"]["template"]["spec"]
+    image = kube.get("Deployment", STABLE)["spec"]["template"]["spec"]
     assert image["containers"][0]["image"] == "modelfleet:0.2.0"
 
 
@@ -110,9 +116,29 @@ def test_a_failing_gate_aborts_rolls_back_and_status_shows_why(
     metrics: tuple[Gauge, LocalPrometheus], kube: FakeKubeRolloutApi, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
+    before = kube.snapshot()
+    assert before[("Ingress", INGRESS)]["metadata"]["annotations"][WEIGHT] == RENDERED_WEIGHT
     code, printed = _start(0.2, metrics, tmp_path, monkeypatch, capsys)
     assert code == 1, printed
-    assert kube.get("Ingress", INGRESS)["metadata"]["annotations"][WEIGHT] == "5"  # as before
+    ingress = kube.get("Ingress", INGRESS)
+    assert ingress["metadata"]["annotations"][WEIGHT] == RENDERED_WEIGHT  # as before the rollout
+    backends = {
+        p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert backends == {CANARY}
+    for deployment, image in [(STABLE, "modelfleet:0.1.0"), (CANARY, "modelfleet:0.2.0")]:
+        containers = kube.get("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+        assert [(c["name"], c["image"]) for c in containers] == [("ride-duration", image)]
+    for service, track in [(STABLE, "stable"), (CANARY, "canary")]:
+        assert kube.get("Service", service)["spec"]["selector"]["modelfleet.io/track"] == track
+    assert kube.snapshot() == before  # every object as rendered, not only the fields above
+    stable_image = {"spec": {"template": {"spec": {"containers": [
+        {"name": "ride-duration", "image": "modelfleet:0.1.0"}]}}}}  # fmt: skip
+    assert kube.patches == [
+        ("Ingress", INGRESS, {"metadata": {"annotations": {WEIGHT: "5"}}}),  # step 1
+        ("Ingress", INGRESS, {"metadata": {"annotations": {WEIGHT: RENDERED_WEIGHT}}}),  # rollback
+        ("Deployment", STABLE, stable_image),
+    ]
     code, shown = _cli(tmp_path, monkeypatch, capsys, "rollout", "status", "rd-canary", "--json")
     state = json.loads(shown)
     assert state["status"] == "aborted"
