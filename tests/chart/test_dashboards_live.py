@@ -1,12 +1,14 @@
 """Every PromQL expression of every dashboard returns data from a real Prometheus.
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
-models, PostgreSQL, NATS, ride-duration, the classifier, the backend and its three streaming
-workers) after some load (predictions through a canary and a shadow variant with outcomes,
-classifications with feedback, rides), with the labels
-the chart's
-ServiceMonitors give: job=<component>, namespace. A panel that shows nothing is a bug. The
-recording rules are loaded too, so a rule file Prometheus refuses fails here.
+models, PostgreSQL, NATS, ride-duration, the classifier, the backend, the chatbot and the three
+streaming workers) after some load (predictions through a canary and a shadow variant with
+outcomes, classifications with feedback, rides). Its scrape jobs are the chart's rendered
+ServiceMonitors (tests/chart/scrape_config.py: the Services they select, their ports, path,
+interval, relabelings, and the labels the Prometheus Operator gives: job=<component> by the
+jobLabel, namespace, service, endpoint), aimed at the local processes; a ServiceMonitor that
+would scrape nothing in a cluster fails here. A panel that shows nothing is a bug. The rule
+files are loaded too: every rule must evaluate with health "ok".
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from models.repository import build_repository
 from models.ride_duration.variants import publish_candidate
 from services.common.triton import TritonClient
 from services.stack.testing import free_port, running_stack, settings_for_tests
+from tests.chart.conftest import NAMESPACE, Obj, by_kind, render
+from tests.chart.scrape_config import scrape_configs, stack_ports
 from tests.chart.test_monitoring import DASHBOARDS, RULE_FILES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-NAMESPACE = "local"
 RIDE = {
     "pickup_datetime": "2024-03-14T08:30:00",
     "pickup_location_id": 161,
@@ -41,6 +44,9 @@ RIDE = {
     "passenger_count": 1,
 }
 SCRAPE_INTERVAL_S = 1
+#: The chart's values for this test: its defaults, scraped every second (a short test).
+VALUES = {"monitoring": {"serviceMonitor": {"interval": f"{SCRAPE_INTERVAL_S}s"}}}
+#: Every component a rendered ServiceMonitor scrapes (scrape_config fails on one not run here).
 COMPONENTS = [
     "postgres",
     "nats",
@@ -48,10 +54,19 @@ COMPONENTS = [
     "ride-duration",
     "classifier",
     "backend",
+    "chatbot",
     "worker-tip",
     "worker-cost",
     "worker-dynamic-duration",
 ]
+
+
+def _expect(response: httpx.Response, status: int) -> httpx.Response:
+    assert response.status_code == status, (
+        f"{response.request.method} {response.request.url.path}: {response.status_code} "
+        f"(expected {status}): {response.text}"
+    )
+    return response
 
 
 def _wait(predicate: Any, *, timeout_s: float, what: str) -> None:
@@ -71,8 +86,7 @@ def _rides(base_url: str, count: int) -> None:
     with httpx.Client(base_url=base_url, timeout=5) as client:
         for i in range(count):
             ride = {**RIDE, "user_id": f"dash-{i}", "trip_distance": 1.0 + i % 7}
-            response = client.post("/v1/rides", json=ride)
-            assert response.status_code == 201, response.text
+            _expect(client.post("/v1/rides", json=ride), 201)
 
 
 PRODUCTS = [
@@ -88,17 +102,11 @@ def _classify(base_url: str, rounds: int) -> None:
     with httpx.Client(base_url=base_url, timeout=10) as client:
         for i in range(rounds):
             title, description = PRODUCTS[i % len(PRODUCTS)]
-            response = client.post(
-                "/v1/classify", json={"title": title, "description": description, "top_k": 2}
-            )
-            assert response.status_code == 200, response.text
-            answer = response.json()
+            body = {"title": title, "description": description, "top_k": 2}
+            answer = _expect(client.post("/v1/classify", json=body), 200).json()
             truth = answer["top_k"][1 if i % 4 == 3 else 0]["category"]
-            feedback = client.post(
-                "/v1/feedback",
-                json={"prediction_id": answer["prediction_id"], "true_category": truth},
-            )
-            assert feedback.status_code == 200, feedback.text
+            feedback = {"prediction_id": answer["prediction_id"], "true_category": truth}
+            _expect(client.post("/v1/feedback", json=feedback), 200)
 
 
 def _variants(base_url: str, triton_url: str, repository: Path) -> None:
@@ -123,63 +131,62 @@ def _variants(base_url: str, triton_url: str, repository: Path) -> None:
          "role": "shadow", "weight": 1.0},
     ]  # fmt: skip
     with httpx.Client(base_url=base_url, timeout=5) as client:
-        response = client.put(
-            "/v1/admin/routing", json={"expected_version": 0, "variants": variants}
-        )
-        assert response.status_code == 200, response.text
-        ids = [client.post("/v1/predict", json=RIDE).json()["prediction_id"] for _ in range(20)]
+        routing = {"expected_version": 0, "variants": variants}
+        _expect(client.put("/v1/admin/routing", json=routing), 200)
+        ids = [
+            _expect(client.post("/v1/predict", json=RIDE), 200).json()["prediction_id"]
+            for _ in range(20)
+        ]
         time.sleep(0.5)  # the prediction log is written in the background
         outcomes = [{"prediction_id": i, "actual_minutes": 11.0} for i in ids]
-        response = client.post("/v1/outcomes", json={"outcomes": outcomes})
-        assert response.status_code == 200, response.text
+        _expect(client.post("/v1/outcomes", json={"outcomes": outcomes}), 200)
 
 
 def _load(base_url: str, seconds: float) -> None:
-    """Predictions, batch predictions, model listings and a bad request, for `seconds`."""
+    """Predictions, batch predictions and model listings (valid requests: each must answer 200),
+    and one deliberate invalid ride (must answer 422: the 'by route and status' panel), for
+    `seconds`."""
     deadline = time.monotonic() + seconds
+    batch = {"rides": [RIDE, {**RIDE, "user_id": "dash-batch", "trip_distance": 5.1}]}
     with httpx.Client(base_url=base_url, timeout=5) as client:
         while time.monotonic() < deadline:
-            assert client.post("/v1/predict", json=RIDE).status_code == 200
-            assert client.post("/v1/predict/batch", json={"rides": [RIDE, RIDE]}).status_code in (
-                200,
-                422,
-            )
-            assert client.get("/v1/models").status_code == 200
-            assert client.post("/v1/predict", json={"trip_distance": -1}).status_code == 422
+            _expect(client.post("/v1/predict", json=RIDE), 200)
+            _expect(client.post("/v1/predict/batch", json=batch), 200)
+            _expect(client.get("/v1/models"), 200)
+            _expect(client.post("/v1/predict", json={"trip_distance": -1}), 422)
             time.sleep(0.02)
 
 
+def _targets(url: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{url}/api/v1/targets", params={"state": "active"}, timeout=10)
+    targets: list[dict[str, Any]] = response.json()["data"]["activeTargets"]
+    return targets
+
+
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chart() -> list[Obj]:
+    """The chart's objects with VALUES, on a cluster with the Prometheus Operator's APIs."""
+    return render(VALUES)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, chart: list[Obj]) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus missing: apt-get install -y prometheus (scripts/ensure-tools)")
     home = tmp_path_factory.mktemp("dashboards-stack")
     settings = settings_for_tests(home)
+    # Before anything starts: a ServiceMonitor that would scrape nothing fails at once.
+    jobs = scrape_configs(
+        chart, stack_ports(settings, COMPONENTS), namespace=NAMESPACE, host=settings.host
+    )
     build_repository(settings.paths.model_repository, seed=7, rows=5_000, log=lambda _: None)
     with running_stack(settings, COMPONENTS):
         port = free_port()
         config = {
             "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in RULE_FILES],
-            "scrape_configs": [
-                {
-                    "job_name": job,
-                    "static_configs": [{"targets": [target], "labels": {"namespace": NAMESPACE}}],
-                }
-                for job, target in (
-                    ("ride-duration", f"{settings.host}:{settings.ride_duration_port}"),
-                    ("classifier", f"{settings.host}:{settings.classifier_port}"),
-                    ("triton", f"{settings.host}:{settings.triton_metrics_port}"),
-                    ("backend", f"{settings.host}:{settings.backend_port}"),
-                    ("worker-tip", f"{settings.host}:{settings.worker_tip_port}"),
-                    ("worker-cost", f"{settings.host}:{settings.worker_cost_port}"),
-                    (
-                        "worker-dynamic-duration",
-                        f"{settings.host}:{settings.worker_dynamic_duration_port}",
-                    ),
-                )
-            ],
+            "scrape_configs": jobs,
         }
         config_file = home / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
@@ -198,6 +205,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             _wait(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout_s=30,
                   what="prometheus ready")  # fmt: skip
+            _wait(
+                lambda: (
+                    len(_targets(url)) == sum(len(j["static_configs"]) for j in jobs)
+                    and all(t["health"] == "up" for t in _targets(url))
+                ),
+                timeout_s=30,
+                what="every ServiceMonitor target up",
+            )
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)
             _variants(
@@ -251,13 +266,62 @@ def test_template_variables_find_the_namespace(prometheus: str) -> None:
             assert NAMESPACE in response.json()["data"], (path.name, variable["definition"])
 
 
+def test_targets_have_the_operators_labels(prometheus: str, chart: list[Obj]) -> None:
+    """One target per ServiceMonitor'd Service, up, labelled as the Prometheus Operator labels
+    it: job = the Service's jobLabel label (else its name), namespace, service, endpoint."""
+    expected = set()
+    for monitor in by_kind(chart, "ServiceMonitor"):
+        spec = monitor["spec"]
+        for service in by_kind(chart, "Service"):
+            labels = service["metadata"]["labels"]
+            if all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items()):
+                job = labels.get(spec.get("jobLabel", ""), service["metadata"]["name"])
+                expected |= {
+                    (job, NAMESPACE, service["metadata"]["name"], endpoint["port"])
+                    for endpoint in spec["endpoints"]
+                }
+    targets = _targets(prometheus)
+    assert all(t["health"] == "up" for t in targets), targets
+    labels = [t["labels"] for t in targets]
+    got = {(t["job"], t["namespace"], t["service"], t["endpoint"]) for t in labels}
+    assert got == expected
+    assert len(labels) == len(expected)
+    assert {t["job"] for t in labels} >= {"triton", "ride-duration", "backend"}  # rules use job
+
+
+def _rule_groups(url: str) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = httpx.get(f"{url}/api/v1/rules", timeout=10).json()["data"][
+        "groups"
+    ]
+    return groups
+
+
+def _evaluated(rule: dict[str, Any]) -> bool:
+    return not str(rule["lastEvaluation"]).startswith("0001-")  # Go's zero time: never run
+
+
 def test_rules_load_and_no_alert_fires_on_a_healthy_stack(prometheus: str) -> None:
-    groups = httpx.get(f"{prometheus}/api/v1/rules").json()["data"]["groups"]
+    groups = _rule_groups(prometheus)
     assert sorted(g["name"] for g in groups) == sorted(
         g["name"] for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
     )
-    # "unknown" until a group first runs (the recording group runs every 30 s).
-    assert all(r["health"] in ("ok", "unknown") for g in groups for r in g["rules"]), groups
+    # Every rule runs at least once (the recording group runs every 30 s), then is healthy.
+    timeout_s = 2 * max(float(g["interval"]) for g in groups) + 10
+    _wait(
+        lambda: all(_evaluated(r) for g in _rule_groups(prometheus) for r in g["rules"]),
+        timeout_s=timeout_s,
+        what="every rule evaluated once",
+    )
+    rules = [r for g in _rule_groups(prometheus) for r in g["rules"]]
+    unhealthy = [
+        (r["name"], r["health"], r.get("lastError", ""))
+        for r in rules
+        if r["health"] != "ok" or r.get("lastError")
+    ]
+    assert unhealthy == []
+    assert len(rules) == sum(
+        len(g["rules"]) for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
+    )
     firing = [a for a in httpx.get(f"{prometheus}/api/v1/alerts").json()["data"]["alerts"]
               if a["state"] == "firing"]  # fmt: skip
     assert firing == []
