@@ -21,14 +21,27 @@ class Output:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
+        self._terminal_may_be_gone = False
+
+    def terminal_may_be_gone(self) -> None:
+        """After a SIGHUP: the terminal may be closed, so a failed write is dropped instead of
+        cutting short what the command still has to do (stopping the stack)."""
+        self._terminal_may_be_gone = True
+
+    def _print(self, text: str, stream: TextIO) -> None:
+        try:
+            print(text, file=stream, flush=True)
+        except OSError:
+            if not self._terminal_may_be_gone:
+                raise
 
     def line(self, text: str = "") -> None:
         """One line of normal output."""
-        print(text, file=self._out, flush=True)
+        self._print(text, self._out)
 
     def error(self, text: str) -> None:
         """One (possibly multi-line) error message."""
-        print(f"modelfleet: {text}", file=self._err, flush=True)
+        self._print(f"modelfleet: {text}", self._err)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """A plain aligned table."""

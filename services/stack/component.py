@@ -18,7 +18,7 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from services.stack.errors import (
     StackError,
     StartupError,
 )
-from services.stack.runfiles import RunRecord
+from services.stack.runfiles import Restarts, RunRecord
 from services.stack.settings import StackSettings
 
 log = logging.getLogger("modelfleet.stack")
@@ -59,6 +59,7 @@ class ComponentStatus:
     ready: bool
     extra_urls: Mapping[str, str]
     log_file: Path
+    restarts: Restarts = Restarts()
 
 
 class Component(ABC):
@@ -116,8 +117,12 @@ class Component(ABC):
     def stop(self) -> bool:
         """Stop the component (no orphans); True when something was running."""
 
+    def restarts(self) -> Restarts:
+        """What the supervisor recorded of this component's restarts (none by default)."""
+        return Restarts()
+
     def status(self) -> ComponentStatus:
-        """Name, URL, pid and readiness right now."""
+        """Name, URL, pid, readiness and restarts right now."""
         pid = self.pid
         return ComponentStatus(
             name=self.name,
@@ -126,6 +131,7 @@ class Component(ABC):
             ready=pid is not None and self.is_ready(),
             extra_urls=self.extra_urls,
             log_file=self.log_path,
+            restarts=self.restarts(),
         )
 
 
@@ -139,6 +145,8 @@ class ProcessComponent(Component):
         super().__init__(settings)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        #: written into the run file at every spawn; the supervisor keeps it up to date
+        self._restarts = Restarts()
         #: what the last failed readiness probe saw (shown when the startup times out)
         self.last_probe = ""
 
@@ -189,6 +197,44 @@ class ProcessComponent(Component):
         """This component's run file, if any."""
         return runfiles.read(self.paths.run, self.name)
 
+    def restarts(self) -> Restarts:
+        record = self.record()
+        return self._restarts if record is None else record.restarts
+
+    def note_restarts(self, restarts: Restarts) -> None:
+        """Keep `restarts` for the next spawn and write it into the current run file."""
+        self._restarts = restarts
+        record = self.record()
+        if record is not None:
+            runfiles.write(self.paths.run, replace(record, restarts=restarts))
+
+    def exit_code(self) -> int | None:
+        """How the process this object spawned ended, as Kubernetes reports a container's exit
+        (128 + the signal's number when a signal killed it); None while it runs or when another
+        process spawned it."""
+        returncode = None if self._proc is None else self._proc.poll()
+        if returncode is None:
+            return None
+        return 128 - returncode if returncode < 0 else returncode
+
+    def restart(self) -> None:
+        """Start again after the process exited: kill what is left of its process group (a
+        killed postmaster's backends, Triton's stubs), clean up as after a stop, spawn."""
+        record = self.record()
+        if record is not None and not record.live:
+            leftovers = {
+                p for p in procs.family(record.pid, pgid=record.pgid) - {0} if procs.is_alive(p)
+            }
+            if leftovers:
+                log.info("%s: killing what is left of the exited process: %s", self.name, leftovers)
+                procs.send_signal(leftovers, signal.SIGKILL)
+                procs.wait_gone(leftovers, deadline=time.monotonic() + 5.0)
+        if self._proc is not None:
+            self._proc.poll()
+        self._proc = None
+        self.after_stop(record)
+        self.start()
+
     def start(self) -> None:
         for folder in (self.paths.logs, self.paths.run):
             folder.mkdir(parents=True, exist_ok=True)
@@ -228,6 +274,7 @@ class ProcessComponent(Component):
                 start_ticks=None if info is None else info.start_ticks,
                 extra_urls=self.extra_urls,
                 meta=self.meta(),
+                restarts=self._restarts,
             ),
         )
         log.info("started %s (pid %d), log %s", self.name, self._proc.pid, self.log_path)

@@ -2,8 +2,9 @@
 
 A run file records pid, process group, url, start time and the kernel start time of the
 process, so that `modelfleet status` and `modelfleet down` (possibly another process than the
-`modelfleet up --detach` that started the stack) find and stop exactly those processes and
-never a recycled pid.
+`modelfleet up` that started the stack) find and stop exactly those processes and never a
+recycled pid; and what the supervisor says of its restarts (count, last exit code, state).
+`supervisor.json` is the record of the `modelfleet up` process itself (stack/supervision.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,29 @@ log = logging.getLogger("modelfleet.stack")
 
 
 @dataclass(frozen=True)
+class Restarts:
+    """What the supervisor (services/stack/supervision.py) says of a component's restarts."""
+
+    count: int = 0
+    last_exit_code: int | None = None
+    last_restart_at: str | None = None
+    #: running | restarting (waiting out its backoff or starting) | crash-looping
+    state: str = "running"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Restarts:
+        """Parse the `restarts` object of a run file."""
+        code = data.get("last_exit_code")
+        at = data.get("last_restart_at")
+        return cls(
+            count=int(data.get("count", 0)),
+            last_exit_code=None if code is None else int(code),
+            last_restart_at=None if at is None else str(at),
+            state=str(data.get("state", "running")),
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What the stack remembers about one running component."""
 
@@ -34,6 +58,7 @@ class RunRecord:
     start_ticks: int | None = None
     extra_urls: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    restarts: Restarts = field(default_factory=Restarts)
 
     @property
     def live(self) -> bool:
@@ -60,6 +85,7 @@ class RunRecord:
             start_ticks=None if data.get("start_ticks") is None else int(data["start_ticks"]),
             extra_urls={str(k): str(v) for k, v in dict(data.get("extra_urls") or {}).items()},
             meta=dict(data.get("meta") or {}),
+            restarts=Restarts.from_dict(dict(data.get("restarts") or {})),
         )
 
 

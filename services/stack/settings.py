@@ -63,6 +63,14 @@ class StackSettings(BaseSettings):
     service_startup_timeout: float = Field(default=60.0, gt=0)
     # Seconds a component gets to exit after the graceful signal before it is killed.
     stop_timeout: float = Field(default=15.0, gt=0)
+    # Restarts under `modelfleet up` (services/stack/supervision.py): the first waits
+    # restart_backoff_s, each one in a row twice as long up to restart_backoff_max_s; a component
+    # up for restart_reset_s starts from the beginning again; after crash_loop_restarts restarts
+    # in a row it is reported as crash-looping (and still retried).
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
+    restart_reset_s: float = Field(default=60.0, gt=0)
+    crash_loop_restarts: int = Field(default=5, ge=1)
 
     @property
     def paths(self) -> StackPaths:

@@ -9,9 +9,10 @@ also stops a stack that another process started (`modelfleet up --detach`, then 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from services.stack import procs, runfiles
 from services.stack.component import (
@@ -29,6 +30,7 @@ from services.stack.postgres import Postgres
 from services.stack.registry import service_processes
 from services.stack.runfiles import RunRecord
 from services.stack.settings import StackSettings
+from services.stack.supervision import SUPERVISOR, RestartPolicy, Supervisor
 from services.stack.triton import Triton
 
 log = logging.getLogger("modelfleet.stack")
@@ -79,6 +81,25 @@ class Stack:
     def running(self) -> list[RunRecord]:
         """Run records of this home whose process is still alive."""
         return [r for r in runfiles.read_all(self.paths.run) if r.live]
+
+    def clean_stale(self) -> list[str]:
+        """Remove the run files whose process is gone (a `modelfleet up` that was killed), with
+        each component's clean-up after a stop (Triton's stubs and shm); return their names."""
+        cleaned: list[str] = []
+        for record in runfiles.read_all(self.paths.run):
+            if record.live:
+                continue
+            cleaned.append(record.name)
+            if record.name in self.names:
+                self.component(record.name).stop()
+            else:
+                runfiles.remove(self.paths.run, record.name)
+        return cleaned
+
+    def supervisor(self, say: Callable[[str], None]) -> Supervisor:
+        """A supervisor restarting this stack's components (call its `tick()` periodically)."""
+        processes = [c for c in self._components if isinstance(c, ProcessComponent)]
+        return Supervisor(processes, RestartPolicy.of(self.settings), say=say)
 
     def check_ports(self, components: Sequence[str] | None = None) -> None:
         """Raise PortInUseError for the first port of `components` that is already taken."""
@@ -144,17 +165,42 @@ class Stack:
     def stop(self) -> list[str]:
         """Stop every component of this home in reverse order; return the ones that ran.
 
-        Also stops components recorded in run files that this Stack does not know (e.g. a
-        service removed from the registry since `up`).
+        The supervising `modelfleet up` (run/supervisor.json), if another process, is stopped
+        first (it then stops the stack itself), so that nothing restarts what this stops. Also
+        stops components recorded in run files that this Stack does not know (e.g. a service
+        removed from the registry since `up`).
         """
+        live = {r.name for r in self.running()} - {SUPERVISOR}
+        if self._stop_supervisor():
+            live.add(SUPERVISOR)
         known = set(self.names)
-        stopped = [
-            r.name
-            for r in runfiles.read_all(self.paths.run)
-            if r.name not in known and self._stop_record(r)
-        ]
-        stopped += self._stop_components(list(reversed(self._components)))
-        return stopped
+        for record in runfiles.read_all(self.paths.run):
+            if record.name not in known and record.name != SUPERVISOR:
+                self._stop_record(record)
+        self._stop_components(list(reversed(self._components)))
+        order = [SUPERVISOR, *sorted(live - known - {SUPERVISOR}), *reversed(self.names)]
+        return [name for name in order if name in live]
+
+    def _stop_supervisor(self) -> bool:
+        """SIGTERM to the supervising `modelfleet up` (another process) and wait while it stops
+        the stack; True when there was one."""
+        record = runfiles.read(self.paths.run, SUPERVISOR)
+        if record is None:
+            return False
+        if record.pid == os.getpid():  # this process supervises: the caller stops the rest
+            runfiles.remove(self.paths.run, SUPERVISOR)
+            return False
+        was_live = record.live
+        if was_live:
+            procs.send_signal([record.pid], signal.SIGTERM)
+            # It stops every component in turn: give it each one's stop timeout.
+            patience = self.settings.stop_timeout * (len(self._components) + 1)
+            if procs.wait_gone([record.pid], deadline=time.monotonic() + patience):
+                log.error("the supervisor (pid %d) did not stop: killing it", record.pid)
+                procs.send_signal([record.pid], signal.SIGKILL)
+                procs.wait_gone([record.pid], deadline=time.monotonic() + 5.0)
+        runfiles.remove(self.paths.run, SUPERVISOR)
+        return was_live
 
     def _stop_components(self, components: list[Component]) -> list[str]:
         stopped: list[str] = []
