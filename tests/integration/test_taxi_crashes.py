@@ -2,8 +2,9 @@
 while rides come in, with exact counts afterwards (no accepted ride lost, no result duplicated,
 nothing acked unprocessed). Nothing is restarted by hand but the server under test.
 
-Two kinds: a graceful stop with a fixed batch of rides, and SIGKILL (of NATS, Postgres, Triton
-and a worker) while a background task posts rides at a steady rate."""
+Two kinds: a graceful stop with a fixed batch of rides, and SIGKILL (of NATS, Postgres, Triton,
+a worker and the backend, whose outbox relay then restarts with it) while a background task posts
+rides at a steady rate."""
 
 from __future__ import annotations
 
@@ -19,9 +20,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import nats
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
+from services.backend.api import REPLAYED_HEADER
+from services.common.jetstream import RIDE_REQUESTED, RIDES_STREAM
+from services.domain.taxi.events import RideEvent
 from services.stack import procs
 from services.stack.component import Component
 from services.stack.settings import StackSettings
@@ -211,6 +217,8 @@ class Attempt:
     status: int  # 0: no HTTP answer at all
     content_type: str = ""
     ride_id: str | None = None
+    error: str = ""  # status 0: the httpx error (ConnectError: the request never left)
+    replayed: bool = False  # answered from an earlier request with the same key
 
 
 def kill_hard(component: Component) -> None:
@@ -223,22 +231,40 @@ def kill_hard(component: Component) -> None:
     component.stop()
 
 
-async def post_one(client: httpx.AsyncClient, key: str, user_id: str) -> Attempt:
+async def post_one(
+    client: httpx.AsyncClient, key: str, user_id: str, in_flight: set[str] | None = None
+) -> Attempt:
+    """POST one ride with its key; ``in_flight`` holds the key while the request is open."""
     body = {**RIDE, "user_id": user_id, "trip_distance": 1.0 + len(user_id) % 9}
+    if in_flight is not None:
+        in_flight.add(key)
     try:
         response = await client.post("/v1/rides", json=body, headers={"Idempotency-Key": key})
-    except httpx.HTTPError:
-        return Attempt(key, user_id, 0)
+    except httpx.HTTPError as exc:
+        return Attempt(key, user_id, 0, error=type(exc).__name__)
+    finally:
+        if in_flight is not None:
+            in_flight.discard(key)
     ride_id = response.json()["ride_id"] if response.status_code == 201 else None
-    return Attempt(key, user_id, response.status_code, response.headers["content-type"], ride_id)
+    return Attempt(
+        key,
+        user_id,
+        response.status_code,
+        response.headers["content-type"],
+        ride_id,
+        replayed=response.headers.get(REPLAYED_HEADER) == "true",
+    )
 
 
-async def post_steadily(client: httpx.AsyncClient, tag: str, stop: asyncio.Event) -> list[Attempt]:
+async def post_steadily(
+    client: httpx.AsyncClient, tag: str, stop: asyncio.Event, in_flight: set[str] | None = None
+) -> list[Attempt]:
     """Post a ride every 1/RATE_PER_S seconds until ``stop``; every attempt's outcome."""
     tasks: list[asyncio.Task[Attempt]] = []
     while not stop.is_set():
         i = len(tasks)
-        tasks.append(asyncio.create_task(post_one(client, f"{tag}-{i}", f"it-{tag}-{i}")))
+        key, user_id = f"{tag}-{i}", f"it-{tag}-{i}"
+        tasks.append(asyncio.create_task(post_one(client, key, user_id, in_flight)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0 / RATE_PER_S)
     return list(await asyncio.gather(*tasks))
@@ -333,3 +359,179 @@ async def test_sigkill_postgres_during_stream(
         assert attempt.status in (503, 504), attempt
         assert attempt.content_type == "application/problem+json", attempt
     await assert_every_ride_once_with_three_results(db, final, "k9-pg")
+
+
+# --- SIGKILL of the backend (the outbox relay's process) while rides keep coming ---------------
+# The backend answers the POSTs and runs the relay. While it is dead a POST fails to connect (not
+# an acknowledged ride: nothing may be stored for it); a POST in flight at the kill gets no answer
+# but may have been committed: its key says which, and its retry must replay that ride (never a
+# second one). Published exactly once: JetStream holds one rides.requested message per outbox
+# event (the relay republishes what it had not marked sent; the stream's dedupe drops the repeat).
+# "relay-mid-publish" freezes NATS (SIGSTOP) before the kill: the relay dies holding unsent rows
+# whose publishes NATS takes in only after the kill, so the restarted relay must both drain the
+# backlog and republish events that JetStream already holds.
+
+
+async def rides_last_seq(nats_url: str) -> int:
+    """The RIDES stream's last sequence number now."""
+    nc = await nats.connect(nats_url, connect_timeout=5)
+    try:
+        info = await nc.jetstream().stream_info(RIDES_STREAM)
+        return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+async def requested_since(nats_url: str, after_seq: int) -> Counter[uuid.UUID]:
+    """Each event id's count of rides.requested messages in RIDES after ``after_seq``."""
+    nc = await nats.connect(nats_url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        last = int((await js.stream_info(RIDES_STREAM)).state.last_seq)
+        events: Counter[uuid.UUID] = Counter()
+        for seq in range(after_seq + 1, last + 1):
+            msg = await js.get_msg(RIDES_STREAM, seq)
+            if msg.subject == RIDE_REQUESTED and msg.data is not None:
+                events[RideEvent.model_validate_json(msg.data).event_id] += 1
+        return events
+    finally:
+        await nc.close()
+
+
+async def unsent_outbox(db: asyncpg.Pool) -> int:
+    """Outbox rows (of any ride) not yet marked published."""
+    count: int = await db.fetchval("select count(*) from ride_outbox where sent_at is null")
+    return count
+
+
+async def wait_outbox_drained(db: asyncpg.Pool) -> int:
+    """Poll until no outbox row is unsent (bounded); the unsent count last seen."""
+    deadline = time.monotonic() + RECOVERY_S
+    while True:
+        unsent = await unsent_outbox(db)
+        if not unsent or time.monotonic() > deadline:
+            return unsent
+        await asyncio.sleep(0.2)
+
+
+async def relay_duplicates(backend_url: str) -> float:
+    """modelfleet_backend_outbox_published_total{outcome="duplicate"} of the running backend."""
+    async with httpx.AsyncClient(base_url=backend_url, timeout=CLIENT_TIMEOUT_S) as client:
+        text = (await client.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "modelfleet_backend_outbox_published"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("outcome") == "duplicate"
+    )
+
+
+async def kill_backend_during_stream(
+    backend_url: str, stack: Stack, db: asyncpg.Pool, tag: str, *, freeze_nats: bool
+) -> tuple[list[Attempt], int]:
+    """Stream rides, kill -9 the backend with a POST in flight, restart it after 3 s.
+
+    Every attempt's first outcome, and the tag's unsent outbox rows seen just before the kill.
+    With ``freeze_nats``, NATS is stopped (SIGSTOP) 2.5 s before the kill and resumed after it.
+    """
+    backend, nats_server = stack.component("backend"), stack.component("nats")
+    nats_pid = nats_server.pid
+    assert nats_pid is not None
+    stop = asyncio.Event()
+    in_flight: set[str] = set()
+    async with httpx.AsyncClient(base_url=backend_url, timeout=CLIENT_TIMEOUT_S) as client:
+        stream = asyncio.create_task(post_steadily(client, tag, stop, in_flight))
+        await asyncio.sleep(2.0)
+        if freeze_nats:
+            procs.send_signal([nats_pid], signal.SIGSTOP)
+        try:
+            if freeze_nats:
+                await asyncio.sleep(2.5)  # rides go on into the outbox; the relay's round hangs
+            backlog: int = await db.fetchval(
+                "select count(*) from ride_outbox o join rides r using (ride_id) "
+                "where r.user_id like $1 and o.sent_at is null",
+                f"it-{tag}-%",
+            )
+            deadline = time.monotonic() + 5.0
+            while True:  # kill with a POST open
+                if in_flight or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.002)
+            await asyncio.to_thread(kill_hard, backend)
+        finally:
+            if freeze_nats:
+                procs.send_signal([nats_pid], signal.SIGCONT)
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(restart, backend)
+        await asyncio.sleep(2.0)
+        stop.set()
+        attempts = await stream
+    return attempts, backlog
+
+
+@pytest.mark.parametrize("freeze_nats", [False, True], ids=["plain", "relay-mid-publish"])
+async def test_sigkill_backend_during_stream(
+    freeze_nats: bool,
+    backend_url: str,
+    stack: Stack,
+    stack_settings: StackSettings,
+    db: asyncpg.Pool,
+) -> None:
+    tag = "k9-backend-frozen" if freeze_nats else "k9-backend"
+    assert await wait_outbox_drained(db) == 0  # what the stream holds next is this test's only
+    seq_before = await rides_last_seq(stack_settings.nats_url)
+    began = time.monotonic()
+    attempts, backlog = await kill_backend_during_stream(
+        backend_url, stack, db, tag, freeze_nats=freeze_nats
+    )
+    statuses = Counter(a.status for a in attempts)
+    assert set(statuses) <= {201, 503, 0}, statuses  # no other 5xx (never a 500), no 4xx
+    for attempt in attempts:
+        if attempt.status == 503:
+            assert attempt.content_type == "application/problem+json", attempt
+        assert not attempt.replayed, attempt  # one key per ride: nothing to replay yet
+    unanswered = [a for a in attempts if a.status == 0]
+    assert len(unanswered) >= 3 * RATE_PER_S * 0.5, statuses  # it was down 3 s and more
+    # The unanswered POSTs that committed anyway (in flight at the kill): known by their key.
+    keys = await db.fetch(
+        "select idempotency_key, ride_id from ride_idempotency where idempotency_key = any($1)",
+        [a.key for a in unanswered],
+    )
+    committed = {row["idempotency_key"]: str(row["ride_id"]) for row in keys}
+    never_sent = [a for a in unanswered if a.error == "ConnectError"]
+    assert not committed.keys() & {a.key for a in never_sent}  # a refused connection wrote nothing
+    ghosts = await db.fetchval(
+        "select count(*) from rides where user_id = any($1)", [a.user_id for a in unanswered]
+    )
+    assert ghosts == len(committed)  # an unanswered POST is stored only with its key
+    async with httpx.AsyncClient(base_url=backend_url, timeout=CLIENT_TIMEOUT_S) as client:
+        final = await retry_refused(client, attempts)
+    by_key = {a.key: a for a in final}
+    for attempt in unanswered:  # the retry answers the committed ride, or makes the ride once
+        retried = by_key[attempt.key]
+        assert retried.replayed == (attempt.key in committed), retried
+        if attempt.key in committed:
+            assert retried.ride_id == committed[attempt.key], retried
+    acknowledged = {a.key: a.ride_id for a in attempts if a.status == 201}
+    assert all(by_key[k].ride_id == ride_id for k, ride_id in acknowledged.items())
+    await assert_every_ride_once_with_three_results(db, final, tag)
+    assert await wait_outbox_drained(db) == 0  # the outbox is empty again: nothing left behind
+    ride_ids = [uuid.UUID(str(a.ride_id)) for a in final]
+    event_ids = await db.fetch(
+        "select event_id from ride_outbox where ride_id = any($1::uuid[])", ride_ids
+    )
+    published = await requested_since(stack_settings.nats_url, seq_before)
+    assert published == Counter({row["event_id"]: 1 for row in event_ids})  # each event once
+    duplicates = await relay_duplicates(backend_url)
+    if freeze_nats:
+        assert backlog > 0  # the relay died with events it had not marked sent
+        assert duplicates > 0  # and NATS held some of them: republished, dropped by dedupe
+    in_flight_errors = Counter(a.error for a in unanswered if a.error != "ConnectError")
+    print(  # shown with -s
+        f"{tag}: {len(attempts)} rides posted, answers {dict(statuses)}, "
+        f"{len(never_sent)} refused connections, in flight at the kill {dict(in_flight_errors)} "
+        f"of which committed {len(committed)}, {len(final)} rides stored, "
+        f"backlog at the kill {backlog}, republished duplicates {duplicates:.0f}, "
+        f"{len(published)} events on JetStream, {time.monotonic() - began:.1f} s"
+    )
