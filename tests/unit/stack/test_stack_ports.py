@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,39 @@ def test_postgres_retries_only_on_the_lock_file_error(tmp_path: Path) -> None:
     assert pg.on_early_exit(1)
     pg.log_path.write_text("FATAL:  data directory has wrong ownership\n")
     assert not pg.on_early_exit(1)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_up_cleans_run_files_whose_processes_are_gone_and_refuses_live_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings_for_tests(tmp_path)
+    dead = _dead_pid()
+    for name in ("nats", "supervisor", "retired-service"):
+        runfiles.write(
+            settings.paths.run,
+            RunRecord(name=name, pid=dead, pgid=dead, url="-", started_at="t", log_file="x"),
+        )
+    stack = Stack(settings)
+    assert stack.running() == []
+    assert sorted(stack.clean_stale()) == ["nats", "retired-service", "supervisor"]
+    assert runfiles.read_all(settings.paths.run) == []
+
+    me = os.getpid()
+    info = procs.proc_info(me)
+    assert info is not None
+    live = RunRecord(
+        name="supervisor", pid=me, pgid=me, url="-", started_at="t", log_file="x",
+        start_ticks=info.start_ticks,
+    )  # fmt: skip
+    runfiles.write(settings.paths.run, live)
+    assert cli.main(["--home", str(tmp_path), "up", "--no-build"]) == 1
+    err = capsys.readouterr().err
+    assert f"supervisor (pid {me})" in err
+    assert "`modelfleet status`" in err and "`modelfleet down`" in err
+    assert runfiles.read(settings.paths.run, "supervisor") == live  # left alone
