@@ -25,8 +25,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from services.classifier import estimated_quality
 from services.classifier.app import create_app
 from services.classifier.estimated_quality import Estimates, VersionWindow
-from services.classifier.predictor import CategoryPredictor, Scores
-from services.classifier.settings import ClassifierSettings
+from services.classifier.predictor import CategoryPredictor
 from services.classifier.state import ClassifierState
 from services.classifier.triggers import Trigger
 from services.common.app import ServiceApp
@@ -185,19 +184,3 @@ async def test_routes_record_predictions_and_labels(client: httpx.AsyncClient) -
         "/v1/feedback", json={"prediction_id": str(uuid.uuid4()), "true_category": CLASSES[0]}
     )
     assert value("modelfleet_classifier_estimate_window_labelled_ratio") == pytest.approx(0.25)
-
-
-def test_the_window_size_comes_from_classifier_estimate_window(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("CLASSIFIER_ESTIMATE_WINDOW", "123")
-    configured = ClassifierSettings(log_json=False)
-    assert configured.estimate_window == 123
-    assert ClassifierSettings.model_fields["estimate_window"].default == 500
-    scores = Scores(["b"], [0.7], "9", distribution=np.array([0.3, 0.7]))
-    estimated_quality.record("m", scores, "x", configured)
-    window = estimated_quality.ESTIMATES.window("m", "9")
-    assert window is not None and window.size == 123 and len(window) == 1
-    estimated_quality.record("m", Scores(["b"], [0.7], "9"), "y", configured)  # no distribution
-    assert len(window) == 1
-    estimated_quality.ESTIMATES.forget("m", "9")
