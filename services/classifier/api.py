@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from services.classifier import estimated_quality, metrics
+from services.classifier import metrics
 from services.classifier.predictor import CategoryPredictor, product_features
 from services.classifier.quality import quality
 from services.classifier.schemas import (
@@ -216,7 +216,6 @@ async def classify_product(
             json.dumps(top),
             timeout=settings.database_timeout_s,
         )
-    estimated_quality.record(predictor.model, scores, prediction_id, settings)
     metrics.PREDICTIONS.labels(predictor.model, scores.model_version, scores.categories[0]).inc()
     metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(
         scores.probabilities[0]
@@ -354,7 +353,6 @@ async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
             request_id_var.get(),
             timeout=settings.database_timeout_s,
         )
-    estimated_quality.labelled(model, version, body.prediction_id)
     correct = body.true_category == row["category"]
     metrics.FEEDBACK.labels(model, version, "correct" if correct else "incorrect").inc()
     if first:
