@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
@@ -114,7 +113,7 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
                 ),
             )
 
-    app = create_service_app(
+    return create_service_app(
         settings=settings,
         title="chatbot",
         version="1.0.0",
@@ -125,12 +124,3 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         public_paths=api.PAGE_PATHS,
     )
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        document = generate()
-        api.document_question_limit(document, settings)
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app

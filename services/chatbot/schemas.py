@@ -13,11 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
-from services.common.fields import JsonRequest, JsonUuid
-from services.common.pgtext import BLANK, NO_NUL_PATTERN, NOT_BLANK_PATTERN, is_blank, no_nul
-
-#: The most any service allows (``CHATBOT_MAX_QUESTION_CHARS`` is at most this).
-MAX_QUESTION_CHARS = 20_000
+from services.common.pgtext import no_nul
 
 Source = Literal["products", "documents"]
 Timestamp = Annotated[
@@ -28,18 +24,18 @@ Timestamp = Annotated[
 """A time the database stamped, sent in ``isoformat()`` (``2024-03-14T12:30:00+00:00``)."""
 
 
-class ChatFilters(JsonRequest):
+class ChatFilters(BaseModel):
     """Where to look: only products, only documents, or one document."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: Source | None = None
-    document_id: JsonUuid | None = Field(
+    document_id: UUID | None = Field(
         default=None, description="Only this document (an id from POST /v1/documents)."
     )
 
 
-class ChatRequest(JsonRequest):
+class ChatRequest(BaseModel):
     """A question, optionally in an existing conversation and within filters."""
 
     model_config = ConfigDict(
@@ -56,16 +52,8 @@ class ChatRequest(JsonRequest):
         },
     )
 
-    question: str = Field(
-        min_length=1,
-        max_length=MAX_QUESTION_CHARS,
-        description="Not blank; at most CHATBOT_MAX_QUESTION_CHARS characters (the service's "
-        "document gives its own limit as maxLength).",
-        json_schema_extra={
-            "allOf": [{"pattern": NOT_BLANK_PATTERN}, {"pattern": NO_NUL_PATTERN}],
-        },
-    )
-    conversation_id: JsonUuid | None = None
+    question: str = Field(min_length=1, max_length=20_000)
+    conversation_id: UUID | None = None
     filters: ChatFilters = Field(default_factory=ChatFilters)
     top_k: int | None = Field(default=None, ge=1, le=50)
     stream: bool = Field(
@@ -75,9 +63,9 @@ class ChatRequest(JsonRequest):
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if is_blank(value):
+        if not value.strip():
             raise ValueError("question is blank")
-        return no_nul(value.strip(BLANK))
+        return no_nul(value.strip())
 
 
 class RetrievedOut(BaseModel):
@@ -108,31 +96,7 @@ class ChatResponse(BaseModel):
     retrieved: list[RetrievedOut] = Field(description="Every retrieved chunk and its score.")
     cached: bool
     count: int | None = Field(default=None, description="Facts: the count asked for.")
-    groups: (
-        Annotated[
-            list[tuple[str, int]],
-            # each group [name, count]; as `items` of one schema, not `prefixItems`, which some
-            # readers of an event's contentSchema do not take
-            WithJsonSchema(
-                {
-                    "type": "array",
-                    "items": {
-                        "type": "array",
-                        "minItems": 2,
-                        "maxItems": 2,
-                        "items": {"type": ["string", "integer"]},
-                    },
-                }
-            ),
-        ]
-        | None
-    ) = Field(default=None, description="Facts: per group, [name, count].")
-
-
-class AnswerDelta(BaseModel):
-    """A piece of the answer's text (an SSE ``delta`` event): the pieces joined are the answer."""
-
-    text: str
+    groups: list[tuple[str, int]] | None = Field(default=None, description="Facts: per group.")
 
 
 DocumentState = Literal["processing", "ready", "failed"]

@@ -30,7 +30,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.errors import InvalidInput
-from services.common.fields import JsonRequest
 from services.common.pgtext import PgText
 from services.ride_duration.routing.metrics import VariantMetrics
 
@@ -42,7 +41,7 @@ _HASH_SCALE = float(2**64)
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
-class Segment(JsonRequest):
+class Segment(BaseModel):
     """Requests whose ``attribute`` (a field of the request body) is one of ``values``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,7 +50,7 @@ class Segment(JsonRequest):
     values: list[str | int | float] = Field(min_length=1, max_length=1000)
 
 
-class Variant(JsonRequest):
+class Variant(BaseModel):
     """One variant: a Triton model version with a role and a share of traffic."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,7 +70,7 @@ class Variant(JsonRequest):
     segment: Segment | None = None
 
 
-class RoutingSpec(JsonRequest):
+class RoutingSpec(BaseModel):
     """What a client writes: ``PUT /v1/admin/routing``."""
 
     model_config = ConfigDict(extra="forbid")
