@@ -6,7 +6,10 @@ classifier``; the job in ``services/jobs/classifier_retrain.py`` adds Postgres a
 feedback has no image), keeping the serving version's category order. The gate scores the
 SERVING version's ONNX model on the candidate's held-out products, so both are judged on the same
 data; the candidate is written as the next Triton version only when its macro-F1 is at least the
-serving one's plus ``min_gain`` (or when nothing serves yet). Nothing is written otherwise.
+serving one's plus ``min_gain`` and its expected calibration error (ECE, top label, 15 bins) on
+those products is at most the serving one's plus ``max_ece_increase`` (default
+``MAX_ECE_INCREASE``: a worse-calibrated model makes the live estimated F1 less trustworthy), or
+when nothing serves yet. Nothing is written otherwise; ``RetrainOutcome.reason`` says why.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from models.classifier.calibration import expected_calibration_error
 from models.classifier.data import CATALOGUE_COLUMNS, generate_catalogue, load_catalogue
 from models.classifier.train import MODEL_NAME, onnx_probabilities, train_classifier
 from models.repository import MODELS, BuildResult, ModelSpec, code_hash, publish_version
 
 _logger = logging.getLogger(__name__)
 
+MAX_ECE_INCREASE = 0.02
+"""Default of the gate's ECE margin: the candidate's ECE may exceed the serving version's by at
+most this much (both measured on the candidate's held-out products)."""
 FEEDBACK_COLUMNS = ("prediction_id", "title", "description", "true_category", "labelled_at")
 
 
@@ -44,6 +51,11 @@ class RetrainOutcome:
     card: dict[str, Any]
     result: BuildResult | None
     """The written version (accepted runs only)."""
+    reason: str = ""
+    """Why the gate decided so (the failed condition of a rejected candidate)."""
+    candidate_ece: float | None = None
+    serving_ece: float | None = None
+    """The serving version's ECE on the candidate's held-out products."""
 
 
 def classifier_spec() -> ModelSpec:
@@ -91,6 +103,7 @@ def retrain_classifier(
     catalogue_path: Path | None = None,
     feedback: pd.DataFrame | None = None,
     min_gain: float = 0.0,
+    max_ece_increase: float = MAX_ECE_INCREASE,
     log: Callable[[str], None] = _logger.info,
 ) -> RetrainOutcome:
     """Train a candidate, gate it against the serving version, write it if it passes."""
@@ -120,7 +133,9 @@ def retrain_classifier(
     )
     trained = train_classifier(catalogue, seed=seed, source=source, classes=classes)
     candidate = float(trained.card["metrics"]["macro_f1"])
+    candidate_ece = float(trained.card["calibration"]["ece_after"])
     serving_f1: float | None = None
+    serving_ece: float | None = None
     if serving is not None and trained.test_features is not None:
         served_classes = [str(c) for c in serving[1].get("classes", [])]
         onnx_bytes = (model_dir / str(serving[0]) / "model.onnx").read_bytes()
@@ -131,6 +146,10 @@ def retrain_classifier(
             for i in (trained.test_labels if trained.test_labels is not None else [])
         ]
         serving_f1 = float(f1_score(truth, predicted, average="macro", zero_division=0))
+        # Its ECE on its own columns; a true class it lacks counts as a wrong prediction.
+        column = {name: i for i, name in enumerate(served_classes)}
+        served_truth = np.array([column.get(name, -1) for name in truth], dtype=np.int64)
+        serving_ece = expected_calibration_error(probabilities, served_truth)
     window: dict[str, Any] = {
         "catalogue": source,
         "seed": seed,
@@ -141,15 +160,41 @@ def retrain_classifier(
         window["feedback_from"] = str(pd.to_datetime(labelled["labelled_at"]).min())
         window["feedback_to"] = str(pd.to_datetime(labelled["labelled_at"]).max())
     serving_version = serving[0] if serving is not None else None
-    accepted = serving_f1 is None or candidate >= serving_f1 + min_gain
-    card = {**trained.card, "data": {**trained.card["data"], "window": window}}
-    card["metrics"] = {**card["metrics"], "serving_macro_f1_on_same_test": serving_f1}
-    if not accepted:
-        log(
-            f"classifier: candidate rejected: macro-F1 {candidate:.4f} < serving "
-            f"{serving_f1:.4f} + {min_gain}"
+    reasons: list[str] = []
+    if serving_f1 is not None and candidate < serving_f1 + min_gain:
+        reasons.append(f"macro-F1 {candidate:.4f} < serving {serving_f1:.4f} + {min_gain}")
+    if serving_ece is not None and candidate_ece > serving_ece + max_ece_increase:
+        reasons.append(f"ECE {candidate_ece:.4f} > serving {serving_ece:.4f} + {max_ece_increase}")
+    accepted = not reasons
+    if serving_f1 is None:
+        reason = "nothing serves yet"
+    elif accepted:
+        reason = (
+            f"macro-F1 {candidate:.4f} >= serving {serving_f1:.4f} + {min_gain} and "
+            f"ECE {candidate_ece:.4f} <= serving {serving_ece:.4f} + {max_ece_increase}"
         )
-        return RetrainOutcome(False, candidate, serving_version, serving_f1, window, card, None)
+    else:
+        reason = "; ".join(reasons)
+    card = {**trained.card, "data": {**trained.card["data"], "window": window}}
+    card["metrics"] = {
+        **card["metrics"],
+        "serving_macro_f1_on_same_test": serving_f1,
+        "serving_ece_on_same_test": None if serving_ece is None else round(serving_ece, 4),
+    }
+    if not accepted:
+        log(f"classifier: candidate rejected: {reason}")
+        return RetrainOutcome(
+            False,
+            candidate,
+            serving_version,
+            serving_f1,
+            window,
+            card,
+            None,
+            reason=reason,
+            candidate_ece=candidate_ece,
+            serving_ece=serving_ece,
+        )
     gated = _Trained(onnx_bytes=trained.onnx_bytes, card=card, artifacts=trained.artifacts)
     key = {
         "code_hash": code_hash(spec.code_paths),
@@ -158,7 +203,18 @@ def retrain_classifier(
         "retrain": window,
     }
     result = publish_version(Path(repo_dir), spec, gated, key=key, log=log)
-    return RetrainOutcome(True, candidate, serving_version, serving_f1, window, card, result)
+    return RetrainOutcome(
+        True,
+        candidate,
+        serving_version,
+        serving_f1,
+        window,
+        card,
+        result,
+        reason=reason,
+        candidate_ece=candidate_ece,
+        serving_ece=serving_ece,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,22 @@
 synthetic or real), computes features with ``services.domain.catalog.features`` (the code the
 service runs), and:
 
-- splits stratified by category with a seeded shuffle: ``TEST_FRACTION`` (20%) held out;
+- splits stratified by category with a seeded shuffle: ``TEST_FRACTION`` (20%) held out for
+  the metrics, and ``CALIBRATION_FRACTION`` (20%) of the rest held out for calibration;
 - standardises the image block (text is already L2-normalised), weighs it by
   ``image_weight``, and trains a multinomial
   logistic regression (numpy, full-batch Adam, L2; deterministic) on text + image features;
+- calibrates on the calibration products: temperature scaling (``calibration.fit_temperature``,
+  the T minimising their NLL); the card's ``calibration`` records T and the top-label ECE
+  (15 equal-width bins) of the test products before and after, and the ECE per-class isotonic
+  regression would reach (measured, not used: see ``calibration``);
 - fits baselines on the same split: the same model on text only (the card's ``baseline``),
   on image only, and the majority class;
 - reports macro-F1 and accuracy of all three on the held-out products, a per-class report
   (precision, recall, F1, support) and the confusion matrix (also drawn as a PNG);
 - exports ONE ONNX graph with the scaling folded in: ``features`` float32 [None, N_FEATURES]
-  -> MatMul -> Add -> Softmax -> ``probabilities`` float32 [None, n_classes], and checks that
-  ONNX Runtime matches the numpy model's probabilities;
+  -> MatMul -> Add -> Div (by T) -> Softmax -> ``probabilities`` float32 [None, n_classes]:
+  Triton serves calibrated probabilities; checks that ONNX Runtime matches the numpy model's;
 - returns the model card (the repository adds version and dates); ``card["classes"]`` is the
   category of each output column.
 """
@@ -24,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -38,6 +43,12 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.metrics import precision_recall_fscore_support as prfs
 from sklearn.model_selection import train_test_split
 
+from models.classifier.calibration import (
+    ECE_BINS,
+    IsotonicCalibrator,
+    expected_calibration_error,
+    fit_temperature,
+)
 from models.ride_duration.card import framework_versions
 from services.domain.catalog.features import (
     IMAGE_DIM,
@@ -51,6 +62,9 @@ MODEL_NAME: Final = "classifier"
 INPUT_NAME: Final = "features"
 OUTPUT_NAME: Final = "probabilities"
 TEST_FRACTION: Final = 0.2
+CALIBRATION_FRACTION: Final = 0.2
+"""Share of the non-test products held out to fit the temperature on (the model never sees
+them)."""
 ONNX_OPSET: Final = 17
 MAX_ONNX_ABS_DIFF: Final = 1e-4
 """Largest allowed |ONNX Runtime - numpy| of any probability over the test set."""
@@ -95,16 +109,20 @@ def fit_scaler(x: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 @dataclass(frozen=True)
 class SoftmaxModel:
-    """Multinomial logistic regression: ``softmax(x @ weights + bias)``."""
+    """Multinomial logistic regression: ``softmax((x @ weights + bias) / temperature)``.
+
+    ``temperature`` is the calibration (1: none); it does not change the argmax."""
 
     weights: npt.NDArray[np.float64]  # (n_features, n_classes)
     bias: npt.NDArray[np.float64]  # (n_classes,)
+    temperature: float = 1.0
 
     def logits(self, x: FloatArray) -> npt.NDArray[np.float64]:
+        """The uncalibrated logits ``x @ weights + bias``."""
         return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
 
     def predict_proba(self, x: FloatArray) -> npt.NDArray[np.float64]:
-        z = self.logits(x)
+        z = self.logits(x) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -155,7 +173,8 @@ def fit_model(
 
 
 def export_onnx(model: SoftmaxModel, *, mean: FloatArray, scale: FloatArray) -> bytes:
-    """softmax(((x - mean) / scale) @ W + b) as ONNX with the scaling folded into W and b."""
+    """softmax((((x - mean) / scale) @ W + b) / T) as ONNX, the scaling folded into W and b and
+    the temperature ``model.temperature`` a Div node (initializer ``temperature``) on the logits."""
     n_classes = model.bias.shape[0]
     inv = 1.0 / scale.astype(np.float64)
     weights = model.weights * inv[:, None]  # (N_FEATURES, n_classes)
@@ -164,7 +183,8 @@ def export_onnx(model: SoftmaxModel, *, mean: FloatArray, scale: FloatArray) -> 
         [
             helper.make_node("MatMul", [INPUT_NAME, "W"], ["logits_raw"]),
             helper.make_node("Add", ["logits_raw", "b"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], [OUTPUT_NAME], axis=1),
+            helper.make_node("Div", ["logits", "temperature"], ["logits_calibrated"]),
+            helper.make_node("Softmax", ["logits_calibrated"], [OUTPUT_NAME], axis=1),
         ],
         "classifier",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, N_FEATURES])],
@@ -172,6 +192,7 @@ def export_onnx(model: SoftmaxModel, *, mean: FloatArray, scale: FloatArray) -> 
         initializer=[
             numpy_helper.from_array(weights.astype(np.float32), "W"),
             numpy_helper.from_array(bias.astype(np.float32), "b"),
+            numpy_helper.from_array(np.array(model.temperature, dtype=np.float32), "temperature"),
         ],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
@@ -267,14 +288,30 @@ def train_classifier(
     train_idx, test_idx = train_test_split(
         np.arange(len(catalogue)), test_size=test_fraction, random_state=seed, stratify=stratify
     )
+    train_counts = np.bincount(y[train_idx], minlength=len(classes))
+    fit_idx, calib_idx = train_test_split(
+        train_idx,
+        test_size=CALIBRATION_FRACTION,
+        random_state=seed,
+        stratify=y[train_idx] if train_counts[train_counts > 0].min() >= 2 else None,
+    )
     x = catalogue_features(catalogue)
-    x_train, x_test, y_train, y_test = x[train_idx], x[test_idx], y[train_idx], y[test_idx]
+    x_train, x_test, y_train, y_test = x[fit_idx], x[test_idx], y[fit_idx], y[test_idx]
+    x_calib, y_calib = x[calib_idx], y[calib_idx]
     mean, scale = fit_scaler(x_train)
 
     fit_started = time.perf_counter()
     k = len(classes)
-    model = fit_model((x_train - mean) / scale, y_train, n_classes=k, seed=seed)
+    raw = fit_model((x_train - mean) / scale, y_train, n_classes=k, seed=seed)
+    temperature = fit_temperature(raw.logits((x_calib - mean) / scale), y_calib)
+    model = replace(raw, temperature=temperature)
     fit_seconds = time.perf_counter() - fit_started
+    uncalibrated = raw.predict_proba((x_test - mean) / scale)
+    ece_before = expected_calibration_error(uncalibrated, y_test)
+    ece_after = expected_calibration_error(model.predict_proba((x_test - mean) / scale), y_test)
+    isotonic = IsotonicCalibrator.fit(raw.predict_proba((x_calib - mean) / scale), y_calib)
+    isotonic_test = isotonic.transform(uncalibrated)
+    isotonic_ece = expected_calibration_error(isotonic_test, y_test)
     text_only = fit_model(x_train[:, :TEXT_DIM], y_train, n_classes=k, seed=seed)
     image_only = fit_model(
         ((x_train - mean) / scale)[:, TEXT_DIM:], y_train, n_classes=k, seed=seed
@@ -312,17 +349,19 @@ def train_classifier(
         "task": "classification: product category (leaf of the category path) from title, "
         "description and image",
         "algorithm": "multinomial logistic regression (numpy, L2, Adam) on hashed text + "
-        "standardised image statistics, exported as MatMul+Add+Softmax",
+        "standardised image statistics, temperature-scaled, exported as MatMul+Add+Div+Softmax",
         "hyperparameters": {**HYPERPARAMETERS, "seed": seed},
         "classes": classes,
         "data": {
             "source": source,
             "seed": seed,
             "rows": int(len(catalogue)),
-            "rows_train": int(len(train_idx)),
+            "rows_train": int(len(fit_idx)),
+            "rows_calibration": int(len(calib_idx)),
             "rows_test": int(len(test_idx)),
             "with_image": round(float(has_image.mean()), 4),
-            "split": f"stratified random: {test_fraction:.0%} held out (seed {seed})",
+            "split": f"stratified random: {test_fraction:.0%} held out for the metrics, "
+            f"{CALIBRATION_FRACTION:.0%} of the rest for calibration (seed {seed})",
         },
         "features": {
             "module": "services.domain.catalog.features",
@@ -342,7 +381,21 @@ def train_classifier(
             "majority_macro_f1": round(_macro_f1(y_test, majority_pred), 4),
             "majority_accuracy": round(float(accuracy_score(y_test, majority_pred)), 4),
             "onnx_max_abs_diff": diff,
+            "ece": round(ece_after, 4),
             "per_class": per_class,
+        },
+        "calibration": {
+            "method": "temperature",
+            "temperature": round(temperature, 6),
+            "ece_before": round(ece_before, 4),
+            "ece_after": round(ece_after, 4),
+            "ece_bins": ECE_BINS,
+            "ece_of": "the test products, top label, equal-width bins",
+            "fit_on": "calibration products (negative log-likelihood)",
+            "isotonic_ece": round(isotonic_ece, 4),
+            "isotonic_accuracy": round(float((isotonic_test.argmax(axis=1) == y_test).mean()), 4)
+            if len(y_test)
+            else 0.0,
         },
         "confusion_matrix": matrix.tolist(),
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),

@@ -2,8 +2,10 @@
 
 Live quality per model version: rolling macro-F1 and accuracy over the last N labelled
 predictions (gauges, recomputed from Postgres after each feedback, so every replica reports the
-same figures), the class distribution of predictions, a confidence histogram and the lag between
-a prediction and its feedback.
+same figures); estimated macro-F1 and accuracy (CBPE, ``estimated_quality``) over the last N
+predictions whether labelled or not, with the window's size and the share labelled; the
+calibration error (ECE) of each version's model card; the class distribution of predictions,
+a confidence histogram and the lag between a prediction and its feedback.
 """
 
 from __future__ import annotations
@@ -23,6 +25,33 @@ ROLLING_ACCURACY = Gauge(
 ROLLING_LABELS = Gauge(
     "modelfleet_classifier_rolling_window_labels",
     "Labelled predictions in the rolling window of a model version (at most N).",
+    ["model", "version"],
+)
+ESTIMATED_MACRO_F1 = Gauge(
+    "modelfleet_classifier_estimated_macro_f1",
+    "Estimated macro-F1 (CBPE, from calibrated probabilities) over the last N predictions of a "
+    "model version, labelled or not.",
+    ["model", "version"],
+)
+ESTIMATED_ACCURACY = Gauge(
+    "modelfleet_classifier_estimated_accuracy",
+    "Estimated accuracy (CBPE) over the last N predictions of a model version.",
+    ["model", "version"],
+)
+ESTIMATE_PREDICTIONS = Gauge(
+    "modelfleet_classifier_estimate_window_predictions",
+    "Predictions in the estimate's window of a model version (at most N).",
+    ["model", "version"],
+)
+ESTIMATE_LABELLED_SHARE = Gauge(
+    "modelfleet_classifier_estimate_window_labelled_ratio",
+    "Share of the estimate's window that has been labelled so far (0-1).",
+    ["model", "version"],
+)
+CARD_ECE = Gauge(
+    "modelfleet_classifier_model_ece",
+    "Expected calibration error (top label, 15 bins) of a model version on its held-out "
+    "products, from its model card.",
     ["model", "version"],
 )
 PREDICTIONS = Counter(
@@ -51,7 +80,8 @@ FEEDBACK_LAG = Histogram(
 
 def forget_version(model: str, version: str) -> None:
     """Drop the rolling-quality gauges of a version that no longer serves (so a retired
-    version's old F1 cannot keep an alert firing)."""
+    version's old F1 cannot keep an alert firing). The estimate's gauges and the card's ECE are
+    dropped by ``estimated_quality`` with the version's window."""
     for gauge in (ROLLING_MACRO_F1, ROLLING_ACCURACY, ROLLING_LABELS):
         try:
             gauge.remove(model, version)

@@ -5,12 +5,14 @@ Features come from :mod:`services.domain.catalog.features`, the module training 
 category of each output column is in the model card of the version that answered (the card
 travels in Triton's model config, parameter ``model_card.v<N>``, key ``classes``), looked up
 once per version, so a new version with other categories is read correctly from its first call.
+The card's ``calibration.ece_after`` is read with them. ``Scores.distribution`` is the whole
+(calibrated) probability vector, for the estimated quality (``estimated_quality``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,10 @@ class Scores:
     categories: list[str]
     probabilities: list[float]
     model_version: str
+    distribution: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """Every category's probability, in the model's column order."""
+    ece: float | None = None
+    """The answering version's calibration error, from its card (None: not recorded)."""
 
 
 async def product_features(*, title: str, description: str, image: bytes | None) -> FloatArray:
@@ -55,6 +61,7 @@ class CategoryPredictor:
         self.triton = triton
         self.model = model
         self._classes: dict[str, list[str]] = {}
+        self._ece: dict[str, float] = {}
         self.latest_version: str | None = None
 
     async def _load_classes(self) -> None:
@@ -63,6 +70,10 @@ class CategoryPredictor:
             classes = card.get("classes")
             if isinstance(classes, list) and all(isinstance(c, str) for c in classes):
                 self._classes[version] = list(classes)
+            calibration = card.get("calibration")
+            ece = calibration.get("ece_after") if isinstance(calibration, dict) else None
+            if isinstance(ece, int | float):
+                self._ece[version] = float(ece)
 
     async def classes(self, version: str) -> list[str]:
         """The categories of ``version``'s outputs; DependencyFailed when its card has none."""
@@ -102,6 +113,8 @@ class CategoryPredictor:
             categories=[classes[int(i)] for i in order],
             probabilities=[round(float(probabilities[i]), 6) for i in order],
             model_version=result.model_version,
+            distribution=probabilities,
+            ece=self._ece.get(result.model_version),
         )
 
     async def ready(self) -> None:

@@ -30,6 +30,13 @@ class ClassifierSettings(ServiceSettings):
         le=100_000,
         description="Rolling window: the last N labelled predictions per model version.",
     )
+    estimate_window: int = Field(
+        default=500,
+        ge=10,
+        le=100_000,
+        description="Estimated quality (CBPE): the last N predictions, labelled or not, per "
+        "model version, in this process.",
+    )
 
     retraining_trigger: Literal["subprocess", "kubernetes"] = Field(
         default="subprocess",

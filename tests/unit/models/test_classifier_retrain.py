@@ -37,6 +37,22 @@ def test_gate_rejects_and_writes_nothing(repo: Path) -> None:
     assert outcome.serving_version == 1 and outcome.serving_macro_f1 is not None
     assert 0.0 < outcome.serving_macro_f1 <= 1.0
     assert _versions(repo) == [1]
+    assert outcome.reason.startswith("macro-F1 ") and "ECE" not in outcome.reason
+
+
+def test_gate_rejects_a_worse_calibrated_candidate(repo: Path) -> None:
+    # F1 passes (min_gain -1), calibration cannot: ECE must be under the serving one's - 1.
+    outcome = retrain_classifier(
+        repo, seed=2, rows=500, min_gain=-1.0, max_ece_increase=-1.0, log=lambda _m: None
+    )
+    assert not outcome.accepted and outcome.result is None and _versions(repo) == [1]
+    assert outcome.candidate_ece is not None and outcome.serving_ece is not None
+    assert outcome.reason == (
+        f"ECE {outcome.candidate_ece:.4f} > serving {outcome.serving_ece:.4f} + -1.0"
+    )
+    assert outcome.candidate_ece == outcome.card["calibration"]["ece_after"]
+    assert outcome.card["metrics"]["serving_ece_on_same_test"] == round(outcome.serving_ece, 4)
+    assert 0.0 < outcome.serving_ece < 0.2
 
 
 def test_accepted_candidate_becomes_the_next_version_with_feedback(repo: Path) -> None:
@@ -62,3 +78,4 @@ def test_accepted_candidate_becomes_the_next_version_with_feedback(repo: Path) -
     assert card["data"]["window"]["feedback_from"].startswith("2026-01-01")
     assert card["metrics"]["serving_macro_f1_on_same_test"] == outcome.serving_macro_f1
     assert (outcome.result.path / "confusion_matrix.png").is_file()
+    assert outcome.reason.startswith("macro-F1 ") and " and ECE " in outcome.reason
