@@ -10,9 +10,10 @@ and body gets the original answer (``Idempotent-Replayed: true``), another body 
 ``GET /v1/rides/{id}/events`` gives every event an id (:mod:`services.backend.sse`); a client
 reconnecting with ``Last-Event-ID`` gets only what changed since.
 
-Handlers take the app's :class:`~services.backend.state.BackendState` and answer with the
-response models of :mod:`services.backend.schemas`; the 201 of a ride (``Location``) and the SSE
-frames are their ``model_dump(mode="json")``.
+Handlers take the app's :class:`~services.backend.state.BackendState` and return the response
+models of :mod:`services.backend.schemas` (the 201 of a ride sets ``Location`` on FastAPI's
+``Response``); the SSE frames are their ``model_dump(mode="json")``, each event documented with
+its model (:func:`services.common.sse.openapi_content`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Response
 from starlette.responses import StreamingResponse
 
 from services.backend import sse, store
@@ -44,6 +45,7 @@ from services.backend.schemas import (
     InitialDuration,
     ModelRef,
     RideCreated,
+    RideLinks,
     RideRequest,
     RideResult,
     RideView,
@@ -53,10 +55,9 @@ from services.backend.schemas import (
 from services.backend.settings import BackendSettings
 from services.backend.state import StateDep
 from services.common.errors import Conflict, ModelfleetError, NotFound
-from services.common.fastroute import JsonResponse
 from services.common.logging import request_id_var
 from services.common.security import require_scope
-from services.common.sse import KEEP_ALIVE, event_stream
+from services.common.sse import KEEP_ALIVE, MEDIA_TYPE, event_stream, openapi_content
 from services.domain.taxi.events import RESULT_UNITS
 from services.domain.taxi.times import new_york_local
 
@@ -72,6 +73,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "The database is unavailable (Retry-After)"},
     504: {"description": "The database missed its deadline"},
 }
+
+
+def _header_doc(description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "string"}}
 
 
 def _ride_duration_body(ride: RideRequest) -> dict[str, Any]:
@@ -174,30 +179,36 @@ def _ride_of(row: asyncpg.Record) -> RideRequest:
 
 
 def _created(
+    response: Response,
     ride_id: uuid.UUID,
     initial: InitialDuration,
     downstream: dict[str, DownstreamData],
     *,
     replayed: bool = False,
-) -> JsonResponse:
-    """201 with the ride's ``Location`` (and ``Idempotent-Replayed`` on a replay)."""
+) -> RideCreated:
+    """The 201's body; ``Location`` (and ``Idempotent-Replayed``: a replay) go on ``response``."""
     location = f"/v1/rides/{ride_id}"
-    headers = {"Location": location}
+    response.headers["Location"] = location
     if replayed:
-        headers[REPLAYED_HEADER] = "true"
-    created = RideCreated(
+        response.headers[REPLAYED_HEADER] = "true"
+    return RideCreated(
         ride_id=ride_id,
         initial_duration=initial,
         location=downstream["location"],
         sensor=downstream["sensor"],
-        links={"self": location, "events": f"{location}/events"},
+        links=RideLinks(self=location, events=f"{location}/events"),
     )
-    return JsonResponse(created.model_dump(mode="json"), status_code=201, headers=headers)
 
 
 async def _replay(
-    pool: asyncpg.Pool, stored: store.StoredKey, digest: str, *, key: str, timeout_s: float
-) -> JsonResponse:
+    response: Response,
+    pool: asyncpg.Pool,
+    stored: store.StoredKey,
+    digest: str,
+    *,
+    key: str,
+    timeout_s: float,
+) -> RideCreated:
     """The original answer of an Idempotency-Key, or 409 when it came with another body."""
     if stored.request_hash != digest:
         raise Conflict(
@@ -208,7 +219,9 @@ async def _replay(
     if row is None:  # the key's foreign key makes this impossible
         raise NotFound(f"ride {stored.ride_id} does not exist")
     IDEMPOTENT_REPLAYS.inc()
-    return _created(stored.ride_id, _stored_initial(row), _stored_downstream(row), replayed=True)
+    return _created(
+        response, stored.ride_id, _stored_initial(row), _stored_downstream(row), replayed=True
+    )
 
 
 @router.post(
@@ -218,6 +231,13 @@ async def _replay(
     summary="Request a ride: stored with its initial duration, results follow",
     responses={
         **_ERRORS,
+        201: {
+            "description": "The ride (a replay of an Idempotency-Key: the original answer)",
+            "headers": {
+                "Location": _header_doc("The ride: /v1/rides/{ride_id}.", required=True),
+                REPLAYED_HEADER: _header_doc("`true`: the answer of an earlier request."),
+            },
+        },
         409: {"description": "The Idempotency-Key was used with another body (problem+json)"},
     },
     dependencies=[require_scope("write")],
@@ -225,6 +245,7 @@ async def _replay(
 async def create_ride(
     body: RideRequest,
     state: StateDep,
+    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -234,7 +255,7 @@ async def create_ride(
             "body answer the original ride (header Idempotent-Replayed: true).",
         ),
     ] = None,
-) -> JsonResponse:
+) -> RideCreated:
     settings, pool = state.settings, state.pool
     timeout_s = settings.database_timeout_s
     idempotency: store.IdempotencyKey | None = None
@@ -243,7 +264,12 @@ async def create_ride(
         stored = await store.find_key(pool, idempotency_key, timeout_s=timeout_s)
         if stored is not None:
             return await _replay(
-                pool, stored, idempotency.request_hash, key=idempotency_key, timeout_s=timeout_s
+                response,
+                pool,
+                stored,
+                idempotency.request_hash,
+                key=idempotency_key,
+                timeout_s=timeout_s,
             )
     outcomes = await fan_out(
         downstream_calls(state.http, settings, body), budget_s=settings.fanout_budget_s
@@ -264,17 +290,23 @@ async def create_ride(
     if stored is not None:  # a concurrent request with the same key won
         assert idempotency is not None
         return await _replay(
-            pool, stored, idempotency.request_hash, key=idempotency.key, timeout_s=timeout_s
+            response,
+            pool,
+            stored,
+            idempotency.request_hash,
+            key=idempotency.key,
+            timeout_s=timeout_s,
         )
     state.wake_relay()
     RIDES_CREATED.labels(initial.reason or "ok").inc()
-    return _created(ride_id, initial, downstream)
+    return _created(response, ride_id, initial, downstream)
 
 
 @router.get(
     "/rides/{ride_id}",
     response_model=RideView,
     summary="A ride and its results so far",
+    responses={404: _ERRORS[404]},
     dependencies=[require_scope("read")],
 )
 async def get_ride(ride_id: uuid.UUID, state: StateDep) -> RideView:
@@ -300,14 +332,32 @@ async def get_ride(ride_id: uuid.UUID, state: StateDep) -> RideView:
     summary="Server-Sent Events: the initial duration, then each worker result as it lands",
     description="Each event has an id; reconnect with `Last-Event-ID` to get only the results "
     "that changed since that event (the initial duration is not sent again), then live ones.",
-    responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "The event stream: `initial_duration` (id `0`), then a `result` "
+            "each time one lands or changes (id: every result seen so far)",
+            "content": {
+                MEDIA_TYPE: openapi_content(
+                    {"initial_duration": InitialDuration, "result": RideResult}, ids=True
+                )
+            },
+        },
+    },
     dependencies=[require_scope("read")],
 )
 async def ride_events(
     ride_id: uuid.UUID,
     state: StateDep,
     last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=sse.MAX_ID_CHARS)
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=sse.MAX_ID_CHARS,
+            pattern=sse.ID_PATTERN,
+            description="The id of the last event received: only what changed since is sent.",
+        ),
     ] = None,
 ) -> StreamingResponse:
     settings, pool, notifier = state.settings, state.pool, state.notifier

@@ -13,8 +13,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from services.common.fields import JsonRequest
 from services.domain.taxi.times import PickupDatetime
 
+#: The smallest trip distance a ride keeps: it is stored, and sent back, to 4 decimals.
+MIN_TRIP_DISTANCE = 0.0001
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
 ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
 Timestamp = Annotated[
@@ -37,7 +40,7 @@ EXAMPLE_RIDE: dict[str, Any] = {
 """A valid ride request: the OpenAPI example (and the tests' base ride)."""
 
 
-class RideRequest(BaseModel):
+class RideRequest(JsonRequest):
     """A ride request. Times without a zone are New York local time."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RIDE]})
@@ -46,14 +49,19 @@ class RideRequest(BaseModel):
     pickup_datetime: PickupDatetime
     pickup_location_id: LocationId
     dropoff_location_id: LocationId
-    trip_distance: float = Field(gt=0, le=500, allow_inf_nan=False, description="Miles.")
+    trip_distance: float = Field(
+        ge=MIN_TRIP_DISTANCE,
+        le=500,
+        allow_inf_nan=False,
+        description="Miles; kept to 4 decimals (so at least 0.0001).",
+    )
     passenger_count: int = Field(default=1, ge=1, le=9)
     payment_type: int = Field(
         default=1, ge=0, le=6, description="TLC payment_type 0-6 (1 card, 2 cash)."
     )
 
 
-class Telemetry(BaseModel):
+class Telemetry(JsonRequest):
     """Progress of a ride during the trip."""
 
     model_config = ConfigDict(extra="forbid")
@@ -86,12 +94,17 @@ class DownstreamData(BaseModel):
     reason: Reason | None = None
 
 
+class RideLinks(BaseModel):
+    self: str = Field(description="The ride: GET it for its results so far.")
+    events: str = Field(description="Its results as Server-Sent Events.")
+
+
 class RideCreated(BaseModel):
     ride_id: UUID
     initial_duration: InitialDuration
     location: DownstreamData
     sensor: DownstreamData
-    links: dict[str, str]
+    links: RideLinks
 
 
 class RideResult(BaseModel):

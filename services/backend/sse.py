@@ -27,7 +27,11 @@ Cursor = dict[tuple[str, str], int]
 
 INITIAL_ID = "0"
 MAX_ID_CHARS = 1024
-_ENTRY = re.compile(r"^([a-z_]{1,32}):([0-9A-Za-z_.-]{1,32}):([0-9]{1,19})$")
+_ENTRY_PATTERN = r"([a-z_]{1,32}):([0-9A-Za-z_.-]{1,32}):([0-9]{1,19})"
+_ENTRY = re.compile(rf"^{_ENTRY_PATTERN}$")
+_ENTRY_TEXT = _ENTRY_PATTERN.replace("(", "(?:")
+#: Every id :func:`format_cursor` writes (the OpenAPI pattern of ``Last-Event-ID``).
+ID_PATTERN = rf"^(?:{INITIAL_ID}|{_ENTRY_TEXT}(?:,{_ENTRY_TEXT})*)$"
 
 
 def frame(event: str, data: dict[str, Any], *, event_id: str | None = None) -> bytes:

@@ -162,7 +162,16 @@ class Answerer:
         if len(question) > self.settings.max_question_chars:
             raise InvalidInput(
                 f"question is longer than {self.settings.max_question_chars} characters",
-                extra={"errors": [{"field": "question", "in": "body", "message": "too long"}]},
+                extra={
+                    "errors": [
+                        {
+                            "field": "question",
+                            "in": "body",
+                            "message": "too long",
+                            "type": "string_too_long",
+                        }
+                    ]
+                },
             )
         history = await self._history(request.conversation_id)
         conversation_id = request.conversation_id or uuid.uuid4()

@@ -25,15 +25,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse
 
 from services.chatbot import metrics, uploads
 from services.chatbot.answer import Answerer, Pending
-from services.chatbot.schemas import ChatRequest, ChatResponse, DocumentStatus, UploadAccepted
+from services.chatbot.schemas import (
+    AnswerDelta,
+    ChatRequest,
+    ChatResponse,
+    DocumentStatus,
+    UploadAccepted,
+)
 from services.chatbot.settings import ChatbotSettings
 from services.chatbot.state import StateDep
 from services.common import sse
@@ -42,11 +48,12 @@ from services.common.errors import (
     ModelfleetError,
     NotFound,
     PayloadTooLarge,
+    Problem,
     UnsupportedMediaType,
 )
-from services.common.fastroute import JsonResponse
 from services.common.request_body import BodyTooLarge
 from services.common.security import current_identity, require_scope
+from services.common.security.guard import is_json_media_type
 from services.common.settings import ServiceSettings
 from services.domain.documents.store import get_document
 
@@ -67,6 +74,7 @@ _CHAT_BODY: dict[str, Any] = {
         "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
     }
 }
+_PDF_BYTES = {"type": "string", "format": "binary", "contentMediaType": "application/pdf"}
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -74,14 +82,43 @@ _UPLOAD_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "additionalProperties": False,
+                    "properties": {"file": _PDF_BYTES},
                     "required": ["file"],
                 }
             },
-            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            "application/pdf": {"schema": _PDF_BYTES},
+            "application/octet-stream": {"schema": _PDF_BYTES},
         },
-    }
+    },
+    "parameters": [
+        {
+            "name": "name",
+            "in": "query",
+            "required": False,
+            "description": "The file name of a raw (application/pdf) upload; default upload.pdf.",
+            "schema": {"type": "string"},
+        }
+    ],
 }
+#: The events of an answer as SSE; ``meta`` is the answer's body without ``answer``.
+_META = {
+    **ChatResponse.model_json_schema(),
+    "title": "ChatMeta",
+    "properties": {
+        k: v for k, v in ChatResponse.model_json_schema()["properties"].items() if k != "answer"
+    },
+    "required": [k for k in ChatResponse.model_json_schema()["required"] if k != "answer"],
+}
+_CHAT_EVENTS = sse.openapi_content(
+    {"meta": _META, "delta": AnswerDelta, "done": ChatResponse, "error": Problem}
+)
+
+
+def document_question_limit(document: dict[str, Any], settings: ChatbotSettings) -> None:
+    """The service's own limit (``CHATBOT_MAX_QUESTION_CHARS``) as the question's maxLength."""
+    body = document["paths"]["/v1/chat"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"]["properties"]["question"]["maxLength"] = settings.max_question_chars
 
 
 def upload_body_limit(settings: ServiceSettings) -> int:
@@ -174,9 +211,15 @@ def wants_stream(request: Request, parsed: ChatRequest) -> bool:
     openapi_extra=_CHAT_BODY,
     dependencies=[require_scope("read", max_body_bytes=MAX_CHAT_BODY_BYTES)],
     responses={
-        200: {"content": {"text/event-stream": {}}},
+        200: {
+            "description": "The answer: JSON, or with `Accept: text/event-stream` or "
+            '`"stream": true` Server-Sent Events (`meta`, `delta`..., `done`; an LLM failing '
+            "mid-answer ends the stream with `error`)",
+            "content": {sse.MEDIA_TYPE: _CHAT_EVENTS},
+        },
         404: {"description": "Unknown conversation id"},
-        422: {"description": "Blank or too long question, invalid fields (problem+json)"},
+        415: {"description": "A content type other than JSON"},
+        422: {"description": "Not JSON, a blank or too long question, invalid fields"},
         503: {"description": "Triton, Postgres or the LLM is unavailable (Retry-After)"},
         504: {"description": "A dependency missed its deadline"},
     },
@@ -185,6 +228,9 @@ async def chat(request: Request, state: StateDep) -> ChatResponse | Response:
     answerer = state.answerer
     user = user_of(request)
     metrics.QUESTIONS_BY_USER.labels(state.user_labels.label(user)).inc()
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not is_json_media_type(content_type):
+        raise UnsupportedMediaType(f"content type {content_type!r}: send application/json")
     parsed = _parse_chat(await request.body())
     stream = wants_stream(request, parsed)
     try:
@@ -235,13 +281,24 @@ async def _upload_payload(request: Request, settings: ChatbotSettings) -> tuple[
     openapi_extra=_UPLOAD_BODY,
     dependencies=[require_scope("write", max_body_bytes=upload_body_limit)],
     responses={
+        202: {
+            "description": "Accepted: ingestion runs in the background",
+            "headers": {
+                "Location": {
+                    "description": "The upload's status URL (/v1/documents/{id}).",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        400: {"description": "A multipart body that cannot be parsed (or has too many parts)"},
         413: {"description": "Over CHATBOT_MAX_UPLOAD_BYTES"},
         415: {"description": "Not a PDF"},
         422: {"description": "Unreadable or encrypted PDF, or one without text"},
         503: {"description": "Postgres is unavailable (Retry-After)"},
     },
 )
-async def upload_document(request: Request, state: StateDep) -> JsonResponse:
+async def upload_document(request: Request, state: StateDep, response: Response) -> UploadAccepted:
     try:
         name, data = await _upload_payload(request, state.settings)
         parsed = await uploads.parse_upload(name, data)
@@ -256,15 +313,13 @@ async def upload_document(request: Request, state: StateDep) -> JsonResponse:
         raise
     metrics.UPLOADS.labels("accepted").inc()
     status_url = f"/v1/documents/{document_id}"
-    accepted = UploadAccepted(
+    response.headers["Location"] = status_url
+    return UploadAccepted(
         id=document_id,
         name=parsed.name,
         pages=parsed.page_count,
         status="processing" if started else "ready",
         status_url=status_url,
-    )
-    return JsonResponse(
-        accepted.model_dump(mode="json"), status_code=202, headers={"Location": status_url}
     )
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
@@ -113,7 +114,7 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
                 ),
             )
 
-    return create_service_app(
+    app = create_service_app(
         settings=settings,
         title="chatbot",
         version="1.0.0",
@@ -124,3 +125,12 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         public_paths=api.PAGE_PATHS,
     )
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        api.document_question_limit(document, settings)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

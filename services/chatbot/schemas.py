@@ -13,7 +13,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
-from services.common.pgtext import no_nul
+from services.common.fields import JsonRequest, JsonUuid
+from services.common.pgtext import BLANK, NO_NUL_PATTERN, NOT_BLANK_PATTERN, is_blank, no_nul
+
+#: The most any service allows (``CHATBOT_MAX_QUESTION_CHARS`` is at most this).
+MAX_QUESTION_CHARS = 20_000
 
 Source = Literal["products", "documents"]
 Timestamp = Annotated[
@@ -24,18 +28,18 @@ Timestamp = Annotated[
 """A time the database stamped, sent in ``isoformat()`` (``2024-03-14T12:30:00+00:00``)."""
 
 
-class ChatFilters(BaseModel):
+class ChatFilters(JsonRequest):
     """Where to look: only products, only documents, or one document."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: Source | None = None
-    document_id: UUID | None = Field(
+    document_id: JsonUuid | None = Field(
         default=None, description="Only this document (an id from POST /v1/documents)."
     )
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(JsonRequest):
     """A question, optionally in an existing conversation and within filters."""
 
     model_config = ConfigDict(
@@ -52,8 +56,16 @@ class ChatRequest(BaseModel):
         },
     )
 
-    question: str = Field(min_length=1, max_length=20_000)
-    conversation_id: UUID | None = None
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        description="Not blank; at most CHATBOT_MAX_QUESTION_CHARS characters (the service's "
+        "document gives its own limit as maxLength).",
+        json_schema_extra={
+            "allOf": [{"pattern": NOT_BLANK_PATTERN}, {"pattern": NO_NUL_PATTERN}],
+        },
+    )
+    conversation_id: JsonUuid | None = None
     filters: ChatFilters = Field(default_factory=ChatFilters)
     top_k: int | None = Field(default=None, ge=1, le=50)
     stream: bool = Field(
@@ -63,9 +75,9 @@ class ChatRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise ValueError("question is blank")
-        return no_nul(value.strip())
+        return no_nul(value.strip(BLANK))
 
 
 class RetrievedOut(BaseModel):
@@ -96,7 +108,31 @@ class ChatResponse(BaseModel):
     retrieved: list[RetrievedOut] = Field(description="Every retrieved chunk and its score.")
     cached: bool
     count: int | None = Field(default=None, description="Facts: the count asked for.")
-    groups: list[tuple[str, int]] | None = Field(default=None, description="Facts: per group.")
+    groups: (
+        Annotated[
+            list[tuple[str, int]],
+            # each group [name, count]; as `items` of one schema, not `prefixItems`, which some
+            # readers of an event's contentSchema do not take
+            WithJsonSchema(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "array",
+                        "minItems": 2,
+                        "maxItems": 2,
+                        "items": {"type": ["string", "integer"]},
+                    },
+                }
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="Facts: per group, [name, count].")
+
+
+class AnswerDelta(BaseModel):
+    """A piece of the answer's text (an SSE ``delta`` event): the pieces joined are the answer."""
+
+    text: str
 
 
 DocumentState = Literal["processing", "ready", "failed"]

@@ -15,15 +15,16 @@ about this service's model. Resolved and unrelated alerts are acknowledged and i
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from services.common.fields import JsonDatetime, JsonRequest
 
 AlertStatus = Literal["firing", "resolved"]
 
 
-class Alert(BaseModel):
+class Alert(JsonRequest):
     """One alert of a notification."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -31,13 +32,13 @@ class Alert(BaseModel):
     status: AlertStatus
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: JsonDatetime = Field(alias="startsAt")
+    ends_at: JsonDatetime | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 
 
-class AlertNotification(BaseModel):
+class AlertNotification(JsonRequest):
     """Alertmanager's webhook body, version 4 (fields added by later versions are ignored)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

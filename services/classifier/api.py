@@ -26,16 +26,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from services.classifier import metrics
+from services.classifier import estimated_quality, metrics
 from services.classifier.predictor import CategoryPredictor, product_features
 from services.classifier.quality import quality
 from services.classifier.schemas import (
+    MAX_TOP_K,
     CategoryScore,
     Classification,
     ClassifyRequest,
     Feedback,
     FeedbackRequest,
     ModelRef,
+    something_to_classify,
 )
 from services.classifier.settings import ClassifierSettings
 from services.classifier.state import StateDep
@@ -50,6 +52,7 @@ from services.common.errors import (
 )
 from services.common.logging import request_id_var
 from services.common.model_versions import add_models_route
+from services.common.pgtext import BLANK, NO_NUL_PATTERN
 from services.common.security import require_scope
 from services.common.settings import ServiceSettings
 from services.domain.catalog import features
@@ -69,24 +72,43 @@ _CLASSIFY_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "additionalProperties": False,
                     "properties": {
-                        "title": {"type": "string"},
-                        "description": {"type": "string"},
-                        "top_k": {"type": "integer", "minimum": 1},
+                        "title": {"type": "string", "maxLength": 10_000, "pattern": NO_NUL_PATTERN},
+                        "description": {
+                            "type": "string",
+                            "maxLength": 10_000,
+                            "pattern": NO_NUL_PATTERN,
+                        },
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K},
                         "image": {"type": "string", "format": "binary"},
                     },
+                    "anyOf": something_to_classify({"type": "string", "format": "binary"}),
                 }
             },
         },
     }
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A multipart body that cannot be parsed (or has too many parts)"},
     413: {"description": "Image (or body) over the size limit"},
     415: {"description": "Not an image, or a body that is neither JSON nor multipart"},
     422: {"description": "No text and no image, or invalid fields (problem+json)"},
     503: {"description": "Triton, the model or Postgres is unavailable (Retry-After)"},
     504: {"description": "A dependency missed its deadline"},
 }
+
+
+_FORM_FIELDS = frozenset({"title", "description", "top_k", "image"})
+
+
+def _form_integer(text: str) -> int | str:
+    """A form field's integer (``3``, ``3.0``), else the text (which the model refuses)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and text.strip() == text else text
 
 
 def _max_body(settings: ClassifierSettings) -> int:
@@ -114,7 +136,9 @@ def _decode_base64(text: str, *, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput(
             "image is not valid base64",
-            extra={"errors": [{"field": "image", "in": "body", "message": str(exc)}]},
+            extra={
+                "errors": [{"field": "image", "in": "body", "message": str(exc), "type": "base64"}]
+            },
         ) from exc
 
 
@@ -138,20 +162,45 @@ async def _parse_classify(
         return parsed, image
     if content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=10) as form:
+            unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+            if unknown:
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("body", name),
+                            "msg": "Extra inputs are not permitted",
+                            "type": "extra_forbidden",
+                        }  # fmt: skip
+                        for name in unknown
+                    ]
+                )
             fields: dict[str, Any] = {}
             for name in ("title", "description", "top_k"):
                 value = form.get(name)
                 if isinstance(value, str) and value != "":
                     fields[name] = value
+            if "top_k" in fields:  # a form's integer is text (the model is strict)
+                fields["top_k"] = _form_integer(fields["top_k"])
             upload = form.get("image")
             image = None
+            if isinstance(upload, str):
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("body", "image"),
+                            "msg": "send the image as a file part",
+                            "type": "file_expected",
+                        }
+                    ]  # fmt: skip
+                )
             if isinstance(upload, UploadFile):
                 image = await upload.read(settings.max_image_bytes + 1)
                 if len(image) > settings.max_image_bytes:
                     raise PayloadTooLarge(
                         f"image is over the limit of {settings.max_image_bytes} bytes"
                     )
-                image = image or None
+                if not image:  # a file part without bytes holds no image
+                    raise UnsupportedMediaType("image is empty: send the file's bytes")
             try:
                 parsed = ClassifyRequest.model_validate(fields)
             except ValidationError as exc:
@@ -173,11 +222,13 @@ async def classify_product(
     image: bytes | None,
 ) -> Classification:
     """Validate, featurise, infer, record; the response body of POST /v1/classify."""
-    title, description = body.title.strip(), body.description.strip()
+    title, description = body.title.strip(BLANK), body.description.strip(BLANK)
     if not title and not description and image is None:
         raise InvalidInput(
             "send a title, a description or an image",
-            extra={"errors": [{"field": "title", "in": "body", "message": "empty"}]},
+            extra={
+                "errors": [{"field": "title", "in": "body", "message": "empty", "type": "missing"}]
+            },
         )
     if image is not None and len(image) > settings.max_image_bytes:
         raise PayloadTooLarge(f"image is over the limit of {settings.max_image_bytes} bytes")
@@ -216,6 +267,7 @@ async def classify_product(
             json.dumps(top),
             timeout=settings.database_timeout_s,
         )
+    estimated_quality.record(predictor.model, scores, prediction_id, settings)
     metrics.PREDICTIONS.labels(predictor.model, scores.model_version, scores.categories[0]).inc()
     metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(
         scores.probabilities[0]
@@ -336,7 +388,14 @@ async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
         raise InvalidInput(
             f"unknown category {body.true_category!r}",
             extra={
-                "errors": [{"field": "true_category", "in": "body", "message": "unknown category"}]
+                "errors": [
+                    {
+                        "field": "true_category",
+                        "in": "body",
+                        "message": "unknown category",
+                        "type": "unknown_category",
+                    }
+                ]
             },
         )
     if not known:
@@ -353,6 +412,7 @@ async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
             request_id_var.get(),
             timeout=settings.database_timeout_s,
         )
+    estimated_quality.labelled(model, version, body.prediction_id)
     correct = body.true_category == row["category"]
     metrics.FEEDBACK.labels(model, version, "correct" if correct else "incorrect").inc()
     if first:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.classifier import api, retraining, runs
+from services.classifier import api, oip, retraining, runs
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
 from services.classifier.state import ClassifierState
@@ -70,6 +70,6 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         version="1.0.0",
         description="Product category from title, description and image, served by Triton; "
         "labelled feedback feeds live quality gauges.",
-        routers=[api.router, retraining.router],
+        routers=[api.router, retraining.router, oip.router],
         lifespan=lifespan,
     )

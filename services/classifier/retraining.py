@@ -18,7 +18,7 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from services.classifier import runs
 from services.classifier.alerts import AlertNotification, retraining_alerts
@@ -30,7 +30,6 @@ from services.common.errors import (
     ModelfleetError,
     NotFound,
 )
-from services.common.fastroute import JsonResponse
 from services.common.security import require_scope
 
 log = logging.getLogger(__name__)
@@ -38,9 +37,15 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["retraining"])
 
 _START_ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Not an Alertmanager version-4 notification (problem+json)"},
     502: {"description": "The job could not be started (the run is marked failed)"},
     503: {"description": "Postgres or the Kubernetes API is unavailable (Retry-After)"},
+}
+_LOCATION = {
+    "Location": {
+        "description": "The run's status URL (/v1/retraining/{run_id}).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 
 
@@ -48,14 +53,13 @@ def _url(run: dict[str, Any]) -> str:
     return f"/v1/retraining/{run['run_id']}"
 
 
-def _answer(action: RetrainingAction, *, status_code: int) -> JsonResponse:
-    """The answer of a start: only the fields that apply (no ``url`` without a run)."""
-    headers = {"Location": action.url} if action.url is not None else None
-    return JsonResponse(
-        action.model_dump(mode="json", exclude_unset=True),
-        status_code=status_code,
-        headers=headers,
-    )
+def _answer(response: Response, action: RetrainingAction, *, status_code: int) -> RetrainingAction:
+    """The answer of a start (the route sends only the fields set: no ``url`` without a run);
+    its status and ``Location`` go on ``response``."""
+    response.status_code = status_code
+    if action.url is not None:
+        response.headers["Location"] = action.url
+    return action
 
 
 async def _claim_and_start(
@@ -89,18 +93,27 @@ async def _claim_and_start(
     "/alerts",
     status_code=202,
     response_model=RetrainingAction,
+    response_model_exclude_unset=True,
     summary="Alertmanager webhook: a firing classifier-F1 alert starts a retraining run",
-    responses={200: {"description": "No alert here asks for retraining"}, **_START_ERRORS},
+    responses={
+        200: {"description": "No alert here asks for retraining", "model": RetrainingAction},
+        202: {"description": "A run started, or one is already running", "headers": _LOCATION},
+        422: {"description": "Not an Alertmanager version-4 notification (problem+json)"},
+        **_START_ERRORS,
+    },
     dependencies=[require_scope("admin")],
 )
-async def alerts(notification: AlertNotification, state: StateDep) -> JsonResponse:
+async def alerts(
+    notification: AlertNotification, state: StateDep, response: Response
+) -> RetrainingAction:
     settings = state.settings
     matched = retraining_alerts(
         notification, alert_names=settings.retraining_alerts, model=settings.triton_model
     )
     counts = AlertCounts(received=len(notification.alerts), matched=len(matched))
     if not matched:
-        return _answer(RetrainingAction(action="ignored", alerts=counts, run=None), status_code=200)
+        ignored = RetrainingAction(action="ignored", alerts=counts, run=None)
+        return _answer(response, ignored, status_code=200)
     first = matched[0]
     alert = {
         "labels": first.labels,
@@ -114,6 +127,7 @@ async def alerts(notification: AlertNotification, state: StateDep) -> JsonRespon
     log.info("alert %s: retraining run %s %s", first.labels.get("alertname"),
              claim.run["run_id"], action)  # fmt: skip
     return _answer(
+        response,
         RetrainingAction(
             action=action,
             alerts=counts,
@@ -128,11 +142,16 @@ async def alerts(notification: AlertNotification, state: StateDep) -> JsonRespon
     "/retraining",
     status_code=202,
     response_model=RetrainingAction,
+    response_model_exclude_unset=True,
     summary="Start a retraining run by hand",
-    responses={409: {"description": "A run is already queued or running"}, **_START_ERRORS},
+    responses={
+        202: {"description": "The run started", "headers": _LOCATION},
+        409: {"description": "A run is already queued or running"},
+        **_START_ERRORS,
+    },
     dependencies=[require_scope("admin")],
 )
-async def start_retraining(state: StateDep) -> JsonResponse:
+async def start_retraining(state: StateDep, response: Response) -> RetrainingAction:
     claim = await _claim_and_start(state, reason="manual", alert=None)
     if not claim.created:
         raise Conflict(
@@ -140,6 +159,7 @@ async def start_retraining(state: StateDep) -> JsonResponse:
             extra={"run": claim.run, "url": _url(claim.run)},
         )
     return _answer(
+        response,
         RetrainingAction(
             action="started", run=RetrainingRun.model_validate(claim.run), url=_url(claim.run)
         ),

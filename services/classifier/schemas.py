@@ -7,31 +7,56 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.pgtext import PgText
+from services.common.fields import JsonRequest, JsonUuid
+from services.common.pgtext import NOT_BLANK_PATTERN, PgText
 
 MAX_TOP_K = 50
+_B64 = r"[\t\n\r ]*[A-Za-z0-9+/_-]"
+_PAD = r"[\t\n\r ]*="
+#: Base64 as the service decodes it (``api._decode_base64``): standard or URL-safe, padding
+#: optional, line breaks and spaces anywhere, an optional ``data:...,`` prefix.
+IMAGE_BASE64_PATTERN = (
+    rf"^(?:data:[^,]*,)?(?:(?:{_B64}){{4}})*"
+    rf"(?:(?:{_B64}){{2}}(?:{_PAD}){{0,2}}|(?:{_B64}){{3}}(?:{_PAD})?)?"
+    r"[\t\n\r ]*$"
+)
 
 
-class ClassifyRequest(BaseModel):
-    """A product to classify: text and/or an image (base64 of the file's bytes)."""
+def something_to_classify(image: dict[str, Any]) -> Any:
+    """The JSON Schema rule "a title, a description or an image" (text that is not blank)."""
+    text = {"type": "string", "pattern": NOT_BLANK_PATTERN}
+    return [
+        {"required": ["title"], "properties": {"title": text}},
+        {"required": ["description"], "properties": {"description": text}},
+        {"required": ["image"], "properties": {"image": image}},
+    ]
+
+
+class ClassifyRequest(JsonRequest):
+    """A product to classify: text and/or an image (base64 of the file's bytes); at least one
+    of a title, a description (not blank) or an image."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            "anyOf": something_to_classify({"type": "string", "minLength": 1}),
             "examples": [
                 {
                     "title": "Sonix wireless noise cancelling headphones",
                     "description": "Over ear headphones with 40mm drivers.",
                     "top_k": 3,
                 }
-            ]
+            ],
         },
     )
 
     title: PgText = Field(default="", max_length=10_000)
     description: PgText = Field(default="", max_length=10_000)
     image: str | None = Field(
-        default=None, description="Base64 (standard or URL-safe) of a JPEG/PNG/WebP/... file."
+        default=None,
+        json_schema_extra={"pattern": IMAGE_BASE64_PATTERN},
+        description="Base64 (standard or URL-safe) of a JPEG/PNG/WebP/... file; bytes that are "
+        "no image are a 415.",
     )
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
 
@@ -54,10 +79,10 @@ class Classification(BaseModel):
     model: ModelRef
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(JsonRequest):
     model_config = ConfigDict(extra="forbid")
 
-    prediction_id: UUID
+    prediction_id: JsonUuid
     true_category: PgText = Field(min_length=1, max_length=500)
 
 

@@ -4,7 +4,9 @@ It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/he
 ``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
 the security layer (authentication, scopes, rate limits, body limits, request deadline, CORS;
 :mod:`services.common.security`), the hot JSON routes of the service's routers
-(:class:`~services.common.fastroute.ServiceRouter`), and the service's lifespan, which opens its
+(:class:`~services.common.fastroute.ServiceRouter`), the OpenAPI document's statuses, media
+types and security from each route's policy (:mod:`services.common.openapi`), and the service's
+lifespan, which opens its
 clients, registers readiness checks and yields the service's typed state
 (:mod:`services.common.state`). A state with a pool gets the security tables (API keys, audit
 log) migrated at start.
@@ -36,6 +38,7 @@ from services.common.fastroute import (
 from services.common.logging import configure_logging
 from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
+from services.common.openapi import install_contract
 from services.common.security.apikeys import apply_security_migrations
 from services.common.security.guard import OPEN_PATHS, RoutePolicy, SecurityLayer
 from services.common.settings import ServiceSettings
@@ -119,6 +122,8 @@ def create_service_app(
         description=description,
         lifespan=app_lifespan,
         default_response_class=JsonResponse,
+        # a JSON body without a content type is read as JSON, as the fast routes read it
+        strict_content_type=False,
     )
     app.state.readiness = {}
     install_error_handlers(app)
@@ -144,14 +149,16 @@ def create_service_app(
         if settings.http_fast_routes
         else {}
     )
+    open_paths = OPEN_PATHS | frozenset(public_paths)
+    install_contract(app, settings, open_paths=open_paths)
     app.security = SecurityLayer(
         settings=settings,
         app=app,
         inner=app.dispatch,
-        open_paths=OPEN_PATHS | frozenset(public_paths),
+        open_paths=open_paths,
         service_pool=lambda: app.service_state.pool if app.service_state is not None else None,
         fast_policies={
-            key: RoutePolicy(route.path, route.scope, route.max_body_bytes)
+            key: RoutePolicy(route.path, route.scope, route.max_body_bytes, json_body=True)
             for key, route in app.fast_routes.items()
         },
     )

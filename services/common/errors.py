@@ -22,22 +22,58 @@ The HTTP layer maps the tree to responses in one place (:func:`install_error_han
 
 ``except DependencyError`` catches every transient failure of a dependency (down, not ready,
 too slow): what a caller retries or degrades on. DependencyFailed is not transient.
+
+Every error body is :class:`Problem` (RFC 9457 with the ``errors`` extension: one
+:class:`FieldError` per invalid field); the OpenAPI document of every service names it for every
+error status (:mod:`services.common.openapi`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://modelfleet.dev/problems/"
+
+FieldLocation = Literal["body", "query", "path", "header"]
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request: where it is and what is wrong with it."""
+
+    field: str = Field(
+        description="Dotted path in its location (`rides.3.trip_distance`), `(body)`: all of it."
+    )
+    in_: FieldLocation = Field(alias="in", description="Where the field is.")
+    message: str
+    type: str = Field(description="What kind of error (`missing`, `greater_than`, `duplicate`...).")
+
+
+class Problem(BaseModel):
+    """An error answer: RFC 9457 problem details (``application/problem+json``).
+
+    Extension members a problem may carry: ``errors`` (every invalid field, on a 422), and what a
+    status names on its own (``checks`` of a 503 of /readyz, ``ride_id`` or ``run`` of a 409...).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: str = Field(description=f"A URI naming the kind of problem ({PROBLEM_TYPE_BASE}...).")
+    title: str
+    status: int = Field(ge=400, le=599, description="The HTTP status of the answer.")
+    detail: str
+    instance: str | None = Field(default=None, description="The path the request was for.")
+    errors: list[FieldError] | None = Field(default=None, description="Every invalid field.")
+
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +301,20 @@ def unexpected_problem(*, instance: str) -> Response:
     )
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of ``app`` serves at ``path`` (a 405's ``Allow``): Starlette's
+    names only those of the first route whose path matches, and a path often has several."""
+    from starlette.routing import compile_path
+
+    from services.common.security.guard import api_routes  # the guard imports this module
+
+    methods: set[str] = set()
+    for template, route in api_routes(app.routes):
+        if compile_path(template)[0].match(path):
+            methods.update(route.methods or ())
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the exception tree, validation errors and HTTP errors to problem+json, once."""
 
@@ -279,18 +329,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         slug = {
+            400: ClientError.type_slug,
             404: "not-found",
             405: "method-not-allowed",
             413: "payload-too-large",
             415: "unsupported-media-type",
         }.get(exc.status_code, f"http-{exc.status_code}")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
         return problem_response(
             status=exc.status_code,
             type_slug=slug,
             title=str(exc.detail) if exc.status_code < 500 else "Server error",
             detail=str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -40,7 +40,7 @@ from prometheus_client import Counter as CounterChild
 from prometheus_client import Histogram as HistogramChild
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from services.common.errors import (
@@ -88,8 +88,12 @@ class FastJsonRoute:
         )
 
 
-class JsonResponse(Response):
-    """A JSON response serialised with orjson (what FastAPI routes of modelfleet return)."""
+class JsonResponse(JSONResponse):
+    """A JSON response serialised with orjson (what FastAPI routes of modelfleet return).
+
+    A :class:`~starlette.responses.JSONResponse`, so FastAPI documents a route's response model
+    as the schema of what it sends (any other response class is documented ``type: string``).
+    """
 
     media_type = "application/json"
 

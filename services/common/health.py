@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from services.common.errors import problem_response
+from services.common.fastroute import JsonResponse
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -37,9 +39,23 @@ def register_readiness(
     app.state.readiness[name] = (check, critical)
 
 
-@router.get("/healthz", summary="Liveness: the process serves HTTP")
-async def healthz() -> Response:
-    return Response(content=b'{"status":"ok"}', media_type="application/json")
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "degraded"] = Field(
+        description="degraded: a check that is not critical fails (the service still serves)."
+    )
+    checks: dict[str, str] = Field(description="Each check: `ok`, or what fails.")
+
+
+_LIVE = Liveness(status="ok")
+
+
+@router.get("/healthz", response_model=Liveness, summary="Liveness: the process serves HTTP")
+async def healthz() -> Liveness:
+    return _LIVE
 
 
 async def _run_check(check: ReadinessCheck) -> str:
@@ -52,7 +68,23 @@ async def _run_check(check: ReadinessCheck) -> str:
     return "ok"
 
 
-@router.get("/readyz", summary="Readiness: every dependency of this service is usable")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: every dependency of this service is usable",
+    responses={
+        503: {
+            "description": "A critical check fails: problem+json whose `checks` names each",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before asking again.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+)
 async def readyz(request: Request) -> Response:
     checks: dict[str, tuple[ReadinessCheck, bool]] = request.app.state.readiness
     names = list(checks)
@@ -70,6 +102,5 @@ async def readyz(request: Request) -> Response:
             checks=report,
         )
     status = "ready" if all(result == "ok" for result in results) else "degraded"
-    return Response(
-        content=orjson.dumps({"status": status, "checks": report}), media_type="application/json"
-    )
+    # a Response (the OIP's /v2/health/ready reads its status): the model, as JSON
+    return JsonResponse(Readiness(status=status, checks=report).model_dump(mode="json"))

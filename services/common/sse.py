@@ -12,7 +12,8 @@ route returns, with the headers that keep proxies from caching or buffering it:
 
     return sse.event_stream(frames())
 
-Our own few lines rather than sse-starlette: docs/decisions.md (decision 43).
+Our own few lines rather than sse-starlette: docs/decisions.md (decision 43). A route documents
+its events with :func:`openapi_content`: one schema per event name, its data the JSON of a model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 
 MEDIA_TYPE = "text/event-stream"
@@ -91,3 +93,41 @@ def event_stream(
 ) -> StreamingResponse:
     """The response of an SSE route: ``frames`` as they come, never cached or buffered."""
     return StreamingResponse(frames, media_type=MEDIA_TYPE, headers={**HEADERS, **(headers or {})})
+
+
+def openapi_content(
+    events: dict[str, type[BaseModel] | dict[str, Any]], *, ids: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI media type object of a stream of ``events``: name -> the model (or JSON
+    schema) of its data, sent as one JSON line. ``ids``: every event has an ``id``.
+
+    Each event is described as OpenAPI 3.1 reads an event stream's ``schema`` (one event:
+    ``event``, ``data``, ``id``, ``retry``), the data with ``contentMediaType`` and
+    ``contentSchema``; a model's nested schemas are local ``$defs``, which
+    :func:`services.common.openapi.contract` moves into the document's components.
+    """
+    variants: list[dict[str, Any]] = []
+    defs: dict[str, Any] = {}
+    for name, model in events.items():
+        schema = model if isinstance(model, dict) else model.model_json_schema()
+        schema = dict(schema)
+        defs.update(schema.pop("$defs", {}))
+        variant: dict[str, Any] = {
+            "type": "object",
+            "required": ["event", "data", *(["id"] if ids else [])],
+            "properties": {
+                "event": {"const": name},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": schema,
+                },
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        }
+        variants.append(variant)
+    event_schema: dict[str, Any] = {"oneOf": variants}
+    if defs:
+        event_schema["$defs"] = defs
+    return {"schema": event_schema}

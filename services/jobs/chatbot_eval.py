@@ -29,7 +29,7 @@ from services.common.triton import TritonClient
 from services.domain.documents.embeddings import Embedder
 from services.domain.documents.ingest import ingest_pdf, ingest_products
 from services.domain.documents.store import ChunkHit, apply_documents_schema, search_chunks
-from services.jobs.ingest import IngestSettings, Say, load_products
+from services.jobs.ingest import IngestSettings, Say, load_products, unique_products
 
 SEARCH_K: Final = 10
 """Depth of each search (MRR counts ranks up to here)."""
@@ -131,7 +131,7 @@ async def run_eval(
 ) -> EvalReport:
     """Generate and ingest the evaluation corpus, ask every question, return the figures."""
     corpus = generate_manuals(files=files, products_per_file=products_per_file, seed=seed)
-    products = load_products(settings)
+    products, _ = unique_products(load_products(settings))  # a repeated id: its last row
     questions = build_questions(
         corpus.facts, catalogue_questions(products, count=product_questions, seed=seed)
     )

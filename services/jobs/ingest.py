@@ -8,12 +8,24 @@ inputs embeds and writes nothing. A PDF that cannot be read is reported and skip
 then exits non-zero. When anything changed, the chatbot's answer cache is invalidated (a new
 corpus generation in NATS KV).
 
+Duplicates, decided before anything is written (:func:`unique_products`, :func:`unique_pdfs`):
+
+- a product id on several rows of the catalogue: the last row wins (a later row of an export is
+  the later edit), the product is ingested once and the run names the repeated ids. Without
+  this a repeat beyond one write batch (256 products) was written twice per run, first the old
+  row then the new, so no run ever found the catalogue unchanged.
+- PDFs: a document is known by its file name. Copies of one file under several folders are
+  ingested once; different files with the same name are each reported as a failure (the run
+  exits non-zero) and none of them is written: which one is the document is not for the job to
+  guess (before, each run replaced one by the other).
+
     report = await run_ingest(settings=IngestSettings(), pdf_paths=[Path("docs/")], say=print)
 """
 
 from __future__ import annotations
 
 import asyncio
+import filecmp
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +86,8 @@ class IngestReport:
     products: ProductIngestSummary | None = None
     pdfs: list[IngestResult] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    repeated_products: list[str] = field(default_factory=list)
+    """Product ids on more than one catalogue row (the last row of each was ingested)."""
 
     @property
     def changed(self) -> bool:
@@ -109,6 +123,57 @@ def load_products(settings: IngestSettings) -> list[Product]:
     return catalogue_products(frame)
 
 
+def unique_products(products: Sequence[Product]) -> tuple[list[Product], list[str]]:
+    """Each product id once, the last row of an id winning (at the place of its first row);
+    and the ids that came more than once, in the order they first came."""
+    latest: dict[str, Product] = {}
+    rows: dict[str, int] = {}
+    for product in products:
+        latest[product.product_id] = product
+        rows[product.product_id] = rows.get(product.product_id, 0) + 1
+    return list(latest.values()), [key for key, count in rows.items() if count > 1]
+
+
+@dataclass(frozen=True)
+class PdfSelection:
+    """The PDF files to ingest, one per file name."""
+
+    files: list[Path]
+    conflicts: list[tuple[str, str]]
+    """(file, why) of every file whose name another, different file has: none is ingested."""
+    copies: list[tuple[Path, Path]]
+    """(copy, the file kept): the same bytes under another folder, not ingested again."""
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:  # unreadable: not known to be a copy
+        return False
+
+
+def unique_pdfs(files: Sequence[Path]) -> PdfSelection:
+    """One file per name (a document's id is its file name); see the module docstring."""
+    by_name: dict[str, list[Path]] = {}
+    for file in files:
+        by_name.setdefault(file.name, []).append(file)
+    kept: list[Path] = []
+    conflicts: list[tuple[str, str]] = []
+    copies: list[tuple[Path, Path]] = []
+    for name, group in by_name.items():
+        first, *others = group
+        if all(_same_bytes(first, other) for other in others):
+            kept.append(first)
+            copies.extend((other, first) for other in others)
+            continue
+        for file in group:
+            rest = ", ".join(str(other) for other in group if other != file)
+            conflicts.append(
+                (str(file), f"another file is also named {name!r} ({rest}): rename one")
+            )
+    return PdfSelection(sorted(kept), conflicts, copies)
+
+
 def pdf_files(paths: Sequence[Path]) -> list[Path]:
     """The PDF files named, and the ``*.pdf`` files under the folders named, sorted."""
     files: set[Path] = set()
@@ -137,9 +202,19 @@ async def run_ingest(
 ) -> IngestReport:
     """Ingest the catalogue (when ``settings.products``) and the PDFs; see the module doc."""
     paths = [*pdf_paths, *([Path(settings.pdf_dir)] if settings.pdf_dir else [])]
-    files = pdf_files(paths)
-    products = load_products(settings) if settings.products else []
-    report = IngestReport()
+    selection = unique_pdfs(pdf_files(paths))
+    files = selection.files
+    products, repeated = unique_products(load_products(settings) if settings.products else [])
+    report = IngestReport(failures=list(selection.conflicts), repeated_products=repeated)
+    for conflicting, why in selection.conflicts:
+        say(f"{conflicting}: FAILED: {why}")
+    for copy, original in selection.copies:
+        say(f"{copy}: the same file as {original}: ingested once")
+    if repeated:
+        shown = ", ".join(repeated[:10])
+        if len(repeated) > 10:
+            shown += f" (+{len(repeated) - 10} more)"
+        say(f"products: {len(repeated)} id(s) on several rows, the last row of each wins: {shown}")
     pool = await create_pool(settings)
     triton = TritonClient.from_settings(settings)
     try:

@@ -163,6 +163,10 @@ async def predict(state: RideDurationState, ride: Ride) -> PredictionBody:
     scope="read",
     max_body_bytes=PREDICT_MAX_BODY_BYTES,
     summary="Predict the durations of up to 1,000 rides in one call",
+    description="The predictions come in the order of the rides. Each ride is routed on its "
+    "own (its `user_id`) and gets a new `prediction_id`: rides have no key of their own, so the "
+    "same ride twice in a batch is two predictions (two rows of the prediction log). One invalid "
+    "ride rejects the whole batch (422 naming `rides.<i>.<field>`).",
     responses=_ERRORS,
 )
 async def predict_batch(state: RideDurationState, body: BatchRequest) -> BatchPredictionBody:
@@ -189,8 +193,16 @@ async def predict_batch(state: RideDurationState, body: BatchRequest) -> BatchPr
     "/outcomes",
     response_model=OutcomesAccepted,
     summary="Record the actual durations of predicted rides (per-variant MAE/RMSE)",
+    description="Stores each outcome in the request's transaction: all of the batch or "
+    "nothing. A `prediction_id` stored before is replaced (the last request wins); within one "
+    "batch each `prediction_id` appears at most once: a repeat is a 422 whose `errors` name "
+    "every repeat (`outcomes.<i>.prediction_id`, type `duplicate`, the message says where the "
+    "id came first), and nothing of the batch is written.",
     responses={
-        422: {"description": "Invalid outcome(s), problem+json naming each field"},
+        422: {
+            "description": "Invalid outcome(s), or a prediction_id twice in the batch: "
+            "problem+json naming each field (`outcomes.<i>.prediction_id` for a repeat)"
+        },
         404: {"description": "The prediction log is off: outcomes cannot be matched"},
         503: {"description": "Postgres is unavailable"},
     },

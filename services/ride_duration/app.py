@@ -13,7 +13,7 @@ from services.common.db import check_database, create_pool
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
 from services.common.triton import TritonClient
-from services.ride_duration import api, outcomes
+from services.ride_duration import api, oip, outcomes
 from services.ride_duration.buffered_writer import BufferedCopyWriter
 from services.ride_duration.predictor import DurationPredictor
 from services.ride_duration.routing import api as routing_api
@@ -86,6 +86,6 @@ def create_app(settings: RideDurationSettings | None = None) -> FastAPI:
         title="ride-duration",
         version="1.0.0",
         description="Online NYC taxi trip-duration prediction served by Triton.",
-        routers=[api.router, routing_api.router],
+        routers=[api.router, routing_api.router, oip.router],
         lifespan=lifespan,
     )

@@ -34,6 +34,12 @@ ROWS_DROPPED = Counter(
     "Rows dropped by background writers because the buffer was full.",
     ["table"],
 )
+ROWS_REFUSED = Counter(
+    "modelfleet_buffered_rows_refused_total",
+    "Rows dropped by background writers because the table refused them (the rest of their "
+    "batch is written).",
+    ["table"],
+)
 ROWS_BUFFERED = Gauge(
     "modelfleet_buffered_rows", "Rows waiting in background writers' buffers.", ["table"]
 )
@@ -63,6 +69,7 @@ class BufferedCopyWriter:
         self._task: asyncio.Task[None] | None = None
         self._written = ROWS_WRITTEN.labels(table)
         self._dropped = ROWS_DROPPED.labels(table)
+        self._refused = ROWS_REFUSED.labels(table)
         self._buffered = ROWS_BUFFERED.labels(table)
 
     def start(self) -> None:
@@ -86,26 +93,40 @@ class BufferedCopyWriter:
             count = min(len(self._rows), self.max_rows_per_copy)
             batch = [self._rows[i] for i in range(count)]
             try:
-                async with database_errors(f"copy:{self.table}"):
-                    await self.pool.copy_records_to_table(
-                        self.table, records=batch, columns=self.columns, timeout=self.timeout_s
-                    )
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                # A row the table refuses would block every later row: drop this batch.
-                log.error(
-                    "rows refused by the table; dropped",
-                    extra={"table": self.table, "rows": count, "error": str(exc)},
-                )
-                self._dropped.inc(count)
-                for _ in range(count):
-                    self._rows.popleft()
-                continue
+                await self._copy(batch)
+                stored = count
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+                # A row the table refuses would block every later row; the others are kept.
+                stored = await self._copy_each(batch)
             for _ in range(count):
                 self._rows.popleft()
-            written += count
-            self._written.inc(count)
+            written += stored
+            self._written.inc(stored)
         self._buffered.set(len(self._rows))
         return written
+
+    async def _copy(self, rows: list[tuple[Any, ...]]) -> None:
+        async with database_errors(f"copy:{self.table}"):
+            await self.pool.copy_records_to_table(
+                self.table, records=rows, columns=self.columns, timeout=self.timeout_s
+            )
+
+    async def _copy_each(self, rows: list[tuple[Any, ...]]) -> int:
+        """Write ``rows`` one COPY each after a batch was refused; drop (and count) only the
+        rows the table refuses. Returns the number written."""
+        stored = 0
+        for row in rows:
+            try:
+                await self._copy([row])
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                log.error(
+                    "row refused by the table; dropped",
+                    extra={"table": self.table, "error": str(exc)},
+                )
+                self._refused.inc()
+                continue
+            stored += 1
+        return stored
 
     async def _run(self) -> None:
         while True:

@@ -1,11 +1,15 @@
 """Actual ride durations (the truth) and the per-variant MAE/RMSE gauges computed from them.
 
 ``POST /v1/outcomes`` stores each ride's actual minutes in ``ride_duration_outcomes`` in the
-request's own transaction (an outcome is not a sample: it must not be lost); a repeat replaces
-the value. Every replica recomputes, every ``outcome_refresh_s`` and right after it stored
-outcomes, the MAE and RMSE of each (variant, model version) over the outcomes observed in the
-last ``outcome_window_s``, joined with the prediction log, so every replica reports the same
-gauges and a restart reloads them. A variant that left the window loses its gauges.
+request's own transaction (an outcome is not a sample: it must not be lost); a repeat in a later
+request replaces the value. Within one batch a prediction id comes at most once: the request
+model rejects a repeat (422, :class:`~services.ride_duration.schemas.OutcomeBatch`), since the
+upsert is one statement and Postgres refuses to update a row twice in one statement.
+
+Every replica recomputes, every ``outcome_refresh_s`` and right after it stored outcomes, the
+MAE and RMSE of each (variant, model version) over the outcomes observed in the last
+``outcome_window_s``, joined with the prediction log, so every replica reports the same gauges
+and a restart reloads them. A variant that left the window loses its gauges.
 
     tracker = OutcomeTracker(pool, settings)
     tracker.start(); await tracker.record(outcomes); await tracker.close()

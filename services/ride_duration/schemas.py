@@ -1,20 +1,63 @@
-"""Request and response bodies of the ride-duration API (the public contract, versioned /v1)."""
+"""Request and response bodies of the ride-duration API (the public contract, versioned /v1).
+
+Batches: a key the client supplies appears at most once per batch. ``POST /v1/outcomes`` with
+one ``prediction_id`` twice is a 422 naming each repeat (``outcomes.<i>.prediction_id``) and
+nothing of the batch is written; rides of ``POST /v1/predict/batch`` have no key of their own
+(every ride gets a new ``prediction_id``), so the same ride twice is two predictions.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable, Hashable, Sequence
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from services.common.fields import JsonRequest, JsonUuid
+from services.common.pgtext import PgText
 from services.domain.taxi.times import PickupDatetime
 
 MAX_BATCH_RIDES = 1000
 
+Item = TypeVar("Item")
+
+
+def reject_duplicates(
+    title: str, items: Sequence[Item], *, field: str, key: str, key_of: Callable[[Item], Hashable]
+) -> None:
+    """Raise a ValidationError naming every repeat of a key in ``items`` (``field.<i>.key``).
+
+    Raised inside a model validator, pydantic puts the request's location in front, so the
+    422 problem+json's ``errors`` name ``outcomes.2.prediction_id`` like any other bad field.
+    """
+    first: dict[Hashable, int] = {}
+    errors: list[InitErrorDetails] = []
+    for index, item in enumerate(items):
+        value = key_of(item)
+        seen = first.setdefault(value, index)
+        if seen != index:
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "duplicate",
+                        "{key} {value} is also at {field}.{first}: "
+                        "each {key} at most once per batch",
+                        {"key": key, "value": str(value), "field": field, "first": seen},
+                    ),
+                    loc=(field, index, key),
+                    input=str(value),
+                )
+            )
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
 
 
-class Ride(BaseModel):
+class Ride(JsonRequest):
     """One ride to predict, in NYC TLC terms. Times without a zone are New York local time."""
 
     model_config = ConfigDict(
@@ -44,7 +87,7 @@ class Ride(BaseModel):
     payment_type: int | None = Field(
         default=None, ge=0, le=6, description="TLC payment_type 0-6; default 1 (credit card)."
     )
-    user_id: str | None = Field(
+    user_id: PgText | None = Field(
         default=None,
         min_length=1,
         max_length=128,
@@ -52,10 +95,15 @@ class Ride(BaseModel):
     )
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(JsonRequest):
     model_config = ConfigDict(extra="forbid")
 
-    rides: list[Ride] = Field(min_length=1, max_length=MAX_BATCH_RIDES)
+    rides: list[Ride] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_RIDES,
+        description="Each ride is predicted on its own, with a new prediction_id: the same ride "
+        "twice is two predictions.",
+    )
 
 
 class ModelRef(BaseModel):
@@ -75,19 +123,35 @@ class BatchPrediction(BaseModel):
     model: ModelRef
 
 
-class Outcome(BaseModel):
+class Outcome(JsonRequest):
     """The truth of one prediction: the ride's actual duration, known once it completed."""
 
     model_config = ConfigDict(extra="forbid")
 
-    prediction_id: UUID
+    prediction_id: JsonUuid
     actual_minutes: float = Field(gt=0, le=1440, allow_inf_nan=False)
 
 
-class OutcomeBatch(BaseModel):
+class OutcomeBatch(JsonRequest):
     model_config = ConfigDict(extra="forbid")
 
-    outcomes: list[Outcome] = Field(min_length=1, max_length=MAX_BATCH_RIDES)
+    outcomes: list[Outcome] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_RIDES,
+        description="Each prediction_id at most once (a repeat is 422 naming "
+        "outcomes.<i>.prediction_id); a later batch replaces a stored value.",
+    )
+
+    @model_validator(mode="after")
+    def _one_outcome_per_prediction(self) -> OutcomeBatch:
+        reject_duplicates(
+            type(self).__name__,
+            self.outcomes,
+            field="outcomes",
+            key="prediction_id",
+            key_of=lambda outcome: outcome.prediction_id,
+        )
+        return self
 
 
 class OutcomesAccepted(BaseModel):

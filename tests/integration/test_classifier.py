@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,16 @@ from PIL import Image
 from models.classifier.data import generate_catalogue
 from models.classifier.train import onnx_probabilities
 from models.repository import BuildResult
+from services.classifier.app import create_app
+from services.classifier.predictor import CategoryPredictor
+from services.classifier.settings import ClassifierSettings
+from services.classifier.state import ClassifierState
+from services.common.app import ServiceApp
+from services.common.triton import TritonClient
 from services.domain.catalog.features import feature_vector
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
+from services.stack.testing import service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +257,68 @@ async def test_models_lists_the_version_with_its_card(
     assert served["state"] == "READY" and served["card"]["classes"] == card["classes"]
     assert served["card"]["metrics"]["macro_f1"] == card["metrics"]["macro_f1"]
     assert (await client.get("/readyz")).status_code == 200
+
+
+class RecordingTrigger:
+    """A retraining trigger that starts nothing and remembers the runs it was asked to start."""
+
+    name = "test-recording"
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    async def start(self, run_id: str) -> str:
+        self.started.append(str(run_id))
+        return f"test-job-{len(self.started)}"
+
+    async def failure(self, job_name: str) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_notification_with_the_same_alert_twice_starts_one_run(
+    stack_settings: StackSettings, db: asyncpg.Pool
+) -> None:
+    # the classifier in process on the stack's Postgres, under a model name of this test alone
+    # (the run lock is per model), with a trigger that starts no job
+    model = f"classifier-dup-{uuid.uuid4().hex[:8]}"
+    settings = service_settings(ClassifierSettings, stack_settings, triton_model=model)
+    app = create_app(settings)
+    assert isinstance(app, ServiceApp)
+    triton = TritonClient(stack_settings.triton_grpc_url, timeout_s=5.0)
+    trigger = RecordingTrigger()
+    app.service_state = ClassifierState(
+        settings=settings,
+        pool=db,
+        triton=triton,
+        predictor=CategoryPredictor(triton, model=model),
+        retraining_trigger=trigger,
+    )
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "ModelfleetClassifierF1Low", "model": model},
+        "startsAt": "2026-11-23T19:00:00Z",
+        "fingerprint": "0123456789abcdef",
+    }
+    notification = {"version": "4", "status": "firing", "groupKey": "{}", "alerts": [alert] * 2}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http_client:
+            first = await http_client.post("/v1/alerts", json=notification)
+            again = await http_client.post("/v1/alerts", json=notification)
+        assert first.status_code == 202, first.text
+        assert first.json()["action"] == "started"
+        assert first.json()["alerts"] == {"received": 2, "matched": 2}
+        assert again.status_code == 202, again.text
+        assert again.json()["action"] == "already_running"
+        assert again.json()["run"]["run_id"] == first.json()["run"]["run_id"]
+        rows = await db.fetch(
+            "select run_id from classifier_retraining_runs where model_name = $1", model
+        )
+        run_id = first.json()["run"]["run_id"]
+        assert [str(r["run_id"]) for r in rows] == trigger.started == [run_id]
+    finally:
+        await db.execute("delete from classifier_retraining_runs where model_name = $1", model)
+        await triton.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from pypdf import PdfReader, PdfWriter
 from models.chatbot.corpus import generate_manuals
 from services.common.triton import TritonClient
 from services.domain.documents.embeddings import Embedder, OnnxEmbedder
-from services.domain.documents.ingest import Product, ingest_pdf, ingest_products
+from services.domain.documents.ingest import PRODUCT_BATCH, Product, ingest_pdf, ingest_products
 from services.domain.documents.pdf import EncryptedDocument, InvalidDocument
 from services.domain.documents.store import apply_documents_schema, find_document, search_chunks
 from services.jobs.ingest import IngestSettings, run_ingest
@@ -234,3 +235,58 @@ async def test_ingest_job_reports_a_bad_file_and_ingests_the_rest(
     assert report.changed
     again = await run_ingest(settings=settings, pdf_paths=[tmp_path], say=lines.append)
     assert [r.status for r in again.pdfs] == ["unchanged"] and not again.changed
+
+
+async def test_ingest_job_repeated_product_id_last_row_wins_and_a_rerun_writes_nothing(
+    stack_settings: StackSettings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # the repeat lies beyond one write batch (PRODUCT_BATCH rows), where it used to be written
+    # twice per run (old row, then new), so that no run found the catalogue unchanged
+    tag = uuid.uuid4().hex[:8]
+    rows = [
+        {"product_id": f"D{tag}-{i}", "title": f"Dupline kettle {tag} {i}", "brand": "Dupline",
+         "price": 20.0 + i, "category_path": "Home > Kitchen > Kettles", "description": ""}
+        for i in range(PRODUCT_BATCH + 20)
+    ]  # fmt: skip
+    repeat = {**rows[0], "title": f"Dupline kettle {tag} 0, new edition", "price": 99.0}
+    catalogue = tmp_path / "catalogue.jsonl"
+    catalogue.write_text("".join(json.dumps(r) + "\n" for r in [*rows, repeat]))
+    settings = service_settings(
+        IngestSettings, stack_settings, catalogue_path=str(catalogue), invalidate_cache=False
+    )
+    lines: list[str] = []
+    report = await run_ingest(settings=settings, say=lines.append)
+    assert report.repeated_products == [rows[0]["product_id"]]
+    assert any("last row of each wins" in line and rows[0]["product_id"] in line for line in lines)
+    assert report.products is not None
+    assert (report.products.created, report.products.updated) == (len(rows), 0)
+    stored = await pool.fetchrow(
+        "select title, price from products where product_id = $1", rows[0]["product_id"]
+    )
+    assert (stored["title"], float(stored["price"])) == (repeat["title"], 99.0)
+    again = await run_ingest(settings=settings, say=lines.append)
+    assert again.products is not None
+    assert (again.products.unchanged, again.products.updated) == (len(rows), 0)
+    assert not again.changed
+
+
+async def test_ingest_job_refuses_different_pdfs_of_one_name_and_ingests_copies_once(
+    stack_settings: StackSettings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    clash, copied = _name(), _name()
+    for folder, fact in (("a", "The Quellor mixer has 3 speeds."), ("b", "It has 9 speeds.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / clash).write_bytes(_pdf(fact))
+    same = _pdf("The Vantor fan folds flat.")
+    (tmp_path / "a" / copied).write_bytes(same)
+    (tmp_path / "b" / copied).write_bytes(same)
+    settings = service_settings(IngestSettings, stack_settings, products=False)
+    lines: list[str] = []
+    report = await run_ingest(settings=settings, pdf_paths=[tmp_path], say=lines.append)
+    assert sorted(name for name, _ in report.failures) == [
+        str(tmp_path / "a" / clash),
+        str(tmp_path / "b" / clash),
+    ]
+    assert all("rename one" in why for _, why in report.failures)
+    assert await find_document(pool, "pdf", clash) is None  # neither of them was written
+    assert [(r.external_id, r.status) for r in report.pdfs] == [(copied, "created")]

@@ -10,7 +10,8 @@
    ``Retry-After`` (``<P>_RATE_LIMIT_PER_S``, off at 0);
 3. checks the route's scope: 403;
 4. limits the request body (the route's ``max_body_bytes``, else ``<P>_MAX_BODY_BYTES``): 413,
-   with the one limiter of :mod:`services.common.request_body`;
+   with the one limiter of :mod:`services.common.request_body`; a route whose body is a JSON
+   model (a fast route, a FastAPI body model) refuses another declared content type: 415;
 5. bounds the time until the response starts (``<P>_REQUEST_TIMEOUT_S``): 504.
 
 Every policy is applied here, in one place, for fast routes and FastAPI routes alike: the layer
@@ -41,7 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, params
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute, compile_path
@@ -53,6 +54,7 @@ from services.common.errors import (
     RequestTimeout,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
     problem_for,
 )
 from services.common.logging import identity_var
@@ -82,11 +84,27 @@ BodyLimit = int | Callable[[ServiceSettings], int] | None
 
 @dataclass(frozen=True, slots=True)
 class RoutePolicy:
-    """What a route demands: a scope (None: authentication only) and a body limit (0: default)."""
+    """What a route demands: a scope (None: authentication only), a body limit (0: default),
+    and whether its body is a JSON model (then another declared content type is a 415)."""
 
     template: str
     scope: str | None
     max_body_bytes: int
+    json_body: bool = False
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters ignored."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def has_json_body(route: APIRoute) -> bool:
+    """The route's body is a pydantic model FastAPI reads as JSON (not a form, not its own)."""
+    field = route.body_field
+    return field is not None and not isinstance(field.field_info, params.Form)
 
 
 class ScopeCheck:
@@ -119,12 +137,15 @@ def policy_of_route(route: APIRoute, settings: ServiceSettings | None = None) ->
     checks = [d.dependency for d in route.dependencies if isinstance(d.dependency, ScopeCheck)]
     if not checks:
         log.warning("route %s %s declares no scope: it needs 'admin'", route.methods, route.path)
-        return RoutePolicy(template=route.path, scope="admin", max_body_bytes=0)
+        return RoutePolicy(
+            template=route.path, scope="admin", max_body_bytes=0, json_body=has_json_body(route)
+        )
     check = checks[-1]
     return RoutePolicy(
         template=route.path,
         scope=check.scope,
         max_body_bytes=body_limit_of(check.max_body_bytes, settings),
+        json_body=has_json_body(route),
     )
 
 
@@ -320,6 +341,14 @@ class SecurityLayer:
         *,
         start: float,
     ) -> None:
+        if policy.json_body:
+            content_type = _header(scope, b"content-type")
+            if content_type is not None and not is_json_media_type(content_type):
+                refused = UnsupportedMediaType(
+                    f"content type {content_type!r}: send application/json"
+                )
+                await self._refuse(refused, scope, receive, send, policy, start)
+                return
         receive = limit_body(
             receive,
             policy.max_body_bytes or self.settings.max_body_bytes,

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.errors import InvalidInput
+from services.common.fields import JsonRequest
 from services.common.pgtext import PgText
 from services.ride_duration.routing.metrics import VariantMetrics
 
@@ -41,7 +42,7 @@ _HASH_SCALE = float(2**64)
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
-class Segment(BaseModel):
+class Segment(JsonRequest):
     """Requests whose ``attribute`` (a field of the request body) is one of ``values``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -50,7 +51,7 @@ class Segment(BaseModel):
     values: list[str | int | float] = Field(min_length=1, max_length=1000)
 
 
-class Variant(BaseModel):
+class Variant(JsonRequest):
     """One variant: a Triton model version with a role and a share of traffic."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,7 +71,7 @@ class Variant(BaseModel):
     segment: Segment | None = None
 
 
-class RoutingSpec(BaseModel):
+class RoutingSpec(JsonRequest):
     """What a client writes: ``PUT /v1/admin/routing``."""
 
     model_config = ConfigDict(extra="forbid")

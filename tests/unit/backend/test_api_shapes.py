@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
 from services.backend.api import _created, _result_of, _ride_of, _stored_downstream, _stored_initial
 from services.backend.relay import event_body
@@ -78,15 +79,17 @@ def test_a_stored_ride_is_sent_as_before() -> None:
     }
 
 
-def test_created_is_201_with_its_location_and_the_model_as_body() -> None:
+def test_created_is_the_model_with_its_location_on_the_response() -> None:
     ride_id = uuid.uuid4()
     initial = InitialDuration(duration_minutes=None, model=None, reason="timeout")
     absent = DownstreamData(data=None, reason="not_configured")
-    response = _created(ride_id, initial, {"location": absent, "sensor": absent}, replayed=True)
-    assert response.status_code == 201
+    response = Response()
+    created = _created(
+        response, ride_id, initial, {"location": absent, "sensor": absent}, replayed=True
+    )
     assert response.headers["location"] == f"/v1/rides/{ride_id}"
     assert response.headers["idempotent-replayed"] == "true"
-    assert orjson.loads(response.body) == {
+    assert created.model_dump(mode="json") == {
         "ride_id": str(ride_id),
         "initial_duration": {"duration_minutes": None, "model": None, "reason": "timeout"},
         "location": {"data": None, "reason": "not_configured"},

@@ -110,6 +110,41 @@ async def test_bad_outcome_is_422_and_without_the_log_404(client: httpx.AsyncCli
     assert off.headers["content-type"] == "application/problem+json"
 
 
+async def test_outcomes_with_repeated_prediction_ids_are_422_naming_each_repeat(
+    client: httpx.AsyncClient,
+) -> None:
+    a, b = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+    outcomes = [
+        {"prediction_id": a, "actual_minutes": 1.0},
+        {"prediction_id": b, "actual_minutes": 2.0},
+        {"prediction_id": a.upper(), "actual_minutes": 3.0},  # the same UUID
+        {"prediction_id": b, "actual_minutes": 4.0},
+        {"prediction_id": a, "actual_minutes": 5.0},
+    ]
+    response = await client.post("/v1/outcomes", json={"outcomes": outcomes})
+    # a 422 before the handler: without the prediction log a valid batch would be 404
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert [(e["field"], e["type"]) for e in problem["errors"]] == [
+        ("outcomes.2.prediction_id", "duplicate"),
+        ("outcomes.3.prediction_id", "duplicate"),
+        ("outcomes.4.prediction_id", "duplicate"),
+    ]
+    assert [e["message"] for e in problem["errors"]] == [
+        f"prediction_id {a} is also at outcomes.0: each prediction_id at most once per batch",
+        f"prediction_id {b} is also at outcomes.1: each prediction_id at most once per batch",
+        f"prediction_id {a} is also at outcomes.0: each prediction_id at most once per batch",
+    ]
+    assert problem["detail"].startswith("3 invalid field(s): outcomes.2.prediction_id")
+
+
+async def test_batch_may_hold_the_same_ride_twice(client: httpx.AsyncClient) -> None:
+    # rides have no key: past validation, to the (unreachable) model
+    response = await client.post("/v1/predict/batch", json={"rides": [GOOD_RIDE, GOOD_RIDE]})
+    assert response.status_code == 503
+
+
 async def test_admin_routing_without_a_table_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/admin/routing")
     assert response.status_code == 404
