@@ -702,9 +702,7 @@ def oip_router(model: OipModel[Any], *, tag: str, max_body_bytes: BodyLimit) -> 
     @router.get(
         "/health/live",
         response_model=ServerLive,
-        summary="Server live (OIP v2): the process serves HTTP",
-        responses={429: RATE_LIMITED},
-        dependencies=read,
+        summary="Server live (OIP v2): the process serves HTTP (open, like /healthz)",
     )
     async def server_live() -> Response:
         return _json(ServerLive(live=True))
@@ -712,9 +710,8 @@ def oip_router(model: OipModel[Any], *, tag: str, max_body_bytes: BodyLimit) -> 
     @router.get(
         "/health/ready",
         response_model=ServerReady,
-        summary="Server ready (OIP v2): ready as /readyz decides",
-        responses={429: RATE_LIMITED, 503: _error_doc("Not ready: names what fails", retry=True)},
-        dependencies=read,
+        summary="Server ready (OIP v2): ready as /readyz decides (open, like /readyz)",
+        responses={503: _error_doc("Not ready: names what fails", retry=True)},
     )
     async def server_ready(request: Request) -> Response:
         report = await health.readyz(request)

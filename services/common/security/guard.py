@@ -2,7 +2,8 @@
 
 :class:`SecurityLayer` wraps a service's ASGI entry (fast routes and FastAPI alike, see
 :class:`services.common.app.ServiceApp`). For every request except the open paths
-(``/healthz``, ``/readyz``, ``/metrics``, ``/docs``, ``/redoc``, ``/openapi.json``) it:
+(``/healthz``, ``/readyz``, ``/metrics``, ``/docs``, ``/redoc``, ``/openapi.json``, the OIP's
+``/v2/health/live`` and ``/v2/health/ready``) it:
 
 1. authenticates (``AUTH_MODE=jwt``): an OIDC bearer token or an API key (``Authorization:
    Bearer mfk_...`` or ``X-API-Key``), else 401 + ``WWW-Authenticate``;
@@ -72,7 +73,19 @@ from services.common.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        # the Open Inference Protocol's probes (services.common.oip): what /healthz and /readyz
+        # are, for clients and orchestrators (KServe) that probe the protocol's paths
+        "/v2/health/live",
+        "/v2/health/ready",
+    }
 )
 IDENTITY_SCOPE_KEY = "modelfleet.identity"
 _BEARER = HTTPBearer(auto_error=False, description="An OIDC access token or an API key (mfk_...)")

@@ -463,8 +463,32 @@ def test_the_layer_finds_each_v2_route_policy() -> None:
         "read",
         BODY_LIMIT,
     )
-    for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/toy/ready"):
+    for path in ("/v2", "/v2/models/toy/ready"):
         assert app.security.policy_of(scope("GET", path)).scope == "read", path
+
+
+async def test_the_protocol_probes_are_open_in_jwt_mode_and_the_rest_is_not() -> None:
+    jwt = {
+        "auth_mode": "jwt",
+        "auth_jwks_url": "http://127.0.0.1:9/jwks",
+        "auth_issuer": "http://127.0.0.1:9",
+        "auth_audience": "test",
+    }
+    async with asgi_client(_app(**jwt)) as anonymous:
+        live, ready = (
+            await anonymous.get("/v2/health/live"),
+            await anonymous.get("/v2/health/ready"),
+        )
+        metadata = await anonymous.get("/v2/models/toy")
+        document = (await anonymous.get("/openapi.json")).json()["paths"]
+    assert (live.status_code, ready.status_code) == (200, 200)
+    assert metadata.status_code == 401
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        assert (
+            "security" not in document[path]["get"]
+            and "401" not in document[path]["get"]["responses"]
+        ), path
+    assert "401" in document["/v2/models/{model_name}"]["get"]["responses"]
 
 
 def test_openapi_documents_every_status_with_its_body() -> None:
