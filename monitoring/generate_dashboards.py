@@ -355,13 +355,53 @@ def streaming() -> dict[str, Any]:
 
 def model_quality() -> dict[str, Any]:
     """The classifier's live quality (services/classifier/metrics.py): rolling macro-F1 and
-    accuracy per version, predicted class distribution, confidence, feedback and its lag."""
+    accuracy per version, predicted class distribution, confidence, feedback and its lag; the
+    estimated macro-F1 (CBPE) beside the labelled one, their gap, the estimate's window and its
+    label coverage, and the card's ECE."""
+
+    predictions = f"modelfleet_classifier_estimate_window_predictions{{{NS}}}"
 
     def rate(metric: str) -> str:
         return f"rate({metric}{{{NS}}}[5m])"
 
+    def weighted(metric: str) -> str:
+        """A per-replica estimate per version, averaged weighted by each replica's window (as
+        the recording rule model_version:...:weighted_avg of monitoring/rules does)."""
+        return (
+            f"sum by (model, version) ({metric}{{{NS}}} * {predictions})"
+            f" / sum by (model, version) ({predictions})"
+        )
+
     confidence = rate("modelfleet_classifier_confidence_bucket")
     lag = rate("modelfleet_classifier_feedback_lag_seconds_bucket")
+    estimated_f1 = weighted("modelfleet_classifier_estimated_macro_f1")
+    labelled_f1 = f"max by (model, version) (modelfleet_classifier_rolling_macro_f1{{{NS}}})"
+    coverage = panel(
+        9,
+        "Estimate window: label coverage and predictions by version",
+        [
+            (
+                weighted("modelfleet_classifier_estimate_window_labelled_ratio"),
+                "labelled {{model}} v{{version}}",
+            ),
+            (f"sum by (model, version) ({predictions})", "predictions {{model}} v{{version}}"),
+        ],
+        "percentunit",
+        x=0,
+        y=32,
+        description="Share of the estimate's window labelled so far (left) and the predictions "
+        "in it, summed over replicas (right; each replica keeps its last "
+        "CLASSIFIER_ESTIMATE_WINDOW). The estimate's alert needs 200 predictions.",
+    )
+    coverage["fieldConfig"]["overrides"] = [
+        {
+            "matcher": {"id": "byFrameRefID", "options": "B"},
+            "properties": [
+                {"id": "unit", "value": "none"},
+                {"id": "custom.axisPlacement", "value": "right"},
+            ],
+        }
+    ]
     return dashboard(
         "modelfleet-model-quality",
         "modelfleet / Model quality",
@@ -449,6 +489,49 @@ def model_quality() -> dict[str, Any]:
                 y=16,
                 description="How late labels arrive: the rolling F1 describes predictions "
                 "this old.",
+            ),
+            panel(
+                7,
+                "Classifier macro-F1 by version: estimated (CBPE) and labelled",
+                [
+                    (estimated_f1, "estimated {{model}} v{{version}}"),
+                    (labelled_f1, "labelled {{model}} v{{version}}"),
+                ],
+                "percentunit",
+                x=0,
+                y=24,
+                description="Estimated: CBPE over the last predictions, labelled or not (each "
+                "replica's window, weighted by its predictions); labelled: the rolling macro-F1. "
+                "Alerts ModelfleetClassifierEstimatedF1Low and ModelfleetClassifierF1Low: under "
+                "0.8 for 15 minutes.",
+            ),
+            panel(
+                8,
+                "Estimated minus labelled macro-F1 by version",
+                [(f"{estimated_f1} - on (model, version) {labelled_f1}", "{{model}} v{{version}}")],
+                "percentunit",
+                x=12,
+                y=24,
+                description="Alert ModelfleetClassifierConceptDrift: over 0.1 for an hour (50+ "
+                "labels). CBPE cannot see concept drift: when the labels fall and the estimate "
+                "does not, trust the labels.",
+            ),
+            coverage,
+            panel(
+                10,
+                "Calibration error (ECE) of the serving version's model card",
+                [
+                    (
+                        f"max by (model, version) (modelfleet_classifier_model_ece{{{NS}}})",
+                        "{{model}} v{{version}}",
+                    )
+                ],
+                "percentunit",
+                x=12,
+                y=32,
+                description="Expected calibration error (top label, 15 bins) on held-out "
+                "products: the estimate trusts these probabilities, so a high ECE makes it "
+                "less reliable.",
             ),
         ],
         tags=["classifier", "quality"],

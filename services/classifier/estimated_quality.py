@@ -200,8 +200,8 @@ ESTIMATES: Final = Estimates()
 
 def record(model: str, scores: Scores, key: object, settings: ClassifierSettings) -> None:
     """Add one stored prediction (``scores.distribution``) to its version's window; scores
-    without a distribution are not counted."""
-    if scores.distribution.size == 0:
+    without a distribution, or with ``CLASSIFIER_ESTIMATE_QUALITY`` off, are not counted."""
+    if not settings.estimate_quality or scores.distribution.size == 0:
         return
     ESTIMATES.record(
         model,

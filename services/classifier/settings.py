@@ -30,6 +30,11 @@ class ClassifierSettings(ServiceSettings):
         le=100_000,
         description="Rolling window: the last N labelled predictions per model version.",
     )
+    estimate_quality: bool = Field(
+        default=True,
+        description="Estimate quality before the labels arrive (CBPE over estimate_window); "
+        "off: no estimated gauges (the benchmark's anchor for its cost).",
+    )
     estimate_window: int = Field(
         default=500,
         ge=10,
@@ -44,8 +49,9 @@ class ClassifierSettings(ServiceSettings):
         "Kubernetes Job from the chart's template.",
     )
     retraining_alerts: frozenset[str] = Field(
-        default=frozenset({"ModelfleetClassifierF1Low"}),
-        description="Alert names (POST /v1/alerts) that start a retraining run.",
+        default=frozenset({"ModelfleetClassifierF1Low", "ModelfleetClassifierEstimatedF1Low"}),
+        description="Alert names (POST /v1/alerts) that start a retraining run: the labelled "
+        "and the estimated (CBPE) macro-F1 alerts.",
     )
     retraining_command: tuple[str, ...] = Field(
         default=(sys.executable, "-m", "services.cli", "retrain", "classifier"),

@@ -78,6 +78,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "ModelfleetHighErrorRatio", "ModelfleetLatencyP99OverBudget", "ModelfleetTritonDown",
         "ModelfleetTritonModelNotReady", "ModelfleetPodCrashLooping",
         "ModelfleetConsumerLagGrowing", "ModelfleetDeadLetters", "ModelfleetClassifierF1Low",
+        "ModelfleetClassifierEstimatedF1Low", "ModelfleetClassifierConceptDrift",
         "ModelfleetCronJobFailed", "ModelfleetOutboxBacklog",
     }  # fmt: skip
     assert names <= fires, names - fires
