@@ -32,17 +32,21 @@ def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
             url,
             say=out.line,
             products=args.products,
+            label_lag=args.label_lag,
+            prometheus_url=args.prometheus,
             wait_for_alert_s=args.wait_for_alert,
             timeout_s=args.timeout,
         )
     )
-    figures = (result.f1_before, result.f1_drift, result.f1_after)
+    out.line(f"macro-F1 before drift: {result.before}")
+    out.line(f"macro-F1 during drift (first alert): {result.during}")
+    out.line(f"macro-F1 after retraining: {result.after}")
+    estimate, labelled = (result.fired.get(n) for n in (module.ESTIMATE_ALERT, module.F1_ALERT))
     out.line(
-        "macro-F1 before drift {}, after drift {}, after retraining {}".format(
-            *("-" if f is None else f"{f:.4f}" for f in figures)
-        )
+        f"predictions since the drift began until the alert: estimated-F1 {estimate}, "
+        f"labelled-F1 {labelled} (labels {args.label_lag} predictions late)"
     )
-    ok = result.run is not None and result.run["status"] == "succeeded"
+    ok = result.run is not None and result.run["status"] == "succeeded" and result.estimate_first
     return EXIT_OK if ok else EXIT_FAIL
 
 
@@ -51,7 +55,23 @@ def add_parser(sub: Any) -> None:
     demo = sub.add_parser("demo", help="scenarios against a running stack")
     demo.add_argument("scenario", choices=["drift", "rollout"])
     demo.add_argument("--url", help="classifier URL (default: the local stack's)")
-    demo.add_argument("--products", type=int, default=300, help="products per phase")
+    demo.add_argument(
+        "--products",
+        type=int,
+        default=550,
+        help="drift: labelled products in the window before the drift, and after retraining",
+    )
+    demo.add_argument(
+        "--label-lag",
+        type=int,
+        default=500,
+        help="drift: feedback arrives this many predictions after its prediction",
+    )
+    demo.add_argument(
+        "--prometheus",
+        help="drift: a Prometheus evaluating the project's rules; the demo counts predictions "
+        "until each alert fires there (default: the rules' conditions on the gauges)",
+    )
     demo.add_argument(
         "--wait-for-alert",
         type=float,

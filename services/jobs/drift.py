@@ -1,8 +1,11 @@
 """The classifier's drift scenario, shared by ``modelfleet demo drift`` and the integration test.
 
-A client of a running classifier: it sends products with feedback (the true category), reads
-the rolling macro-F1 gauge of the serving version from ``/metrics``, and follows retraining
-runs through ``GET /v1/retraining``.
+A client of a running classifier: it sends products with feedback (the true category), at
+once or ``lag`` predictions late as labels arrive in a shop (:class:`LaggedLabels`), reads the
+labelled (rolling) and estimated (CBPE) macro-F1 gauges of the serving version from
+``/metrics``, watches when each quality alert fires (:func:`watch_alerts`: in Prometheus, or
+the rules' conditions on the gauges where no Prometheus runs), and follows retraining runs
+through ``GET /v1/retraining``.
 
     async with httpx.AsyncClient(base_url=url) as client:
         await send_products(client, generate_catalogue(200, seed=1, drift=True))
@@ -19,7 +22,8 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +34,16 @@ import pandas as pd
 from models.classifier.data import generate_catalogue
 
 F1_ALERT = "ModelfleetClassifierF1Low"
+ESTIMATE_ALERT = "ModelfleetClassifierEstimatedF1Low"
+#: Feedback arrives this many predictions after its prediction (issue 16's default lag).
+DEFAULT_LABEL_LAG = 500
+#: The rules' threshold and minimum windows (monitoring/rules/modelfleet.rules.yaml).
+F1_THRESHOLD = 0.8
+MIN_WINDOW_LABELS = 50
+MIN_ESTIMATE_PREDICTIONS = 200
 _GAUGE = re.compile(
-    r'^modelfleet_classifier_rolling_(macro_f1|window_labels)\{model="([^"]+)",'
-    r'version="([^"]+)"\} (\S+)$',
+    r"^modelfleet_classifier_(rolling_macro_f1|rolling_window_labels|estimated_macro_f1|"
+    r'estimate_window_predictions)\{model="([^"]+)",version="([^"]+)"\} (\S+)$',
     re.MULTILINE,
 )
 
@@ -48,6 +59,45 @@ class Traffic:
     @property
     def failed(self) -> int:
         return sum(1 for s in self.statuses if s != 200)
+
+    @property
+    def predictions(self) -> int:
+        """Products classified (answered 200) so far."""
+        return len(self.versions)
+
+
+class LaggedLabels:
+    """Feedback that arrives ``lag`` predictions after its prediction, as labels do in a shop.
+
+    Each answered prediction is queued with its true category; once more than ``lag`` are
+    waiting, the oldest is sent to ``POST /v1/feedback``. ``lag=0`` labels each at once;
+    :meth:`flush` sends what still waits.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, lag: int, traffic: Traffic) -> None:
+        self.client = client
+        self.lag = lag
+        self.traffic = traffic
+        self._waiting: deque[tuple[str, str]] = deque()
+
+    async def predicted(self, prediction_id: str, true_category: str) -> None:
+        self._waiting.append((prediction_id, true_category))
+        while len(self._waiting) > self.lag:
+            await self._send(*self._waiting.popleft())
+
+    async def flush(self) -> None:
+        while self._waiting:
+            await self._send(*self._waiting.popleft())
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def _send(self, prediction_id: str, true_category: str) -> None:
+        labelled = await self.client.post(
+            "/v1/feedback", json={"prediction_id": prediction_id, "true_category": true_category}
+        )
+        self.traffic.statuses.append(labelled.status_code)
 
 
 def classify_body(row: pd.Series) -> dict[str, Any]:
@@ -65,9 +115,12 @@ async def send_products(
     feedback: bool = True,
     concurrency: int = 4,
     traffic: Traffic | None = None,
+    labels: LaggedLabels | None = None,
 ) -> Traffic:
-    """Classify every product (``concurrency`` at a time), then label it with its category."""
+    """Classify every product (``concurrency`` at a time), then label it with its category:
+    at once, or through ``labels`` (late); ``feedback=False`` labels nothing."""
     seen = traffic if traffic is not None else Traffic()
+    labeller = labels if labels is not None else LaggedLabels(client, lag=0, traffic=seen)
     rows = [row for _, row in products.iterrows()]
     queue: asyncio.Queue[pd.Series] = asyncio.Queue()
     for row in rows:
@@ -84,21 +137,15 @@ async def send_products(
             seen.versions.append(answer["model"]["version"])
             seen.correct += answer["category"] == row["category_path"]
             if feedback:
-                labelled = await client.post(
-                    "/v1/feedback",
-                    json={
-                        "prediction_id": answer["prediction_id"],
-                        "true_category": row["category_path"],
-                    },
-                )
-                seen.statuses.append(labelled.status_code)
+                await labeller.predicted(answer["prediction_id"], row["category_path"])
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return seen
 
 
 async def gauges(client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
-    """{version: {"macro_f1": ..., "window_labels": ...}} from the classifier's /metrics."""
+    """{version: {"rolling_macro_f1", "rolling_window_labels", "estimated_macro_f1",
+    "estimate_window_predictions"}} (those present) from the classifier's /metrics."""
     text = (await client.get("/metrics")).text
     found: dict[str, dict[str, float]] = {}
     for name, _model, version, value in _GAUGE.findall(text):
@@ -106,27 +153,86 @@ async def gauges(client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
     return found
 
 
-async def rolling_f1(client: httpx.AsyncClient, version: str | None = None) -> float | None:
-    """The rolling macro-F1 of ``version`` (default: the newest version with a gauge)."""
-    found = await gauges(client)
+def _newest(found: dict[str, dict[str, float]], version: str | None) -> dict[str, float]:
     if not found:
-        return None
-    key = version if version is not None else max(found, key=lambda v: int(v))
-    return found.get(key, {}).get("macro_f1")
+        return {}
+    return found.get(version if version is not None else max(found, key=int), {})
+
+
+async def rolling_f1(client: httpx.AsyncClient, version: str | None = None) -> float | None:
+    """The rolling (labelled) macro-F1 of ``version`` (default: the newest version with one)."""
+    return _newest(await gauges(client), version).get("rolling_macro_f1")
+
+
+async def estimated_f1(client: httpx.AsyncClient, version: str | None = None) -> float | None:
+    """The estimated (CBPE) macro-F1 of ``version`` (default: the newest version with one)."""
+    return _newest(await gauges(client), version).get("estimated_macro_f1")
+
+
+def conditions_on_gauges(found: dict[str, dict[str, float]]) -> set[str]:
+    """The quality alerts whose expressions hold on one process's gauges (the rules' thresholds
+    and minimum windows, without their ``for``): what :func:`watch_alerts` uses where no
+    Prometheus evaluates the rules."""
+    holding: set[str] = set()
+    for figures in found.values():
+        f1, labels = figures.get("rolling_macro_f1"), figures.get("rolling_window_labels", 0)
+        if f1 is not None and f1 < F1_THRESHOLD and labels >= MIN_WINDOW_LABELS:
+            holding.add(F1_ALERT)
+        estimate = figures.get("estimated_macro_f1")
+        predictions = figures.get("estimate_window_predictions", 0)
+        if (
+            estimate is not None
+            and estimate < F1_THRESHOLD
+            and predictions >= MIN_ESTIMATE_PREDICTIONS
+        ):
+            holding.add(ESTIMATE_ALERT)
+    return holding
+
+
+async def firing_in_prometheus(prometheus: httpx.AsyncClient) -> set[str]:
+    """The names of the alerts firing in the Prometheus ``prometheus`` points at."""
+    alerts = (await prometheus.get("/api/v1/alerts")).json()["data"]["alerts"]
+    return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+
+
+async def watch_alerts(
+    probe: Callable[[], Awaitable[set[str]]],
+    traffic: Traffic,
+    seen: dict[str, int],
+    *,
+    names: tuple[str, ...] = (ESTIMATE_ALERT, F1_ALERT),
+    since: int = 0,
+    interval_s: float = 0.25,
+) -> None:
+    """Fill ``seen`` with {alert: predictions since ``since`` when ``probe`` first named it} for
+    every name in ``names``; returns once each has been seen (cancel it to stop before)."""
+    while set(names) - seen.keys():
+        try:
+            now = await probe()
+        except httpx.HTTPError:
+            now = set()
+        for name in set(names) & now - seen.keys():
+            seen[name] = traffic.predictions - since
+        await asyncio.sleep(interval_s)
 
 
 def alertmanager_notification(
-    *, model: str, version: str, f1: float, receiver: str = "classifier-retraining"
+    *,
+    model: str,
+    version: str,
+    f1: float,
+    receiver: str = "classifier-retraining",
+    alert: str = F1_ALERT,
 ) -> dict[str, Any]:
-    """The body Alertmanager POSTs to a webhook for a firing ``ModelfleetClassifierF1Low``."""
-    labels = {"alertname": F1_ALERT, "model": model, "version": version, "severity": "warning"}
+    """The body Alertmanager POSTs to a webhook for a firing quality ``alert``."""
+    labels = {"alertname": alert, "model": model, "version": version, "severity": "warning"}
     return {
         "version": "4",
         "status": "firing",
         "receiver": receiver,
-        "groupKey": f'{{}}:{{alertname="{F1_ALERT}"}}',
+        "groupKey": f'{{}}:{{alertname="{alert}"}}',
         "truncatedAlerts": 0,
-        "groupLabels": {"alertname": F1_ALERT},
+        "groupLabels": {"alertname": alert},
         "commonLabels": labels,
         "commonAnnotations": {},
         "externalURL": "http://alertmanager.invalid",
@@ -163,13 +269,39 @@ async def wait_for_run(
 
 
 @dataclass(frozen=True)
-class DemoResult:
-    """The macro-F1 figures of one demo and the run that retrained."""
+class Quality:
+    """The labelled (rolling) and estimated (CBPE) macro-F1 of one version at one moment."""
 
-    f1_before: float | None
-    f1_drift: float | None
-    f1_after: float | None
+    labelled: float | None
+    estimated: float | None
+
+    def __str__(self) -> str:
+        return "labelled {}, estimated {}".format(
+            *("-" if f is None else f"{f:.4f}" for f in (self.labelled, self.estimated))
+        )
+
+
+async def quality(client: httpx.AsyncClient, version: str) -> Quality:
+    figures = _newest(await gauges(client), version)
+    return Quality(figures.get("rolling_macro_f1"), figures.get("estimated_macro_f1"))
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The figures of one demo: quality before the drift, during it and after retraining, the
+    predictions since the drift began until each alert fired, and the run that retrained."""
+
+    before: Quality
+    during: Quality
+    after: Quality
+    fired: dict[str, int]
     run: dict[str, Any] | None
+
+    @property
+    def estimate_first(self) -> bool:
+        """The estimated-F1 alert fired, and before the labelled one (or without it)."""
+        estimate, labelled = self.fired.get(ESTIMATE_ALERT), self.fired.get(F1_ALERT)
+        return estimate is not None and (labelled is None or estimate <= labelled)
 
 
 async def run_demo(
@@ -177,29 +309,80 @@ async def run_demo(
     *,
     say: Callable[[str], None],
     products: int = 300,
+    label_lag: int = DEFAULT_LABEL_LAG,
+    prometheus_url: str | None = None,
     wait_for_alert_s: float = 0.0,
     timeout_s: float = 900.0,
     seed: int = 2026,
+    rate_per_s: float = 20.0,
 ) -> DemoResult:
     """``modelfleet demo drift`` against a running classifier at ``url``.
 
-    Catalogue-like traffic, then the shifted feed (both labelled); then the alert: with
-    ``wait_for_alert_s`` > 0 it waits that long for Prometheus + Alertmanager to start a run
-    (the cluster), otherwise (or when none came) it POSTs Alertmanager's notification itself;
-    then it waits for the run and sends new shifted traffic to the new version.
+    Catalogue-like traffic whose labels arrive ``label_lag`` predictions late, until the
+    labelled window holds ``products`` labels; then the shifted feed at ``rate_per_s`` until
+    both quality alerts fired (in the Prometheus at ``prometheus_url``, else the rules'
+    conditions on the classifier's gauges), counting the predictions since the drift began;
+    then the retraining: with ``wait_for_alert_s`` > 0 it waits that long for Alertmanager to
+    start a run, otherwise (or when none came) it POSTs Alertmanager's notification itself;
+    then new shifted traffic on the new version, labelled at once.
     """
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
-        serving = await send_products(client, generate_catalogue(products, seed=seed))
-        version = serving.versions[-1] if serving.versions else "?"
-        f1_before = await rolling_f1(client, version)
-        say(f"1. {len(serving.versions)} catalogue-like products on version {version}: "
-            f"rolling macro-F1 {f1_before}")  # fmt: skip
-        drifted = await send_products(
-            client, generate_catalogue(products, seed=seed + 1, drift=True)
+        traffic = Traffic()
+        labels = LaggedLabels(client, lag=label_lag, traffic=traffic)
+        serving = await send_products(
+            client,
+            generate_catalogue(label_lag + products, seed=seed),
+            labels=labels,
+            traffic=traffic,
         )
-        f1_drift = await rolling_f1(client, version)
-        say(f"2. {len(drifted.versions)} products of the shifted feed: rolling macro-F1 "
-            f"{f1_drift}")  # fmt: skip
+        version = serving.versions[-1] if serving.versions else "?"
+        before = await quality(client, version)
+        say(f"1. {traffic.predictions} catalogue-like products on version {version}, labels "
+            f"{label_lag} predictions late: macro-F1 {before}")  # fmt: skip
+
+        fired: dict[str, int] = {}
+        if prometheus_url is not None:
+            prom = httpx.AsyncClient(base_url=prometheus_url, timeout=10.0)
+
+            async def probe() -> set[str]:
+                return await firing_in_prometheus(prom)
+
+            where = f"firing in Prometheus at {prometheus_url}"
+        else:
+            prom = None
+
+            async def probe() -> set[str]:
+                return conditions_on_gauges(await gauges(client))
+
+            where = "the rules' conditions on the gauges (no Prometheus given)"
+        say(f"2. the shifted feed at {rate_per_s:g}/s until both alerts fire ({where})")
+        drift_began = traffic.predictions
+        watcher = asyncio.create_task(watch_alerts(probe, traffic, fired, since=drift_began))
+        feed = generate_catalogue(label_lag + 4 * products, seed=seed + 1, drift=True)
+        during = before
+        loop = asyncio.get_running_loop()
+        try:
+            for start in range(0, len(feed), 10):
+                began = loop.time()
+                await send_products(
+                    client, feed.iloc[start : start + 10], labels=labels, traffic=traffic
+                )
+                if ESTIMATE_ALERT in fired and during is before:
+                    during = await quality(client, version)
+                if F1_ALERT in fired:
+                    break
+                await asyncio.sleep(max(0.0, 10 / rate_per_s - (loop.time() - began)))
+        finally:
+            watcher.cancel()
+            if prom is not None:
+                await prom.aclose()
+        await labels.flush()
+        for name in (ESTIMATE_ALERT, F1_ALERT):
+            count = fired.get(name)
+            say(f"   {name}: " + (f"after {count} predictions since the drift began"
+                if count is not None else "did not fire"))  # fmt: skip
+        say(f"   at the first alert: macro-F1 {during}")
+
         run = None
         if wait_for_alert_s > 0:
             say(f"3. waiting up to {wait_for_alert_s:.0f} s for the alert to start a run")
@@ -209,14 +392,16 @@ async def run_demo(
                 done=lambda r: r["reason"] == "alert" and r["status"] in ("queued", "running"),
             )
         if run is None:
-            say("3. POST /v1/alerts with the notification Alertmanager sends for "
-                f"{F1_ALERT}")  # fmt: skip
+            first = ESTIMATE_ALERT if ESTIMATE_ALERT in fired else F1_ALERT
+            say(f"3. POST /v1/alerts with the notification Alertmanager sends for {first}")
             body = alertmanager_notification(
-                model="classifier", version=version, f1=f1_drift or 0.0
+                model="classifier", version=version, f1=during.estimated or 0.0, alert=first
             )
             answer = await client.post("/v1/alerts", json=body)
             answer.raise_for_status()
             say(f"   {answer.status_code} {answer.json()['action']}: {answer.json()['url']}")
+        else:
+            say(f"   run {run['run_id']} started by {run['alert']['labels']['alertname']}")
         finished = await wait_for_run(
             client, timeout_s=timeout_s, done=lambda r: r["status"] not in ("queued", "running")
         )
@@ -234,7 +419,7 @@ async def run_demo(
             client, generate_catalogue(products, seed=seed + 2, drift=True)
         )
         new = recovered.versions[-1] if recovered.versions else "?"
-        f1_after = await rolling_f1(client, new)
-        say(f"5. {len(recovered.versions)} new products of the shifted feed on version {new}: "
-            f"rolling macro-F1 {f1_after}")  # fmt: skip
-        return DemoResult(f1_before, f1_drift, f1_after, finished)
+        after = await quality(client, new)
+        say(f"5. {len(recovered.versions)} new products of the shifted feed on version {new}, "
+            f"labelled at once: macro-F1 {after}")  # fmt: skip
+        return DemoResult(before, during, after, fired, finished)

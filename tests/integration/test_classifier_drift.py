@@ -18,18 +18,14 @@ depend on what other tests sent.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import yaml
 
 from models.classifier.data import generate_catalogue
 from models.classifier.retrain import classifier_spec
@@ -42,12 +38,12 @@ from services.jobs.drift import (
     send_products,
     wait_for_run,
 )
-from services.stack.testing import free_ports, running_stack, settings_for_tests
+from services.stack.prometheus import LocalAlertmanager, LocalPrometheus
+from services.stack.testing import running_stack, settings_for_tests
+from tests.prometheus import rules_for_test
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "monitoring" / "rules" / "modelfleet.rules.yaml"
 THRESHOLD = 0.8  # the rule's threshold
 TEST_FOR = "3s"  # the rule's `for: 15m`, shortened for this test only
 ENV = {"CLASSIFIER_QUALITY_WINDOW": "200", "CLASSIFIER_RETRAIN_ROWS": "1500"}
@@ -60,42 +56,8 @@ class Chain:
     alertmanager: str
 
 
-def _f1_rule_file(target: Path) -> Path:
-    """The real F1 rule, alone in its group, with `for` shortened (see the module docstring)."""
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == F1_ALERT]
-    target.write_text(
-        yaml.safe_dump(
-            {"groups": [{"name": "classifier-f1", "rules": [{**rule, "for": TEST_FOR}]}]}
-        )
-    )
-    return target
-
-
-def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not ready")
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    tools = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager")}
-    missing = [name for name, path in tools.items() if path is None]
-    if missing:
-        pytest.fail(f"missing {missing}: scripts/ensure-tools installs them (Debian packages)")
     home = tmp_path_factory.mktemp("drift")
     settings = settings_for_tests(home)
     build_models(
@@ -105,7 +67,6 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         models=(classifier_spec(),),
         log=lambda _: None,
     )
-    processes: list[subprocess.Popen[bytes]] = []
     with pytest.MonkeyPatch.context() as env:
         for name, value in ENV.items():
             env.setenv(name, value)
@@ -113,86 +74,20 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         stack_cm.__enter__()
     try:
         classifier = f"http://{settings.host}:{settings.classifier_port}"
-        prom_port, am_port = free_ports(2)
-        am_config = home / "alertmanager.yml"
-        am_config.write_text(
-            yaml.safe_dump(
-                {
-                    "route": {
-                        "receiver": "classifier",
-                        "group_by": ["alertname", "model"],
-                        "group_wait": "1s",
-                        "group_interval": "2s",
-                        "repeat_interval": "1h",
-                    },
-                    "receivers": [
-                        {
-                            "name": "classifier",
-                            "webhook_configs": [
-                                {"url": f"{classifier}/v1/alerts", "send_resolved": True}
-                            ],
-                        }
-                    ],
-                }
-            )
-        )
-        processes.append(
-            _start(
-                [
-                    str(tools["prometheus-alertmanager"]),
-                    f"--config.file={am_config}",
-                    f"--storage.path={home / 'alertmanager'}",
-                    f"--web.listen-address=127.0.0.1:{am_port}",
-                    "--cluster.listen-address=",
-                ],
-                home / "alertmanager.log",
-            )
-        )
-        prom_config = home / "prometheus.yml"
-        prom_config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(_f1_rule_file(home / "f1.rules.yaml"))],
-                    "alerting": {
-                        "alertmanagers": [
-                            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
-                        ]
-                    },
-                    "scrape_configs": [
-                        {
-                            "job_name": "classifier",
-                            "static_configs": [
-                                {
-                                    "targets": [f"{settings.host}:{settings.classifier_port}"],
-                                    "labels": {"namespace": "drift"},
-                                }
-                            ],
-                        }
-                    ],
-                }
-            )
-        )
-        processes.append(
-            _start(
-                [
-                    str(tools["prometheus"]),
-                    f"--config.file={prom_config}",
-                    f"--storage.tsdb.path={home / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                home / "prometheus.log",
-            )
-        )
-        alertmanager, prometheus = f"http://127.0.0.1:{am_port}", f"http://127.0.0.1:{prom_port}"
-        _wait_ready(alertmanager, processes[0], "alertmanager")
-        _wait_ready(prometheus, processes[1], "prometheus")
-        yield Chain(classifier, prometheus, alertmanager)
+        rules = rules_for_test(home / "f1.rules.yaml", alerts=[F1_ALERT], for_=TEST_FOR)
+        target = f"{settings.host}:{settings.classifier_port}"
+        with (
+            LocalAlertmanager(home / "am", webhook=f"{classifier}/v1/alerts") as am,
+            LocalPrometheus(
+                home / "prom",
+                {"classifier": target},
+                namespace="drift",
+                rule_files=[rules],
+                alertmanager=am.url,
+            ) as prom,
+        ):
+            yield Chain(classifier, prom.url, am.url)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
         stack_cm.__exit__(None, None, None)
 
 
