@@ -7,14 +7,18 @@ For each workload (catalogue products without and with their 64x64 JPEG):
 3. direct Triton gRPC on precomputed features (the anchor for the service),
 4. the classifier service: POST /v1/classify JSON (base64 image), which also writes the
    prediction row to Postgres before answering (feedback must find it),
+5. the same service with CLASSIFIER_ESTIMATE_QUALITY=false (no CBPE window): the anchor for
+   the estimate's cost on the classify path,
 
-at concurrency 1 and 8, closed loop; ratios service/Triton and Triton/in-process.
+at concurrency 1 and 8, closed loop; ratios service/Triton, Triton/in-process and the
+estimate's cost (service p50 with / without it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -25,11 +29,17 @@ from bench.ride_duration import Workload, bench_in_process, bench_service, bench
 from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
 from models.classifier.data import generate_catalogue
 from services.domain.catalog.features import feature_matrix, feature_vector
+from services.stack.service import ServiceProcess
+from services.stack.testing import free_port
 
 MODEL = "classifier"
 OUTPUT = "probabilities"
 CONCURRENCY = (1, 8)
 WORKLOADS = ("text", "text+image")
+SERVICE_APP = "services.classifier.app:create_app"
+NO_ESTIMATE = "service-http-no-estimate"
+#: The estimate's goal: under 3% added to the classify path's p50 (issue 16).
+ESTIMATE_GOAL = 1.03
 
 
 def make_workload(
@@ -94,6 +104,26 @@ def ratios(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def estimate_cost(results: list[RunResult]) -> str:
+    """Service p50 and req/s with the CBPE estimate over without it, per workload and load."""
+    by = {(r.name, r.concurrency): r for r in results}
+    lines = [
+        "| workload | concurrency | p50 with/without estimate | req/s with/without estimate |",
+        "|---|---:|---:|---:|",
+    ]
+    for workload in WORKLOADS:
+        for c in CONCURRENCY:
+            on, off = by[(f"service-http {workload}", c)], by[(f"{NO_ESTIMATE} {workload}", c)]
+            lines.append(
+                f"| {workload} | {c} | {on.p50_ms / off.p50_ms:.3f}x | {on.rps / off.rps:.3f}x |"
+            )
+    lines.append(
+        f"\nGoal: the estimate adds under {ESTIMATE_GOAL - 1:.0%} to the p50 "
+        f"(p50 ratio <= {ESTIMATE_GOAL:.2f}x)."
+    )
+    return "\n".join(lines)
+
+
 async def run(ctx: BenchContext) -> str:
     """The suite: every variant of both workloads at every concurrency, then the section."""
     settings, build = ctx.settings, ctx.builds[MODEL]
@@ -104,31 +134,48 @@ async def run(ctx: BenchContext) -> str:
     timing = {"duration_s": ctx.duration_s, "warmup_s": ctx.warmup_s}
     results: list[RunResult] = []
     sizes: dict[str, int] = {}
-    for workload_name in WORKLOADS:
-        workload, raw = make_workload(
-            min(ctx.rows, 1000), seed=4321, images=workload_name == "text+image"
-        )
-        sizes[workload_name] = int(np.mean([len(b) for b in workload.bodies]))
-        for concurrency in CONCURRENCY:
-            runs = [
-                await asyncio.to_thread(
-                    bench_in_process, onnx_path, workload, concurrency=concurrency, **timing
-                ),
-                await asyncio.to_thread(
-                    bench_features_in_process, session, raw, concurrency=concurrency, **timing
-                ),
-                await bench_triton(
-                    triton_url,
-                    workload,
-                    concurrency=concurrency,
-                    **timing,
-                ),
-                await bench_service(host, port, workload, concurrency=concurrency, **timing),
-            ]
-            for result in runs:
-                result.name = f"{result.name} {workload_name}"
-                print_run(result)
-                results.append(result)
+    plain_port = free_port()
+    plain = ServiceProcess(
+        settings,
+        "classifier-no-estimate",
+        app=SERVICE_APP,
+        port=plain_port,
+        port_setting="classifier_port",
+        env={"CLASSIFIER_ESTIMATE_QUALITY": "false"},
+    )
+    plain.start()
+    try:
+        plain.wait_ready(time.monotonic() + plain.startup_timeout)
+        for workload_name in WORKLOADS:
+            workload, raw = make_workload(
+                min(ctx.rows, 1000), seed=4321, images=workload_name == "text+image"
+            )
+            sizes[workload_name] = int(np.mean([len(b) for b in workload.bodies]))
+            for n, concurrency in enumerate(CONCURRENCY):
+                runs = [
+                    await asyncio.to_thread(
+                        bench_in_process, onnx_path, workload, concurrency=concurrency, **timing
+                    ),
+                    await asyncio.to_thread(
+                        bench_features_in_process, session, raw, concurrency=concurrency, **timing
+                    ),
+                    await bench_triton(triton_url, workload, concurrency=concurrency, **timing),
+                ]
+                # with and without the estimate back to back, in alternating order, so a drift
+                # in the machine's load falls on both
+                pair = [(port, "service-http"), (plain_port, NO_ESTIMATE)]
+                for service_port, name in pair if n % 2 == 0 else pair[::-1]:
+                    result = await bench_service(
+                        host, service_port, workload, concurrency=concurrency, **timing
+                    )
+                    result.name = name
+                    runs.append(result)
+                for result in runs:
+                    result.name = f"{result.name} {workload_name}"
+                    print_run(result)
+                    results.append(result)
+    finally:
+        plain.stop()
 
     setup = "\n".join(
         [
@@ -137,7 +184,9 @@ async def run(ctx: BenchContext) -> str:
             f"{len(build.card['classes'])} classes, 2,136 features: hashed text + image "
             "statistics); Triton 2.51, Python backend running ONNX Runtime",
             "- service: classifier, 1 uvicorn worker (uvloop, httptools), POST /v1/classify "
-            "JSON through FastAPI; every answer inserts its prediction row in Postgres first",
+            "JSON through FastAPI; every answer inserts its prediction row in Postgres first "
+            "and adds it to the CBPE window; `service-http-no-estimate` is the same service "
+            "with CLASSIFIER_ESTIMATE_QUALITY=false",
             f"- workloads: catalogue products, text only (mean body {sizes['text']} B) and "
             f"text + JPEG image as base64 (mean body {sizes['text+image']} B); anchors get "
             "precomputed features; `in-process-features+ort` featurises each product first",
@@ -153,6 +202,8 @@ async def run(ctx: BenchContext) -> str:
             latency_table(results),
             "### Ratios",
             ratios(results),
+            "### The estimate's cost (CBPE on the classify path)",
+            estimate_cost(results),
         ]
     )
 
