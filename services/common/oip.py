@@ -42,7 +42,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 from starlette.responses import JSONResponse, Response
 
 from services.common import health
@@ -215,18 +215,6 @@ class ErrorBody(BaseModel):
     answers itself."""
 
     error: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem+json: how the security layer refuses a request before a route runs."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
 
 
 class ResponseOutputBody(TypedDict):
@@ -652,7 +640,9 @@ _RETRY_AFTER = {
         "schema": {"type": "integer"},
     }
 }
-_PROBLEM = {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}
+#: The security layer's refusals: the document's one Problem schema (services.common.openapi
+#: puts it under components), so a generated client has one Problem class for every route.
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def _error_doc(description: str, *, retry: bool = False) -> dict[str, Any]:
