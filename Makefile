@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install up down status test lint bench fuzz clean
 
-$(STAMP): pyproject.toml requirements-nodeps.txt
+$(STAMP): pyproject.toml requirements-nodeps.txt requirements-dev-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,train,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)      ## create .venv and install modelfleet with every extra
