@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt requirements-dev-nodeps.txt
 install: $(STAMP)      ## create .venv and install modelfleet with every extra
 
 up: $(STAMP)           ## build the models, start the whole stack in the foreground (Ctrl-C stops it)
+	scripts/ensure-tools monitoring
 	$(BIN)/modelfleet up
 
 down: $(STAMP)         ## stop a stack started with `modelfleet up --detach`

@@ -19,6 +19,17 @@ def cmd_demo_rollout(out: Output, settings: StackSettings, args: argparse.Namesp
     return EXIT_OK if result.succeeded else EXIT_FAIL
 
 
+def _local_prometheus(settings: StackSettings) -> str | None:
+    """The local stack's Prometheus (services/stack/monitoring.py) when it answers, else None."""
+    import httpx
+
+    url = f"http://{settings.host}:{settings.prometheus_port}"
+    try:
+        return url if httpx.get(f"{url}/-/ready", timeout=2.0).status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
 def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
     """`modelfleet demo drift|rollout`: a scenario against a running stack."""
     if args.scenario == "rollout":
@@ -33,7 +44,7 @@ def cmd_demo(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
             say=out.line,
             products=args.products,
             label_lag=args.label_lag,
-            prometheus_url=args.prometheus,
+            prometheus_url=args.prometheus or _local_prometheus(settings),
             wait_for_alert_s=args.wait_for_alert,
             timeout_s=args.timeout,
         )
@@ -70,7 +81,8 @@ def add_parser(sub: Any) -> None:
     demo.add_argument(
         "--prometheus",
         help="drift: a Prometheus evaluating the project's rules; the demo counts predictions "
-        "until each alert fires there (default: the rules' conditions on the gauges)",
+        "until each alert fires there (default: the local stack's, else the rules' conditions "
+        "on the gauges)",
     )
     demo.add_argument(
         "--wait-for-alert",

@@ -112,6 +112,10 @@ def _up(
             statuses = stack.start()  # stops what it started when it fails or is interrupted
             started = True
             _print_urls(out, statuses)
+            if settings.monitoring and "prometheus" not in stack.names:
+                from services.stack.monitoring import MISSING_HINT
+
+                out.line(MISSING_HINT)
             timings = ", ".join(f"{n} {sec:.1f} s" for n, sec in stack.startup_seconds.items())
             out.line(f"ready ({timings})")
             if "chatbot" in stack.names and not args.no_ingest:

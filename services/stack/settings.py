@@ -55,6 +55,14 @@ class StackSettings(BaseSettings):
     worker_tip_port: Port = Field(default=8010, ge=1, le=65535)
     worker_cost_port: Port = Field(default=8011, ge=1, le=65535)
     worker_dynamic_duration_port: Port = Field(default=8012, ge=1, le=65535)
+    # Prometheus and Alertmanager (services/stack/monitoring.py) with the chart's rules and route:
+    # every group evaluated every monitoring_interval_s, each alert's `for` alert_for (a laptop
+    # demo sees an alert fire; the chart keeps the files' durations). monitoring=False: without.
+    prometheus_port: Port = Field(default=9090, ge=1, le=65535)
+    alertmanager_port: Port = Field(default=9093, ge=1, le=65535)
+    monitoring: bool = True
+    monitoring_interval_s: int = Field(default=5, ge=1, le=60)
+    alert_for: str = Field(default="30s", pattern=r"^[0-9]+[smh]$")
 
     # Seconds each component may take to become ready after its process is started.
     postgres_startup_timeout: float = Field(default=60.0, gt=0)

@@ -25,6 +25,7 @@ from services.stack.component import (
     StackError,
     StartupError,
 )
+from services.stack.monitoring import monitoring_components
 from services.stack.nats import Nats
 from services.stack.postgres import Postgres
 from services.stack.registry import service_processes
@@ -48,11 +49,15 @@ class Stack:
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
         self.paths = settings.paths
+        services = service_processes(settings)
+        scraped = {s.name: f"{settings.host}:{s.port}" for s in services}
+        scraped["triton"] = f"{settings.host}:{settings.triton_metrics_port}/metrics"
         self._components: list[Component] = [
             Postgres(settings),
             Nats(settings),
             Triton(settings),
-            *service_processes(settings),
+            *services,
+            *monitoring_components(settings, scraped),
         ]
         #: seconds from spawn to ready, per component started by the last `start()`
         self.startup_seconds: dict[str, float] = {}

@@ -48,6 +48,8 @@ PORT_SETTINGS = (
     "worker_tip_port",
     "worker_cost_port",
     "worker_dynamic_duration_port",
+    "prometheus_port",
+    "alertmanager_port",
 )
 
 
