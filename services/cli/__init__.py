@@ -4,6 +4,8 @@
                                     foreground until Ctrl-C/SIGTERM (then stops it all)
     modelfleet down                 stop what `$MODELFLEET_HOME/run` records (any process's)
     modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
+    modelfleet jobs [--json]        the chart's CronJobs under `up`: schedule, next and last run
+    modelfleet jobs run NAME        run one now (same command, deadline, run file); its exit code
     modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
     modelfleet train classifier     retrain, gate, load the new version into Triton
                                     (alias `retrain classifier`; `--catalogue FILE`)

@@ -10,7 +10,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.cli import apikey, demo, documents, models, passthrough, rollout, score, stack, train
+from services.cli import (
+    apikey,
+    demo,
+    documents,
+    jobs,
+    models,
+    passthrough,
+    rollout,
+    score,
+    stack,
+    train,
+)
 from services.cli.output import EXIT_FAIL, EXIT_INTERRUPTED, Command, Output
 from services.stack import (
     AlreadyRunningError,
@@ -22,7 +33,7 @@ from services.stack import (
 
 DESCRIPTION = "modelfleet: run the local stack, build the models, run the benchmarks."
 #: the command groups in the order `modelfleet --help` lists their commands
-GROUPS = (stack, models, train, demo, score, apikey, documents, passthrough, rollout)
+GROUPS = (stack, jobs, models, train, demo, score, apikey, documents, passthrough, rollout)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from services.stack import AlreadyRunningError, StackSettings
 
 if TYPE_CHECKING:
     from services.stack.component import ComponentStatus
+    from services.stack.schedule import Scheduler
     from services.stack.supervisor import Stack
 
 
@@ -99,6 +100,7 @@ def _up(
     if cleaned:
         out.line(f"removed the run files of {', '.join(cleaned)}: their processes were gone")
     stack.check_ports()
+    scheduler = stack.scheduler(say=out.line)  # a bad MODELFLEET_SCHEDULES fails before a start
     record = SupervisorRecord(settings.paths, mode=mode)
     phase = "build"
     started = False
@@ -124,16 +126,18 @@ def _up(
                 _ingest_catalogue(out, settings, seed=args.seed, rows=args.rows)
             phase = "serve"
             record.write(phase)
-            _supervise(out, stack, mode=mode)
+            _supervise(out, stack, scheduler, mode=mode)
         except Interrupted as exc:
             if exc.signum == signal.SIGHUP:
                 out.terminal_may_be_gone()
             out.error(f"{exc.signal_name} while {PHASES[phase]}: stopping everything")
+            scheduler.stop()  # a batch job's run first: it ends `stopped` in its run file
             stopped = stack.stop()
             out.line(f"stopped {', '.join(stopped)}" if stopped else "nothing was left running")
             return exc.exit_code
         except BaseException:
             if started:  # never leave a stack running without its supervisor
+                scheduler.stop()
                 stack.stop()
             raise
         finally:
@@ -150,18 +154,32 @@ def _build(out: Output, settings: StackSettings, args: argparse.Namespace) -> No
         out.error("models.repository is not available yet: using the repository as it is")
 
 
-def _supervise(out: Output, stack: Stack, *, mode: str) -> None:
-    """Restart what exits (services/stack/supervision.py) until a signal ends `up`."""
+def _supervise(out: Output, stack: Stack, scheduler: Scheduler, *, mode: str) -> None:
+    """Restart what exits (services/stack/supervision.py) and run the chart's CronJobs on their
+    timetable (services/stack/schedule.py) until a signal ends `up`."""
     from services.stack.supervision import TICK_SECONDS
 
     if mode == "foreground":
         out.line("press Ctrl-C to stop (a component that exits is started again)")
     else:
         out.line("supervising: a component that exits is started again")
+    _print_timetable(out, scheduler)
     supervisor = stack.supervisor(say=out.line)
     while True:
         supervisor.tick()
+        scheduler.tick()
         time.sleep(TICK_SECONDS)
+
+
+def _print_timetable(out: Output, scheduler: Scheduler) -> None:
+    if not scheduler.jobs:
+        out.line("batch jobs: not scheduled (MODELFLEET_SCHEDULES=off); `modelfleet jobs run NAME`")
+        return
+    due = scheduler.next_runs()
+    out.line(
+        "batch jobs (UTC, `modelfleet jobs`): "
+        + "; ".join(f"{j.name} {j.schedule!r} next {due[j.name]:%H:%M}" for j in scheduler.jobs)
+    )
 
 
 def _up_detached(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:

@@ -48,6 +48,15 @@ def _classifier_env(settings: StackSettings) -> dict[str, str]:
     return {"MODELFLEET_HOME": str(settings.paths.home)}
 
 
+def _dashboards_env(settings: StackSettings) -> dict[str, str]:
+    # The stack's Prometheus (services/stack/monitoring.py): its namespace label and interval.
+    return {
+        "DASHBOARDS_PROMETHEUS_URL": f"http://{settings.host}:{settings.prometheus_port}",
+        "DASHBOARDS_NAMESPACE": "local",
+        "DASHBOARDS_SCRAPE_INTERVAL_S": str(settings.monitoring_interval_s),
+    }
+
+
 def _worker(kind: str, port_setting: str) -> ServiceSpec:
     return ServiceSpec(
         name=f"worker-{kind}",
@@ -83,6 +92,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
     _worker("tip", "worker_tip_port"),
     _worker("cost", "worker_cost_port"),
     _worker("dynamic-duration", "worker_dynamic_duration_port"),
+    ServiceSpec(
+        name="dashboards",
+        app="services.dashboards.app:create_app",
+        port_setting="dashboards_port",
+        env=_dashboards_env,
+    ),
 )
 
 

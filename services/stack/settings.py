@@ -60,6 +60,8 @@ class StackSettings(BaseSettings):
     # demo sees an alert fire; the chart keeps the files' durations). monitoring=False: without.
     prometheus_port: Port = Field(default=9090, ge=1, le=65535)
     alertmanager_port: Port = Field(default=9093, ge=1, le=65535)
+    # The dashboards page (services/dashboards): the chart's Grafana dashboards from Prometheus.
+    dashboards_port: Port = Field(default=9092, ge=1, le=65535)
     monitoring: bool = True
     monitoring_interval_s: int = Field(default=5, ge=1, le=60)
     alert_for: str = Field(default="30s", pattern=r"^[0-9]+[smh]$")
@@ -79,6 +81,16 @@ class StackSettings(BaseSettings):
     restart_backoff_max_s: float = Field(default=30.0, gt=0)
     restart_reset_s: float = Field(default=60.0, gt=0)
     crash_loop_restarts: int = Field(default=5, ge=1)
+    # The chart's CronJobs run on their timetable under `modelfleet up` (stack/schedule.py):
+    # "on" (every `cronJobs` entry of chart_values), "off", or a comma-separated list of entries.
+    schedules: str = "on"
+    # The values file whose `cronJobs` the local scheduler runs; None: the checkout's chart.
+    chart_values: Path | None = None
+    # A failed attempt of a job is retried (up to its backoffLimit, within its
+    # activeDeadlineSeconds) after job_backoff_s, doubled per failure up to job_backoff_max_s,
+    # as the Job controller does (10 s, 20 s, ... 6 min).
+    job_backoff_s: float = Field(default=10.0, gt=0)
+    job_backoff_max_s: float = Field(default=360.0, gt=0)
 
     @property
     def paths(self) -> StackPaths:

@@ -30,8 +30,10 @@ from services.stack.nats import Nats
 from services.stack.postgres import Postgres
 from services.stack.registry import service_processes
 from services.stack.runfiles import RunRecord
+from services.stack.schedule import Scheduler, stop_jobs
 from services.stack.settings import StackSettings
 from services.stack.supervision import SUPERVISOR, RestartPolicy, Supervisor
+from services.stack.timetable import load_jobs, select
 from services.stack.triton import Triton
 
 log = logging.getLogger("modelfleet.stack")
@@ -106,6 +108,12 @@ class Stack:
         processes = [c for c in self._components if isinstance(c, ProcessComponent)]
         return Supervisor(processes, RestartPolicy.of(self.settings), say=say)
 
+    def scheduler(self, say: Callable[[str], None]) -> Scheduler:
+        """The chart's CronJobs on their timetable (services/stack/schedule.py; call its
+        `tick()` with the supervisor's); none when MODELFLEET_SCHEDULES is off."""
+        jobs = select(load_jobs(self.settings.chart_values), self.settings.schedules)
+        return Scheduler(jobs, self.settings, say=say)
+
     def check_ports(self, components: Sequence[str] | None = None) -> None:
         """Raise PortInUseError for the first port of `components` that is already taken."""
         for component in self._select(components):
@@ -178,6 +186,10 @@ class Stack:
         live = {r.name for r in self.running()} - {SUPERVISOR}
         if self._stop_supervisor():
             live.add(SUPERVISOR)
+        # The batch jobs' attempts (a `modelfleet up` killed without stopping them), before the
+        # servers they use.
+        for name in stop_jobs(self.paths, timeout_s=self.settings.stop_timeout):
+            log.info("stopped job %s", name)
         known = set(self.names)
         for record in runfiles.read_all(self.paths.run):
             if record.name not in known and record.name != SUPERVISOR:

@@ -50,6 +50,7 @@ PORT_SETTINGS = (
     "worker_dynamic_duration_port",
     "prometheus_port",
     "alertmanager_port",
+    "dashboards_port",
 )
 
 

@@ -18,7 +18,7 @@ def test_ingest_cronjob_mounts_the_pdfs_read_only_and_uses_the_chatbot_config() 
     objects = render(WITH_INGEST)
     (cron,) = [c for c in by_kind(objects, "CronJob") if component(c) == "documents-ingest"]
     kubernetes_validate.validate(cron, "1.30", strict=True)
-    assert cron["spec"]["schedule"] == "15 * * * *"
+    assert cron["spec"]["schedule"] == "40 */4 * * *"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == ["modelfleet", "ingest"]

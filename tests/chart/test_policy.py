@@ -274,7 +274,7 @@ def test_cronjobs_are_locked_down_like_the_deployments() -> None:
     assert component(cron) == "classifier-retrain"
     spec = cron["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
-    assert spec["schedule"] == "30 2 * * *"
+    assert spec["schedule"] == "40 2-22/4 * * *"
     assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
     job = spec["jobTemplate"]["spec"]
     assert job["backoffLimit"] == 1

@@ -2,8 +2,9 @@
 
 - ``services.common`` is plumbing: it imports no service, no domain and nothing of ``models/``;
 - ``services.domain`` (shared by training and serving) imports only the plumbing;
-- a serving process (backend, chatbot, classifier, ride-duration, the workers) imports the
-  plumbing, the domains and itself: never another service, never ``models/`` (training code);
+- a serving process (backend, chatbot, classifier, dashboards, ride-duration, the workers)
+  imports the plumbing, the domains and itself: never another service, never ``models/``
+  (training code);
 - ``models/`` imports the plumbing and the domains, never a service.
 
 Jobs, the local stack and rollouts compose the rest and are checked for the one rule that holds
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-SERVING = frozenset({"backend", "chatbot", "classifier", "ride_duration", "workers"})
+SERVING = frozenset({"backend", "chatbot", "classifier", "dashboards", "ride_duration", "workers"})
 COMPOSERS = frozenset({"jobs", "stack", "rollout", "cli"})
 
 #: what each layer may import besides itself (a name under services/, or "models")

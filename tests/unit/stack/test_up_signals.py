@@ -65,6 +65,23 @@ class FakeStack:
 
         return Ticks()
 
+    def scheduler(self, say: Callable[[str], None]) -> Any:
+        fake = self
+
+        class NoJobs:  # the batch jobs' scheduler (tests/unit/stack/test_schedule.py)
+            jobs: list[Any] = []
+
+            def next_runs(self) -> dict[str, Any]:
+                return {}
+
+            def tick(self) -> None:
+                pass
+
+            def stop(self) -> None:
+                fake.calls.append("stop jobs")
+
+        return NoJobs()
+
 
 @pytest.fixture
 def fake_stack(monkeypatch: pytest.MonkeyPatch) -> type[FakeStack]:
