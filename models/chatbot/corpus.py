@@ -14,14 +14,17 @@ asks about products of the synthetic catalogue (``models.classifier.data``) by t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 from fpdf import FPDF
 
 from services.domain.documents.ingest import Product
+
+_T = TypeVar("_T")
 
 BRANDS: Final = (
     "Zephyr", "Orion", "Kestrel", "Lumio", "Vantor", "Quill", "Brisa", "Halden", "Marlo",
@@ -56,13 +59,17 @@ FILLER: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One known fact: where it is (file, 1-based page), its sentence, a question, the answer."""
+    """One known fact: where it is (file, 1-based page), its sentence, a question, the answer;
+    the product it is about (``item``, e.g. "Zephyr blender K42") and what it tells
+    (``topic``: one of :data:`TOPICS`)."""
 
     file: str
     page: int
     sentence: str
     question: str
     answer: str
+    item: str = ""
+    topic: str = ""
 
 
 @dataclass
@@ -73,8 +80,15 @@ class ManualCorpus:
     facts: list[Fact] = field(default_factory=list)
 
 
-def _facts_of(item: str, rng: np.random.Generator) -> list[tuple[str, str, str]]:
-    """(sentence, question, answer) about one product, in a shuffled order."""
+TOPICS: Final = (
+    "warranty", "weight", "battery", "colours", "factory", "returns", "power", "support",
+    "cleaning",
+)  # fmt: skip
+"""What each of a product's facts tells, in the order :func:`_facts_of` writes them."""
+
+
+def _facts_of(item: str, rng: np.random.Generator) -> list[tuple[str, str, str, str]]:
+    """(topic, sentence, question, answer) about one product, in a shuffled order."""
     months = int(rng.integers(6, 61))
     kilos = f"{rng.uniform(0.3, 12):.1f}"
     hours = int(rng.integers(2, 40))
@@ -132,7 +146,7 @@ def _facts_of(item: str, rng: np.random.Generator) -> list[tuple[str, str, str]]
         ),
     ]
     order = rng.permutation(len(facts))
-    return [facts[i] for i in order]
+    return [(TOPICS[i], *facts[i]) for i in order]
 
 
 def _pdf(title: str, pages: Sequence[Sequence[str]]) -> bytes:
@@ -169,12 +183,12 @@ def generate_manuals(
             # Three paragraphs of three facts each, two filler sentences between them.
             for start in range(0, len(facts), 3):
                 filler = [str(s) for s in rng.choice(FILLER, size=2, replace=False)]
-                group = [sentence for sentence, _, _ in facts[start : start + 3]]
+                group = [sentence for _, sentence, _, _ in facts[start : start + 3]]
                 paragraphs.append(" ".join([*group[:2], filler[0], *group[2:], filler[1]]))
             pages.append(paragraphs)
             corpus.facts.extend(
-                Fact(name, page + 1, sentence, question, answer)
-                for sentence, question, answer in facts
+                Fact(name, page + 1, sentence, question, answer, item=item, topic=topic)
+                for topic, sentence, question, answer in facts
             )
         corpus.files[name] = _pdf(f"Manuals {number + 1}", pages)
     return corpus
@@ -215,4 +229,211 @@ def catalogue_questions(
                 product.product_id, template.format(title=product.title, brand=product.brand)
             )
         )
+    return questions
+
+
+# The hard set: questions a dense retriever misses, paraphrases, questions without an answer,
+# questions asking two facts at once. Generated from the same manuals and catalogue.
+
+HARD_KINDS: Final = (
+    "model-number", "catalogue-code", "number-unit", "rare-term", "paraphrase", "multi-fact",
+    "no-answer",
+)  # fmt: skip
+PARAPHRASES: Final = {
+    "warranty": "If the {item} breaks, for how many months will the maker repair it for free?",
+    "weight": "What does the {item} tip the scales at?",
+    "battery": "How many hours can I use the {item} unplugged before it needs the charger?",
+    "colours": "What shades is the {item} offered in?",
+    "factory": "In which town is the {item} put together?",
+    "returns": "How long do I have to send back the {item} if I never used it?",
+    "power": "How much electricity does the {item} pull when running flat out?",
+    "support": "What number do I dial to reach a person about the {item}?",
+    "cleaning": "How do I keep the casing of the {item} spotless?",
+}
+"""Each topic asked in words far from the manual's own sentence."""
+REVERSE: Final = {
+    "warranty": "Which product has a warranty of {answer}?",
+    "weight": "Which product weighs {answer}?",
+    "battery": "Which product's battery lasts {answer} on one charge?",
+    "returns": "Which product can be returned within {answer}?",
+    "power": "Which appliance draws {answer}?",
+    "support": "Whose customer support is on extension {answer}?",
+}
+"""Numbers with units: which product a figure belongs to (asked only when it is unique)."""
+RARE: Final = {
+    "factory": "Which product is assembled in {answer}?",
+    "colours": "Which product is sold in {answer} finishes?",
+}
+NO_ANSWER: Final = (
+    "What is the noise level of the {item} in decibels?",
+    "Is the {item} dishwasher safe?",
+    "How many speed settings does the {item} have?",
+    "Which smartphone app controls the {item}?",
+    "What is the water resistance rating of the {item}?",
+)
+"""Questions about products of the manuals that no source answers."""
+_CODE = re.compile(r"\b[A-Z]\d{1,3}\b")
+
+
+@dataclass(frozen=True, slots=True)
+class HardQuestion:
+    """One question of the hard set.
+
+    ``facts`` (manual sentences) or ``product_id`` say which sources answer it (none: the right
+    answer is "I do not know"); ``answers`` are the strings a right answer contains, all of them
+    (empty: the answer is not checked, only the citations). ``split`` is "dev" (look at it while
+    tuning retrieval) or "test" (report it; do not tune on it).
+    """
+
+    kind: str
+    question: str
+    split: str
+    facts: tuple[Fact, ...] = ()
+    product_id: str | None = None
+    answers: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.facts) or self.product_id is not None
+
+
+def _unique(values: Sequence[str]) -> set[str]:
+    """The values that occur once (case-insensitive)."""
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value.lower()] = counts.get(value.lower(), 0) + 1
+    return {value for value in values if counts[value.lower()] == 1}
+
+
+def _code(item: str) -> str:
+    return item.rsplit(" ", 1)[-1]
+
+
+def _sample(rng: np.random.Generator, items: Sequence[_T], count: int) -> list[_T]:
+    if not items:
+        return []
+    picks = rng.choice(len(items), size=min(count, len(items)), replace=False)
+    return [items[int(i)] for i in picks]
+
+
+def _manual_hard(
+    facts: Sequence[Fact], rng: np.random.Generator, per_kind: int
+) -> list[tuple[str, str, tuple[Fact, ...], tuple[str, ...]]]:
+    """(kind, question, facts, answers) of the manuals."""
+    out: list[tuple[str, str, tuple[Fact, ...], tuple[str, ...]]] = []
+    items = sorted({f.item for f in facts})
+    codes = _unique([_code(item) for item in items])
+    # Model numbers: the product named by its code alone ("model K42"), nothing else.
+    coded = [f for f in facts if _code(f.item) in codes]
+    for fact in _sample(rng, coded, per_kind):
+        question = fact.question.replace(f"the {fact.item}", f"model {_code(fact.item)}")
+        out.append(("model-number", question, (fact,), (fact.answer,)))
+    # Numbers with units and rare terms: which product a unique figure or name belongs to.
+    for kind, templates in (("number-unit", REVERSE), ("rare-term", RARE)):
+        candidates: list[Fact] = []
+        for topic in templates:
+            of_topic = [f for f in facts if f.topic == topic]
+            unique = _unique([f.answer for f in of_topic])
+            candidates.extend(f for f in of_topic if f.answer in unique)
+        for fact in _sample(rng, candidates, per_kind):
+            question = templates[fact.topic].format(answer=fact.answer)
+            out.append((kind, question, (fact,), (fact.item,)))
+    # Paraphrases far from the manual's wording.
+    for fact in _sample(rng, list(facts), per_kind):
+        out.append(("paraphrase", PARAPHRASES[fact.topic].format(item=fact.item), (fact,),
+                    (fact.answer,)))  # fmt: skip
+    # Two facts of one product in one question.
+    by_item: dict[str, list[Fact]] = {}
+    for fact in facts:
+        by_item.setdefault(fact.item, []).append(fact)
+    for _ in range(per_kind):
+        item = items[int(rng.integers(len(items)))]
+        first, second = _sample(rng, by_item[item], 2)
+        question = f"{first.question[:-1]}, and {second.question[0].lower()}{second.question[1:]}"
+        out.append(("multi-fact", question, (first, second), (first.answer, second.answer)))
+    # No source answers: an unknown property of a known product, or a known property of a
+    # product that is in no manual (a brand and thing of the manuals, a new model number).
+    names = [f"{brand} {noun}" for brand in BRANDS for noun in NOUNS]
+    known = {item.rsplit(" ", 1)[0] for item in items}
+    strangers = [name for name in names if name not in known]
+    topics = [f for f in facts if f.topic in ("warranty", "weight", "battery", "power")]
+    for n in range(per_kind):
+        if n % 2 == 0:
+            template = NO_ANSWER[int(rng.integers(len(NO_ANSWER)))]
+            question = template.format(item=items[int(rng.integers(len(items)))])
+        else:
+            stranger = strangers[int(rng.integers(len(strangers)))]
+            fact = topics[int(rng.integers(len(topics)))]
+            new_code = f"{chr(65 + int(rng.integers(26)))}{int(rng.integers(100, 999))}"
+            question = fact.question.replace(fact.item, f"{stranger} {new_code}")
+        out.append(("no-answer", question, (), ()))
+    return out
+
+
+def _catalogue_hard(
+    products: Sequence[Product], rng: np.random.Generator, per_kind: int
+) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(kind, question, product id, answers) of the catalogue."""
+    texts = [p.text() for p in products]
+    tokens = [token for text in texts for token in set(_CODE.findall(text))]
+    unique_codes = _unique(tokens)
+    coded = [
+        (p, code)
+        for p in products
+        for code in _CODE.findall(p.title)
+        if code in unique_codes and p.brand
+    ]
+    out: list[tuple[str, str, str, tuple[str, ...]]] = []
+    for product, code in _sample(rng, coded, per_kind):
+        out.append(
+            (
+                "catalogue-code",
+                f"How much does the {product.brand} {code} cost?",
+                product.product_id,
+                (f"{product.price:.2f}",),
+            )
+        )
+    prices = _unique([f"{p.price:.2f}" for p in products])
+    priced = [p for p in products if f"{p.price:.2f}" in prices and p.brand]
+    for product in _sample(rng, priced, per_kind // 2):
+        out.append(
+            (
+                "number-unit",
+                f"Which {product.brand} product costs {product.price:.2f} USD?",
+                product.product_id,
+                (product.title,),
+            )
+        )
+    return out
+
+
+def hard_questions(
+    facts: Sequence[Fact], products: Sequence[Product], *, per_kind: int = 40, seed: int = 7
+) -> list[HardQuestion]:
+    """The hard set (kinds :data:`HARD_KINDS`, at most ``per_kind`` questions each, number-unit
+    from both halves), reproducible by ``seed``; each kind split in halves, dev and test."""
+    rng = np.random.default_rng([seed, 1])
+    drafts: list[HardQuestion] = [
+        HardQuestion(kind, question, "", facts=facts_, answers=answers)
+        for kind, question, facts_, answers in _manual_hard(facts, rng, per_kind)
+    ] + [
+        HardQuestion(kind, question, "", product_id=product_id, answers=answers)
+        for kind, question, product_id, answers in _catalogue_hard(products, rng, per_kind)
+    ]
+    unique: dict[str, HardQuestion] = {}
+    for draft in drafts:
+        unique.setdefault(draft.question.lower(), draft)
+    drafts = list(unique.values())
+    questions: list[HardQuestion] = []
+    for kind in HARD_KINDS:
+        of_kind = [q for q in drafts if q.kind == kind]
+        order = rng.permutation(len(of_kind))
+        for position, index in enumerate(order):
+            split = "dev" if position % 2 == 0 else "test"
+            draft = of_kind[int(index)]
+            questions.append(
+                HardQuestion(
+                    draft.kind, draft.question, split, draft.facts, draft.product_id, draft.answers
+                )  # fmt: skip
+            )
     return questions

@@ -6,8 +6,9 @@
 
 Order: the conversation is loaded (404 when unknown); the answer cache is asked (unless an LLM
 would see earlier turns); a product-fact question (:mod:`services.chatbot.intent`) is answered
-from the products table; anything else is embedded, the nearest chunks are retrieved (filters:
-source, document id), the ones scoring at least ``CHATBOT_MIN_SCORE`` are the sources, and the
+from the products table; anything else is embedded, the best chunks are retrieved
+(``CHATBOT_RETRIEVAL``: hybrid vector + full text by default; filters: source, document id), the
+ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources, and the
 extractive composer or the configured LLM writes the answer with ``[n]`` citations. Both turns
 are stored in one transaction; the body is cached.
 """
@@ -43,8 +44,9 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.logging import request_id_var
 from services.domain.documents.embeddings import TextEmbedder
 
-#: (query vector, k, source "products"/"documents"/None, document id or None) -> passages.
-Search = Callable[[Any, int, str | None, uuid.UUID | None], Awaitable[list[Passage]]]
+#: (query vector, question, k, source "products"/"documents"/None, document id or None)
+#: -> passages, best first.
+Search = Callable[[Any, str, int, str | None, uuid.UUID | None], Awaitable[list[Passage]]]
 
 #: A new conversation (or a touch of an existing one) and its two new messages: one round trip.
 _STORE_TURNS = """
@@ -298,7 +300,7 @@ class Answerer:
             vectors = await self.embedder.embed([request.question])
         with metrics.VECTOR_SEARCH_LATENCY.time():
             hits = await self.search(
-                vectors[0], k, request.filters.source, request.filters.document_id
+                vectors[0], request.question, k, request.filters.source, request.filters.document_id
             )
         sources = [hit for hit in hits if hit.score >= self.settings.min_score]
         body: dict[str, Any] = {

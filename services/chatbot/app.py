@@ -108,7 +108,9 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
                     settings=settings,
                     pool=pool,
                     embedder=embedder,
-                    search=chunk_search(pool, timeout_s=settings.database_timeout_s),
+                    search=chunk_search(
+                        pool, retrieval=settings.retrieval, timeout_s=settings.database_timeout_s
+                    ),
                     generator=generator,
                     cache=cache,
                 ),

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.domain.documents.embeddings import EmbeddingSettings
+from services.domain.documents.store import Retrieval
 
 GenerationMode = Literal["extractive", "triton", "openai"]
 
@@ -21,6 +22,10 @@ class ChatbotSettings(EmbeddingSettings):
 
     # Retrieval and answers.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question.")
+    retrieval: Retrieval = Field(
+        default="hybrid",
+        description="hybrid (vector and full text, reciprocal rank fusion), vector or fulltext.",
+    )
     max_question_chars: int = Field(default=2_000, ge=10, le=20_000)
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0, description="Chunks below this cosine score are not cited."

@@ -3,8 +3,8 @@
 The API speaks of sources ``products`` and ``documents``; the documents store calls them
 ``product`` and ``pdf``. A product hit cites its product id, a PDF hit its document and page.
 
-    search = chunk_search(pool)
-    passages = await search(vector, 5, "documents", None)
+    search = chunk_search(pool, retrieval="hybrid", timeout_s=2.0)
+    passages = await search(vector, "How long is the warranty?", 5, "documents", None)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import asyncpg
 
 from services.chatbot.answer import Search
 from services.chatbot.compose import Passage
-from services.domain.documents.store import ChunkHit, Source, search_chunks
+from services.domain.documents.store import ChunkHit, Retrieval, Source, search_chunks
 
 STORE_SOURCE: dict[str, Source] = {"products": "product", "documents": "pdf"}
 
@@ -43,16 +43,19 @@ def passage_of(hit: ChunkHit) -> Passage:
     )
 
 
-def chunk_search(pool: asyncpg.Pool, *, timeout_s: float) -> Search:
-    """The :data:`Search` of the answerer, on the shared pgvector chunk search."""
+def chunk_search(pool: asyncpg.Pool, *, retrieval: Retrieval, timeout_s: float) -> Search:
+    """The :data:`Search` of the answerer, on the shared chunk search (``retrieval``: hybrid,
+    vector or fulltext; ``CHATBOT_RETRIEVAL``)."""
 
     async def search(
-        vector: Any, k: int, source: str | None, document_id: uuid.UUID | None
+        vector: Any, question: str, k: int, source: str | None, document_id: uuid.UUID | None
     ) -> list[Passage]:
         hits = await search_chunks(
             pool,
             vector,
             k=k,
+            text=question,
+            retrieval=retrieval,
             source=STORE_SOURCE[source] if source else None,
             document_id=document_id,
             timeout_s=timeout_s,

@@ -45,7 +45,8 @@ def cmd_ingest(out: Output, settings: StackSettings, args: argparse.Namespace) -
 
 
 def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
-    """`modelfleet eval chatbot`: generated questions -> retrieval figures (+ /v1/chat)."""
+    """`modelfleet eval chatbot`: generated questions (today's set and the hard set) ->
+    retrieval figures per retriever (+ the answers of /v1/chat)."""
     from services.jobs import chatbot_eval as module
 
     url = args.chatbot_url
@@ -55,10 +56,12 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
         module.run_eval(
             settings=_ingest_settings(settings, args),
             product_questions=args.questions,
+            hard_per_kind=args.hard_per_kind,
             chatbot_url=url,
             say=out.line,
         )
     )
+    out.line(f"today's set, {module.DEFAULT_RETRIEVAL} retrieval:")
     out.table(
         ["QUESTIONS", "N", "RECALL@1", "RECALL@5", "MRR"],
         [
@@ -66,11 +69,61 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
             for name, s in (("all", report.overall), *report.by_kind.items())
         ],
     )
-    if report.citation_accuracy is not None:
-        answers = "-" if report.answer_accuracy is None else f"{report.answer_accuracy:.3f}"
-        out.line(
-            f"/v1/chat: citation accuracy {report.citation_accuracy:.3f}, answer accuracy "
-            f"(manual facts) {answers}, errors {report.chat_errors}"
+    out.line("per retriever (hard-dev: tune on it; hard-test: report it):")
+    out.table(
+        ["RETRIEVER", "SET", "N", "RECALL@1", "RECALL@5", "MRR"],
+        [
+            [
+                retriever,
+                name,
+                str(s.questions),
+                f"{s.recall_at_1:.3f}",
+                f"{s.recall_at_5:.3f}",
+                f"{s.mrr:.3f}",
+            ]  # fmt: skip
+            for retriever, sets in report.retrievers.items()
+            for name, s in sets.items()
+        ],
+    )
+    out.line("hard set (both splits) per kind, recall@5:")
+    kinds = list(next(iter(report.hard_kinds.values()), {}))
+    out.table(
+        ["RETRIEVER", *(kind.upper() for kind in kinds)],
+        [
+            [retriever, *(f"{by_kind[kind].recall_at_5:.3f}" for kind in kinds)]
+            for retriever, by_kind in report.hard_kinds.items()
+        ],
+    )
+
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    if report.answers:
+        out.line(f"/v1/chat at {url} (its own retrieval and generation):")
+        out.table(
+            [
+                "SET",
+                "ASKED",
+                "ERRORS",
+                "ANSWER ACC",
+                "CITATION ACC",
+                "CITATION PREC",
+                "REFUSAL ACC",
+                "FALSE REFUSALS",
+            ],  # fmt: skip
+            [
+                [
+                    name,
+                    str(a.asked),
+                    str(a.errors),
+                    figure(a.answer_accuracy),
+                    figure(a.citation_accuracy),
+                    figure(a.citation_precision),
+                    figure(a.refusal_accuracy),
+                    figure(a.false_refusals),
+                ]  # fmt: skip
+                for name, a in report.answers.items()
+            ],
         )
     elif url is not None:
         out.line(f"/v1/chat: no answers from {url} ({report.chat_errors} errors)")
@@ -95,6 +148,9 @@ def add_parser(sub: Any) -> None:
     evaluate.add_argument("--chatbot-url", help="chatbot URL (default: the local stack's)")
     evaluate.add_argument("--no-chat", action="store_true", help="retrieval figures only")
     evaluate.add_argument("--questions", type=int, default=100, help="catalogue questions")
+    evaluate.add_argument(
+        "--hard-per-kind", type=int, default=40, help="hard questions per kind (both splits)"
+    )
     evaluate.add_argument("--catalogue", type=Path, help="real catalogue (JSON lines/CSV)")
     evaluate.add_argument("--rows", type=int, help="synthetic catalogue size (default 5000)")
     evaluate.add_argument("--min-recall", type=float, default=0.9, help="exit 1 below (recall@5)")

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +27,14 @@ from services.common.triton import TritonClient
 from services.domain.documents.embeddings import Embedder, OnnxEmbedder
 from services.domain.documents.ingest import PRODUCT_BATCH, Product, ingest_pdf, ingest_products
 from services.domain.documents.pdf import EncryptedDocument, InvalidDocument
-from services.domain.documents.store import apply_documents_schema, find_document, search_chunks
+from services.domain.documents.store import (
+    ChunkHit,
+    Retrieval,
+    Source,
+    apply_documents_schema,
+    find_document,
+    search_chunks,
+)
 from services.jobs.ingest import IngestSettings, run_ingest
 from services.stack.settings import StackSettings
 from services.stack.supervisor import Stack
@@ -191,6 +199,76 @@ async def test_an_unfiltered_search_merges_each_source_best_first(
     expected = sorted(each, key=lambda hit: hit.score, reverse=True)[:5]
     assert [h.chunk_id for h in merged] == [h.chunk_id for h in expected]
     assert (merged[0].external_id, merged[0].page) == (name, fact.page)
+
+
+def _codes() -> tuple[str, list[str]]:
+    """A model number and four others made of the same digits (never equal to it)."""
+    digits = random.sample("123456789", 5)
+    swaps = [(3, 4), (1, 2), (0, 1), (2, 3)]
+    others = []
+    for i, j in swaps:
+        swapped = list(digits)
+        swapped[i], swapped[j] = swapped[j], swapped[i]
+        others.append("K" + "".join(swapped))
+    return "K" + "".join(digits), others
+
+
+async def test_a_model_number_is_found_by_full_text_and_hybrid_but_not_first_by_vector(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    """Four pages on the warranty of models with look-alike numbers, one page on the model
+    asked about in other words: the dense retriever prefers the look-alikes, the full text
+    matches the number exactly, and the fusion keeps the exact match first."""
+    code, look_alikes = _codes()
+    decoys = [
+        f"Warranty of the {other}. What is the warranty of the {other}? "
+        f"The warranty of the {other} lasts {years} years."
+        for other, years in zip(look_alikes, ("two", "three", "four", "five"), strict=True)
+    ]
+    target = (
+        f"Service notes for model {code}. Spare parts are replaced free of charge for 36 months."
+    )
+    name = _name()
+    result = await ingest_pdf(pool, embedder, name, _pdf(*decoys, target))
+    question = f"What is the warranty of the {code}?"
+    (vector,) = await embedder.embed([question])
+
+    async def search(
+        retrieval: Retrieval, source: Source | None = None, document: uuid.UUID | None = None
+    ) -> list[ChunkHit]:
+        return await search_chunks(
+            pool, vector, k=5, text=question, retrieval=retrieval, source=source,
+            document_id=document,
+        )  # fmt: skip
+
+    async def pages(
+        retrieval: Retrieval, source: Source | None = None, document: uuid.UUID | None = None
+    ) -> list[int | None]:
+        hits = await search(retrieval, source, document)
+        return [h.page if h.external_id == name else None for h in hits]
+
+    mine = result.document_id
+    by_vector = await pages("vector", document=mine)
+    assert set(by_vector) == {1, 2, 3, 4, 5}
+    assert by_vector.index(5) > 0  # the look-alikes come first
+    assert (await pages("fulltext", document=mine))[0] == 5
+    assert (await pages("hybrid", document=mine))[0] == 5
+    hit = (await search("hybrid", document=mine))[0]
+    assert (hit.text_rank, hit.vector_rank) == (1, by_vector.index(5) + 1)
+    cosine = next(h.score for h in await search("vector", document=mine) if h.page == 5)
+    assert hit.score == pytest.approx(cosine)  # the score stays the cosine similarity
+    # Over every PDF the number is still found first; the filters hold in every retriever.
+    modes: tuple[Retrieval, ...] = ("vector", "fulltext", "hybrid")
+    for retrieval in modes[1:]:
+        assert (await pages(retrieval, source="pdf"))[0] == 5, retrieval
+    charger = Product(f"C{code}", f"Charger for model {code}", "", "Testline", 9.0, "A > B > C")
+    await ingest_products(pool, embedder, [charger])
+    for retrieval in modes:
+        products = await search(retrieval, source="product")
+        assert products and all(h.source == "product" for h in products), retrieval
+        if retrieval != "vector":
+            assert products[0].external_id == charger.product_id, retrieval
+        assert await pages(retrieval, document=uuid.uuid4()) == [], retrieval
 
 
 async def test_products_are_ingested_once_and_updated_when_they_change(

@@ -1,13 +1,19 @@
-"""SQL of documents, chunks and products: the schema, vector search, the chunk write path.
+"""SQL of documents, chunks and products: the schema, chunk search, the chunk write path.
 
-Tables (``migrations/0001_documents_chunks_products.sql``): ``documents`` (one row per PDF or
-product, unique ``(source, external_id)``, ``content_hash``, ``status``), ``chunks`` (text,
-offsets, page, ``vector(384)`` with an HNSW cosine index) and ``products`` (the catalogue, for
-SQL facts). A process that reads or writes them applies the schema once at start:
+Tables (``migrations/``): ``documents`` (one row per PDF or product, unique ``(source,
+external_id)``, ``content_hash``, ``status``), ``chunks`` (text, offsets, page, ``vector(384)``
+with an HNSW cosine index, ``tsv``: the text's ``tsvector`` with a GIN index) and ``products``
+(the catalogue, for SQL facts). A process that reads or writes them applies the schema once at
+start:
 
     await apply_documents_schema(pool)
-    hits = await search_chunks(pool, query_vector, k=5, source="pdf")
+    hits = await search_chunks(pool, query_vector, k=5, text=question, retrieval="hybrid")
     hits[0].title, hits[0].page, hits[0].text, hits[0].score  # score = cosine similarity
+
+Retrieval (:data:`Retrieval`): ``vector`` (HNSW, cosine), ``fulltext`` (the question's words
+against ``tsv``, ranked by ``ts_rank``) or ``hybrid``: both rankings, :data:`CANDIDATES` deep,
+fused by reciprocal rank fusion (:func:`rrf`, k = :data:`RRF_K`), in ONE statement
+(:func:`build_search`: CTEs for each ranking and the fusion).
 
 Vectors travel as pgvector's text form (``'[0.1,...]'::vector``): no codec to register on the
 shared pool.
@@ -43,6 +49,18 @@ EF_SEARCH: Final = 100
 """HNSW candidate list per search (pgvector's default is 40); with iterative scans a filtered
 search still returns k rows."""
 SEARCH_TIMEOUT_S: Final = 2.0
+Retrieval = Literal["hybrid", "vector", "fulltext"]
+RETRIEVALS: Final[tuple[Retrieval, ...]] = ("hybrid", "vector", "fulltext")
+RRF_K: Final = 60
+"""Reciprocal rank fusion: a chunk scores sum(1 / (RRF_K + rank)) over the rankings it is in."""
+CANDIDATES: Final = 20
+"""Depth of each ranking before the fusion (decision 51)."""
+TEXT_MATCHES: Final = 200
+"""Full-text matches (best ``ts_rank`` first) whose coverage is counted: bounds the work of a
+question whose words are in most chunks."""
+TEXT_SEARCH_CONFIG: Final = "english"
+"""The text search configuration of ``chunks.tsv`` (migration 0002; decision 51): the query
+must be parsed with the same one."""
 
 
 async def apply_documents_schema(pool: asyncpg.Pool) -> list[int]:
@@ -71,6 +89,13 @@ class ChunkHit:
     char_end: int
     text: str
     score: float
+    """Cosine similarity to the query vector, whichever ranking found the chunk."""
+    fused: float = 0.0
+    """Reciprocal rank fusion score (the order of the hits)."""
+    vector_rank: int | None = None
+    """1-based rank in the vector ranking (None: not in its top :data:`CANDIDATES`)."""
+    text_rank: int | None = None
+    """1-based rank in the full-text ranking (None: not matched, or not in its top)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +115,164 @@ class DocumentInfo:
     updated_at: datetime
 
 
-_SEARCH = """
-select * from (
-    select c.id as chunk_id, c.document_id, d.source, d.external_id, d.title, c.page,
-           c.char_start, c.char_end, c.text, 1 - (c.embedding <=> $1::vector) as score
-    from chunks c join documents d on d.id = c.document_id
-    where ($2::text is null or d.source = $2) and ($3::uuid is null or c.document_id = $3)
-    order by c.embedding <=> $1::vector
-    limit $4
-) hits order by score desc
-"""
+def rrf(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of rankings (ids, best first): (id, score) best first.
+
+    An id scores ``sum(1 / (k + rank))`` over the rankings it is in (rank 1-based); ties go to
+    the smaller id. The SQL of :func:`build_search` computes the same (the tests hold them
+    equal); this is its reference.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+class _Params:
+    """Positional parameters of a statement being built: ``add(value, "uuid")`` -> "$3::uuid"."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def add(self, value: Any, cast: str) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}::{cast}"
+
+
+_HIT_COLUMNS = (
+    "c.id as chunk_id, c.document_id, d.source, d.external_id, d.title, c.page, c.char_start, "
+    "c.char_end, c.text"
+)
+
+
+def build_search(
+    retrieval: Retrieval,
+    *,
+    vector: str,
+    text: str | None,
+    k: int,
+    source: Source | None = None,
+    document_id: uuid.UUID | None = None,
+    candidates: int = CANDIDATES,
+) -> tuple[str, list[Any]]:
+    """The one statement of a chunk search and its parameters.
+
+    ``vector`` is the query's pgvector literal, ``text`` the question (full text and hybrid).
+    CTEs: ``vector_ranked`` (HNSW order, ``candidates`` deep; without a filter each source is
+    searched on its own and the two merged by distance, see :func:`search_chunks`),
+    ``text_matches`` (``tsv @@`` the OR of the question's lexemes, the :data:`TEXT_MATCHES`
+    best by ``ts_rank`` (no length normalisation) and their ``coverage``: how many of the
+    lexemes the chunk holds, those with a digit counting double), ``text_ranked``
+    (by coverage, then ``ts_rank``; hybrid: only the matches of the best coverage; see
+    decision 51), ``fused`` (RRF over the rankings there are, the best ``k``); then the hits
+    with their cosine score. Filters apply inside every ranking.
+    """
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}")
+    if retrieval != "vector" and not (text and text.strip()):
+        raise ValueError(f"{retrieval} retrieval needs the question's text")
+    params = _Params()
+    vec = params.add(vector, "vector")
+    conditions: list[str] = []
+    if source is not None:
+        conditions.append(f"d.source = {params.add(source, 'text')}")
+    if document_id is not None:
+        conditions.append(f"c.document_id = {params.add(document_id, 'uuid')}")
+    depth = params.add(candidates, "int")
+    ctes: list[str] = []
+    ranked: list[tuple[str, str]] = []  # (cte, rank column it fills)
+    if retrieval in ("vector", "hybrid"):
+        # The uncorrelated EXISTS is a one-time filter: a source without documents is not
+        # searched at all (its iterative HNSW scan would read hnsw.max_scan_tuples for nothing;
+        # seen: 21,000 tuples, 137 ms of a 167 ms search over 100,000 chunks).
+        per_source = (
+            [
+                [f"d.source = '{each}'", f"exists (select from documents where source = '{each}')"]
+                for each in SOURCES
+            ]
+            if not conditions
+            else [conditions]
+        )
+        for n, where in enumerate(per_source):
+            ctes.append(
+                f"vector_{n} as (\n"
+                f"    select c.id, c.embedding <=> {vec} as distance\n"
+                "    from chunks c join documents d on d.id = c.document_id\n"
+                f"    where {' and '.join(where)}\n"
+                f"    order by c.embedding <=> {vec} limit {depth}\n)"
+            )
+        union = " union all ".join(f"select * from vector_{n}" for n in range(len(per_source)))
+        ctes.append(
+            "vector_ranked as (\n"
+            "    select id, row_number() over (order by distance, id) as rank\n"
+            f"    from ({union}) hits order by distance, id limit {depth}\n)"
+        )
+        ranked.append(("vector_ranked", "vector_rank"))
+    if retrieval in ("fulltext", "hybrid"):
+        words = params.add(text, "text")
+        join = " join documents d on d.id = c.document_id" if source is not None else ""
+        matches = " and ".join(["c.tsv @@ (select query from text_query)", *conditions])
+        ctes.append(
+            "text_query as (\n"
+            "    select coalesce(string_agg(quote_literal(lexeme), ' | '), '')::tsquery as query,\n"
+            "           coalesce(array_agg(quote_literal(lexeme)::tsquery), '{}') as lexemes\n"
+            f"    from unnest(tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', {words})))"
+            " as lexeme\n)"
+        )
+        ctes.append(
+            "text_matches as (\n"
+            "    select id, relevance,\n"
+            "           (select sum(case when l::text ~ '[0-9]' then 2 else 1 end)\n"
+            "            from unnest(q.lexemes) l where tsv @@ l) as coverage\n"
+            "    from (\n"
+            "        select c.id, c.tsv,\n"
+            "               ts_rank(c.tsv, (select query from text_query)) as relevance\n"
+            f"        from chunks c{join}\n"
+            f"        where {matches}\n"
+            f"        order by relevance desc, c.id limit {TEXT_MATCHES}\n"
+            "    ) best cross join text_query q\n)"
+        )
+        # Fused, only the matches holding the most lexemes count (the others would add
+        # agreement with the vector ranking on the question's common words); alone, all of
+        # them, those holding more lexemes first.
+        best_only = "where coverage = best" if retrieval == "hybrid" else ""
+        ctes.append(
+            "text_ranked as (\n"
+            "    select id,\n"
+            "           row_number() over (order by coverage desc, relevance desc, id) as rank\n"
+            "    from (\n"
+            "        select id, relevance, coverage, max(coverage) over () as best\n"
+            "        from text_matches\n"
+            f"    ) hits {best_only}\n"
+            f"    order by coverage desc, relevance desc, id limit {depth}\n)"
+        )
+        ranked.append(("text_ranked", "text_rank"))
+    columns = [name for _, name in ranked]
+    parts = [
+        "select id, rank, "
+        + ", ".join("rank" if name == column else "null::bigint" for name in columns)
+        + f" from {cte}"
+        for cte, column in ranked
+    ]
+    ranks = "\n        union all\n        ".join(parts)
+    ctes.append(
+        "fused as (\n"
+        f"    select id, sum(1.0::float8 / ({RRF_K} + rank)) as fused, "
+        + ", ".join(f"min({name}) as {name}" for name in columns)
+        + "\n"
+        f"    from (\n        {ranks}\n    ) ranks ({', '.join(['id', 'rank', *columns])})\n"
+        f"    group by id order by fused desc, id limit {params.add(k, 'int')}\n)"
+    )
+    rank_columns = "".join(f", f.{name}::int" for name in columns)
+    sql = (
+        "with "
+        + ",\n".join(ctes)
+        + f"\nselect {_HIT_COLUMNS}, 1 - (c.embedding <=> {vec}) as score, f.fused{rank_columns}\n"
+        "from fused f join chunks c on c.id = f.id join documents d on d.id = c.document_id\n"
+        "order by f.fused desc, c.id"
+    )
+    return sql, params.values
 
 
 async def search_chunks(
@@ -107,39 +280,50 @@ async def search_chunks(
     query_embedding: npt.NDArray[np.floating[Any]],
     *,
     k: int,
+    text: str | None = None,
+    retrieval: Retrieval = "vector",
     source: Source | None = None,
     document_id: uuid.UUID | None = None,
+    candidates: int = CANDIDATES,
     timeout_s: float = SEARCH_TIMEOUT_S,
 ) -> list[ChunkHit]:
-    """The ``k`` chunks nearest to ``query_embedding`` (cosine, HNSW), best first.
+    """The best ``k`` chunks for a query, best first (see :func:`build_search`).
 
-    ``source`` ('product' or 'pdf') and ``document_id`` filter; an iterative index scan keeps
-    a filtered search from coming back short. Without a filter each source is searched on its
-    own and the hits merged by score: the thousands of short, alike product texts otherwise
-    hold the graph search in their region and a few PDF pages can be missed even when they
-    are the nearest (seen: a page at cosine 0.62 missed at ef_search 100 for products at 0.28).
+    ``retrieval`` "vector" orders by cosine distance (HNSW), "fulltext" by the full-text rank
+    of ``text``, "hybrid" by reciprocal rank fusion of both; every hit carries its cosine
+    ``score`` and its ranks. ``source`` ('product' or 'pdf') and ``document_id`` filter every
+    ranking; an iterative index scan keeps a filtered vector search from coming back short.
+    Without a filter each source is searched on its own and the hits merged by distance: the
+    thousands of short, alike product texts otherwise hold the graph search in their region
+    and a few PDF pages can be missed even when they are the nearest (seen: a page at cosine
+    0.62 missed at ef_search 100 for products at 0.28).
     """
     if not 1 <= k <= 100:
         raise InvalidInput("k must be between 1 and 100")
     if source is not None and source not in SOURCES:
         raise InvalidInput(f"source must be one of {', '.join(SOURCES)}")
-    literal = vector_literal(np.asarray(query_embedding))
+    if retrieval not in RETRIEVALS:
+        raise InvalidInput(f"retrieval must be one of {', '.join(RETRIEVALS)}")
+    if retrieval != "vector" and not (text and text.strip()):
+        raise InvalidInput(f"{retrieval} retrieval needs the question's text")
+    sql, args = build_search(
+        retrieval,
+        vector=vector_literal(np.asarray(query_embedding)),
+        text=text,
+        k=k,
+        source=source,
+        document_id=document_id,
+        candidates=max(k, candidates),
+    )
     async with database_errors("search_chunks"), pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            f"set local hnsw.ef_search = {max(EF_SEARCH, k)}; "
-            "set local hnsw.iterative_scan = relaxed_order",
-            timeout=timeout_s,
-        )
-        sources: tuple[str | None, ...] = (
-            SOURCES if source is None and document_id is None else (source,)
-        )
-        rows = [
-            row
-            for each in sources
-            for row in await conn.fetch(_SEARCH, literal, each, document_id, k, timeout=timeout_s)
-        ]
-    rows.sort(key=lambda row: row["score"], reverse=True)
-    return [ChunkHit(**dict(row)) for row in rows[:k]]
+        if retrieval != "fulltext":
+            await conn.execute(
+                f"set local hnsw.ef_search = {max(EF_SEARCH, k, candidates)}; "
+                "set local hnsw.iterative_scan = relaxed_order",
+                timeout=timeout_s,
+            )
+        rows = await conn.fetch(sql, *args, timeout=timeout_s)
+    return [ChunkHit(**dict(row)) for row in rows]
 
 
 _DOCUMENT_COLUMNS = (

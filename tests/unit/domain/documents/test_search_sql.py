@@ -1,0 +1,130 @@
+"""Chunk search: reciprocal rank fusion and the one statement each retriever runs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.domain.documents.store import (
+    CANDIDATES,
+    MIGRATIONS,
+    RRF_K,
+    TEXT_SEARCH_CONFIG,
+    build_search,
+    rrf,
+)
+
+VECTOR = "[0.1,0.2]"
+QUESTION = "How long is the warranty on model K42?"
+
+
+def test_rrf_sums_one_over_k_plus_rank_over_the_rankings() -> None:
+    fused = rrf([[10, 20, 30], [30, 40]])
+    scores = dict(fused)
+    assert scores[30] == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
+    assert scores[10] == pytest.approx(1 / (RRF_K + 1))
+    assert scores[40] == pytest.approx(1 / (RRF_K + 2))
+    # In both rankings beats first in one; equal scores go to the smaller id.
+    assert [item for item, _ in fused] == [30, 10, 20, 40]
+    assert [item for item, _ in rrf([[7], [3]])] == [3, 7]
+
+
+def test_rrf_k_flattens_the_ranks() -> None:
+    # A deep item found by both beats the top of one ranking only when k is large enough.
+    rankings = [[1, 2, 3, 4, 5, 6, 9], [8, 2, 3, 4, 5, 6, 9]]
+    assert rrf(rankings, k=60)[0][0] == 2
+    assert rrf(rankings, k=0)[0][0] == 1
+
+
+def test_rrf_of_one_ranking_keeps_its_order() -> None:
+    assert [item for item, _ in rrf([[5, 3, 9]])] == [5, 3, 9]
+    assert rrf([]) == []
+
+
+def _ctes(sql: str) -> list[str]:
+    return re.findall(r"(?m)^(?:with )?(\w+) as \(", sql)
+
+
+def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None:
+    sql, args = build_search("hybrid", vector=VECTOR, text=QUESTION, k=5)
+    assert sql.startswith("with ") and ";" not in sql
+    assert _ctes(sql) == [
+        "vector_0",
+        "vector_1",
+        "vector_ranked",
+        "text_query",
+        "text_matches",
+        "text_ranked",
+        "fused",
+    ]
+    # Unfiltered: each source's own HNSW search, merged by distance.
+    for source in ("product", "pdf"):  # a source without documents is skipped
+        guard = f"exists (select from documents where source = '{source}')"
+        assert f"where d.source = '{source}' and {guard}" in sql
+    assert sql.count("order by c.embedding <=> $1::vector limit $2::int") == 2
+    assert f"to_tsvector('{TEXT_SEARCH_CONFIG}', $3::text)" in sql
+    assert "c.tsv @@ (select query from text_query)" in sql
+    # Fused, the text ranking keeps only the matches holding the most of the question's words.
+    assert "where coverage = best" in sql
+    assert f"sum(1.0::float8 / ({RRF_K} + rank)) as fused" in sql
+    assert "limit $4::int" in sql.split("fused as (")[1]
+    assert args == [VECTOR, CANDIDATES, QUESTION, 5]
+
+
+def test_vector_only_has_no_text_ranking_and_fulltext_no_vector_ranking() -> None:
+    vector_sql, vector_args = build_search("vector", vector=VECTOR, text=None, k=3)
+    assert _ctes(vector_sql) == ["vector_0", "vector_1", "vector_ranked", "fused"]
+    assert "tsv" not in vector_sql and vector_args == [VECTOR, CANDIDATES, 3]
+
+    text_sql, text_args = build_search("fulltext", vector=VECTOR, text=QUESTION, k=3)
+    assert _ctes(text_sql) == ["text_query", "text_matches", "text_ranked", "fused"]
+    assert "where coverage = best" not in text_sql  # alone, every match is ranked
+    ranking = text_sql.split("\nselect c.id as chunk_id")[0]
+    assert "<=>" not in ranking  # the vector only gives each hit its cosine score
+    assert "1 - (c.embedding <=> $1::vector) as score" in text_sql
+    assert text_args == [VECTOR, CANDIDATES, QUESTION, 3]
+
+
+@pytest.mark.parametrize("retrieval", ["hybrid", "vector", "fulltext"])
+def test_filters_apply_inside_every_ranking(retrieval: str) -> None:
+    document = uuid.uuid4()
+    sql, args = build_search(
+        retrieval,  # type: ignore[arg-type]
+        vector=VECTOR,
+        text=QUESTION,
+        k=5,
+        source="pdf",
+        document_id=document,
+        candidates=20,
+    )
+    source = f"d.source = ${args.index('pdf') + 1}::text"
+    doc = f"c.document_id = ${args.index(document) + 1}::uuid"
+    rankings = [cte for cte in ("vector_0", "text_matches") if cte in _ctes(sql)]
+    assert rankings
+    for cte in rankings:
+        body = sql.split(f"{cte} as (")[1].split("\n)")[0]
+        assert source in body and doc in body, cte
+    # A filter means one vector search, not one per source.
+    assert "vector_1" not in sql and "d.source = 'product'" not in sql
+    assert 20 in args
+
+
+def test_only_the_source_filter_joins_documents_into_the_text_ranking() -> None:
+    sql, _ = build_search("fulltext", vector=VECTOR, text=QUESTION, k=5, document_id=uuid.uuid4())
+    assert "join documents" not in sql.split("text_matches as (")[1].split("\n)")[0]
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_text_retrievers_need_the_question(text: str | None) -> None:
+    with pytest.raises(ValueError, match="needs the question"):
+        build_search("hybrid", vector=VECTOR, text=text, k=5)
+    with pytest.raises(ValueError, match="retrieval must be one of"):
+        build_search("bm25", vector=VECTOR, text="x", k=5)  # type: ignore[arg-type]
+
+
+def test_the_query_is_parsed_with_the_configuration_of_the_stored_tsvector() -> None:
+    migration = (Path(MIGRATIONS) / "0002_chunks_full_text.sql").read_text()
+    assert f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, text)" in migration
