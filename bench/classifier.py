@@ -28,6 +28,7 @@ from bench.loadgen import RunResult, run_threads
 from bench.ride_duration import Workload, bench_in_process, bench_service, bench_triton
 from bench.suite import BenchContext, Suite, latency_table, print_run, when_and_where
 from models.classifier.data import generate_catalogue
+from services.classifier.estimated_quality import Estimates
 from services.domain.catalog.features import feature_matrix, feature_vector
 from services.stack.service import ServiceProcess
 from services.stack.testing import free_port
@@ -106,7 +107,25 @@ def ratios(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def estimate_cost(results: list[RunResult], pair_ratios: dict[tuple[str, int], list[float]]) -> str:
+def record_cost_us(classes: int, *, calls: int = 20_000, window: int = 500) -> float:
+    """Microseconds of CPU one prediction costs the estimate (``Estimates.record`` on a full
+    window of ``window``, ``classes`` probabilities each): what the classify path adds."""
+    estimates = Estimates()
+    rng = np.random.default_rng(7)
+    rows = rng.dirichlet(np.ones(classes), size=1_000)
+    for i in range(window):  # a full window: every call also evicts the oldest prediction
+        estimates.record("bench", "1", i, rows[i % len(rows)], window=window)
+    began = time.perf_counter()
+    for i in range(calls):
+        estimates.record("bench", "1", window + i, rows[i % len(rows)], window=window)
+    spent = (time.perf_counter() - began) / calls * 1e6
+    estimates.forget("bench", "1")
+    return spent
+
+
+def estimate_cost(
+    results: list[RunResult], pair_ratios: dict[tuple[str, int], list[float]], record_us: float
+) -> str:
     """Service p50 with the CBPE estimate over without it: the median of the back-to-back pairs'
     ratios (each pair's figures in the last column), and the req/s of the median runs."""
     by = {(r.name, r.concurrency): r for r in results}
@@ -123,6 +142,13 @@ def estimate_cost(results: list[RunResult], pair_ratios: dict[tuple[str, int], l
                 f"| {workload} | {c} | {pairs[len(pairs) // 2]:.3f}x | {on.rps / off.rps:.3f}x "
                 f"| {', '.join(f'{r:.3f}' for r in pair_ratios[(workload, c)])} |"
             )
+    floor = min(r.p50_ms for r in results if r.name.startswith(NO_ESTIMATE)) * 1000
+    lines.append(
+        f"\nIn process, one prediction costs the estimate {record_us:.1f} us of CPU "
+        f"(`Estimates.record` on a full window of 500): {record_us / floor:.2%} of the fastest "
+        f"p50 above without it ({floor / 1000:.3f} ms). The pairs' ratios show the run's noise "
+        "around that."
+    )
     lines.append(
         f"\nGoal: the estimate adds under {ESTIMATE_GOAL - 1:.0%} to the p50 "
         f"(p50 ratio <= {ESTIMATE_GOAL:.2f}x)."
@@ -219,7 +245,7 @@ async def run(ctx: BenchContext) -> str:
             "### Ratios",
             ratios(results),
             "### The estimate's cost (CBPE on the classify path)",
-            estimate_cost(results, pair_ratios),
+            estimate_cost(results, pair_ratios, record_cost_us(len(build.card["classes"]))),
         ]
     )
 
