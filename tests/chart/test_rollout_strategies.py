@@ -193,7 +193,11 @@ def test_canary_gateway_api_route_splits_by_weight() -> None:
         ("mf-modelfleet-ride-duration", 75),
         ("mf-modelfleet-ride-duration-canary", 25),
     ]
-    assert [m["path"]["value"] for m in weighted["matches"]] == ["/v1/predict", "/v1/models"]
+    assert [m["path"]["value"] for m in weighted["matches"]] == [
+        "/v1/predict",
+        "/v1/models",
+        "/v2/models/ride_duration",
+    ]
 
 
 def test_gateway_api_needs_a_gateway() -> None:
@@ -212,7 +216,7 @@ def test_shadow_mirrors_the_components_paths_to_the_shadow_service() -> None:
     )
     assert annotations["nginx.ingress.kubernetes.io/mirror-request-body"] == "on"
     paths = own["spec"]["rules"][0]["http"]["paths"]
-    assert {p["path"] for p in paths} == {"/v1/classify", "/v1/feedback"}
+    assert {p["path"] for p in paths} == {"/v1/classify", "/v1/feedback", "/v2/models/classifier"}
     assert {p["backend"]["service"]["name"] for p in paths} == {"mf-modelfleet-classifier"}
     main = _named(objects, "Ingress", "mf-modelfleet")
     assert not {p["path"] for p in main["spec"]["rules"][0]["http"]["paths"]} & {"/v1/classify"}
