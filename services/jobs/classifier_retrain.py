@@ -45,6 +45,7 @@ from pydantic_settings import SettingsConfigDict
 
 from models.classifier.retrain import (
     FEEDBACK_COLUMNS,
+    MAX_ECE_INCREASE,
     RetrainOutcome,
     classifier_spec,
     retrain_classifier,
@@ -72,6 +73,12 @@ class RetrainSettings(ServiceSettings):
     rows: int = Field(default=5000, ge=100)
     max_feedback: int = Field(default=50_000, ge=0)
     min_gain: float = Field(default=0.0, ge=-1.0, le=1.0)
+    max_ece_increase: float = Field(
+        default=MAX_ECE_INCREASE,
+        ge=0.0,
+        le=1.0,
+        description="The gate refuses a candidate whose ECE exceeds the serving version's by more.",
+    )
     load_timeout_s: float = Field(default=180.0, gt=0)
     triton_pods: str = Field(
         default="",
@@ -289,6 +296,7 @@ async def _retrain(
         catalogue_path=catalogue_path,
         feedback=feedback,
         min_gain=settings.min_gain,
+        max_ece_increase=settings.max_ece_increase,
         log=say,
     )
     run_id = settings.run_id or uuid.uuid4()

@@ -107,8 +107,12 @@ async def test_retraining_loads_a_new_version_without_a_failed_request(
 
     workers = [asyncio.create_task(load(w)) for w in range(4)]
     try:
+        # the gate is open (its F1 and ECE rules are unit-tested): this is about the switch
         report = await run_retrain(
-            settings=_settings(stack_settings, rows=1_500, seed=77, min_gain=-1.0), repo_dir=repo
+            settings=_settings(
+                stack_settings, rows=1_500, seed=77, min_gain=-1.0, max_ece_increase=1.0
+            ),
+            repo_dir=repo,
         )
         await asyncio.sleep(0.5)  # and some more requests on the new version
     finally:
