@@ -160,10 +160,12 @@ class Estimates:
 
         ``ece``: the version's card ECE, exported with its window."""
         current = self._windows.get((model, version))
-        if current is None:
+        size = np.asarray(probabilities).size
+        # A window of another class count is stale (a rebuilt repository reuses version 1): it
+        # is replaced, never allowed to fail the prediction that meets it.
+        if current is None or current.classes != size:
             for old in [k for k in self._windows if k[0] == model]:
                 self.forget(*old)
-            size = np.asarray(probabilities).size
             current = self._windows[(model, version)] = VersionWindow(classes=size, size=window)
             _export(model, version, current)
             if ece is not None:

@@ -184,3 +184,13 @@ async def test_routes_record_predictions_and_labels(client: httpx.AsyncClient) -
         "/v1/feedback", json={"prediction_id": str(uuid.uuid4()), "true_category": CLASSES[0]}
     )
     assert value("modelfleet_classifier_estimate_window_labelled_ratio") == pytest.approx(0.25)
+
+
+def test_a_window_of_another_class_count_is_replaced_not_an_error() -> None:
+    # a rebuilt model repository serves "version 1" again, with other classes
+    estimates = Estimates()
+    estimates.record("m-rebuilt", "1", "a", np.full(22, 1 / 22), window=10)
+    estimates.record("m-rebuilt", "1", "b", np.array([0.7, 0.2, 0.1]), window=10)
+    window = estimates.window("m-rebuilt", "1")
+    assert window is not None and window.classes == 3 and len(window) == 1
+    estimates.forget("m-rebuilt", "1")
