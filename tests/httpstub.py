@@ -6,7 +6,8 @@ keep-alive), so the code under test makes real TCP calls with real deadlines::
     async with http_stub({"/slow": Route(delay_s=1.0), "/down": Route(status=503)}) as url:
         await client.post(f"{url}/slow", json={})  # answers after 1 s
 
-Every request is recorded in ``stub.requests`` (path, headers, body).
+Every request is recorded in ``stub.requests`` (path with its query, headers, body); a route
+matches the path without the query.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ async def http_stub(routes: Mapping[str, Route]) -> AsyncIterator[Stub]:
                 if request is None:
                     return
                 stub.requests.append(request)
-                route = routes.get(request[0], Route(status=404, body=b"{}"))
+                path = request[0].partition("?")[0]  # routes match the path, not the query
+                route = routes.get(path, Route(status=404, body=b"{}"))
                 await asyncio.sleep(route.delay_s)
                 writer.write(
                     f"HTTP/1.1 {route.status} X\r\ncontent-type: {route.content_type}\r\n"

@@ -1,7 +1,8 @@
 """The model registry: every model of the repository, how it is trained, its tensors and its code.
 
-``MODELS`` lists ride_duration (minutes), tip_amount and total_amount (USD), all three trained
-from the same trips with the same features; classifier (product category probabilities) trained
+``MODELS`` lists ride_duration (minutes), its sensor-aware variant ride_duration_sensor (the same
+features and the sensor's traffic speed at pickup), tip_amount and total_amount (USD), all trained
+from the same trips; classifier (product category probabilities) trained
 from a product catalogue; and the packaged sentence embedder. ``code_hash`` hashes the source
 files a model is built from (its ``code_paths``), so a build can tell whether it is up to date.
 """
@@ -20,13 +21,20 @@ from models.classifier.train import OUTPUT_NAME as CLASSIFIER_OUTPUT
 from models.classifier.train import train_classifier
 from models.embedding.package import package_embedding_model
 from models.fare.train import COST_MODEL, TIP_MODEL, train_cost_model, train_tip_model
-from models.ride_duration.train import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, train_model
+from models.ride_duration.train import (
+    INPUT_NAME,
+    MODEL_NAME,
+    OUTPUT_NAME,
+    SENSOR_MODEL_NAME,
+    train_model,
+    train_sensor_model,
+)
 from services.domain.catalog.features import N_FEATURES as CATALOG_FEATURES
 from services.domain.documents.embeddings import EMBEDDING_DIM
 from services.domain.documents.embeddings import INPUT_NAMES as EMBEDDING_INPUTS
 from services.domain.documents.embeddings import MODEL_NAME as EMBEDDING_MODEL
 from services.domain.documents.embeddings import OUTPUT_NAME as EMBEDDING_OUTPUT
-from services.domain.taxi.features import N_FEATURES
+from services.domain.taxi.features import N_FEATURES, N_SENSOR_FEATURES
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 """The folder holding ``models/`` and ``services/`` (the checkout, or site-packages)."""
@@ -134,6 +142,14 @@ class ModelSpec:
 
 MODELS: Final[tuple[ModelSpec, ...]] = (
     ModelSpec(MODEL_NAME, OUTPUT_NAME, train_model, CODE_PATHS, "min", version_policy="all"),
+    ModelSpec(
+        SENSOR_MODEL_NAME,
+        OUTPUT_NAME,
+        train_sensor_model,
+        CODE_PATHS,
+        "min",
+        input_dim=N_SENSOR_FEATURES,
+    ),
     ModelSpec(TIP_MODEL, TIP_MODEL, train_tip_model, (*CODE_PATHS, "models/fare"), "USD"),
     ModelSpec(COST_MODEL, COST_MODEL, train_cost_model, (*CODE_PATHS, "models/fare"), "USD"),
     ModelSpec(

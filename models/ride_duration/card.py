@@ -21,7 +21,12 @@ import pandas as pd
 import skl2onnx
 import sklearn
 
-from services.domain.taxi.features import FEATURE_NAMES, N_FEATURES
+from services.domain.taxi.features import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    N_SENSOR_FEATURES,
+    SENSOR_FEATURE,
+)
 
 ALGORITHM: Final = "sklearn HistGradientBoostingRegressor"
 
@@ -78,6 +83,7 @@ def taxi_model_card(
     started: float,
     fit_seconds: float,
     features_at_request: str | None = None,
+    sensor: bool = False,
 ) -> dict[str, Any]:
     """The card of a taxi model: input ``input_name`` float32 [-1, N_FEATURES], output
     ``output_name`` float32 [-1, 1]; ``started`` is the ``time.perf_counter()`` of the start of
@@ -88,9 +94,14 @@ def taxi_model_card(
         "algorithm": ALGORITHM,
         "hyperparameters": hyperparameters,
         "data": data,
-        "features": list(FEATURE_NAMES),
+        "features": [*FEATURE_NAMES, *((SENSOR_FEATURE,) if sensor else ())],
         **({"features_at_request": features_at_request} if features_at_request else {}),
-        "inputs": {input_name: {"dtype": "float32", "shape": [-1, N_FEATURES]}},
+        "inputs": {
+            input_name: {
+                "dtype": "float32",
+                "shape": [-1, N_SENSOR_FEATURES if sensor else N_FEATURES],
+            }
+        },
         "outputs": {output_name: {"dtype": "float32", "shape": [-1, 1]}},
         "metrics": metrics,
         "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),

@@ -13,9 +13,10 @@ Structure of the synthetic trips (what a model can learn beyond distance):
 - trip distance = centroid distance x a detour factor (short same-zone trips otherwise);
 - speed depends on the zone pair (Manhattan crawl vs outer-borough/highway), the trip length
   (longer trips use highways), hour of day and weekday (rush hours slow, nights fast, weekend
-  mornings fast), per-zone congestion (Midtown slowest) and airport runs (Van Wyck in the
-  evening rush); duration = distance / speed + pickup overhead, with lognormal noise and a heavy
-  tail of stuck-in-traffic trips;
+  mornings fast), per-zone congestion (Midtown slowest), the day's live traffic per borough and
+  hour (``services.domain.taxi.traffic``: what the sensor service reports) and airport runs
+  (Van Wyck in the evening rush); duration = distance / speed + pickup overhead, with lognormal
+  noise and a heavy tail of stuck-in-traffic trips;
 - fares follow the metered formula ($3 + $0.70 per 1/5 mile or per slow minute), JFK-Manhattan
   trips use RatecodeID 2 (flat $70), Newark RatecodeID 3 (+$20); surcharges as in 2024; card
   tips ~15-30%, cash tips recorded as 0;
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from services.domain.taxi import zones
+from services.domain.taxi import traffic, zones
 from services.domain.taxi.zones import (
     BRONX,
     BROOKLYN,
@@ -83,7 +84,7 @@ MAX_KNOWN_ZONE: Final = 263
 DEFAULT_START: Final = "2024-01-01"
 DEFAULT_DAYS: Final = 91
 
-_WORLD_SEED: Final = 20_240_101  # fixed: zone popularity/congestion do not change with the seed
+_WORLD_SEED: Final = traffic.WORLD_SEED  # fixed: zone popularity/congestion never change
 
 # fmt: off
 # Relative pickups per hour 0..23 (weekday / weekend), shaped like the TLC 2023-2024 files.
@@ -115,7 +116,7 @@ _DEST_BOROUGH_ATTRACTION: Final[dict[int, float]] = {
     STATEN_ISLAND: 0.03,
 }
 _DEST_AIRPORT_ATTRACTION: Final[dict[int, float]] = {JFK_ZONE: 6.0, LGA_ZONE: 6.0, EWR_ZONE: 1.5}
-_MIDTOWN: Final = (48, 50, 100, 161, 162, 163, 164, 170, 186, 230, 233, 229, 68, 90, 234)
+_MIDTOWN: Final = traffic.MIDTOWN_ZONES
 _GRAVITY_SCALE_MILES: Final = 1.3
 
 FloatArray = npt.NDArray[np.float64]
@@ -159,10 +160,8 @@ class _World:
         dropoff = local_share[:, None] * gravity + (1 - local_share[:, None]) * glob[None, :]
         dropoff[:, 0] = 0.0
         self.dropoff_cdf: FloatArray = np.cumsum(dropoff / dropoff.sum(axis=1, keepdims=True), 1)
-        # Congestion: speed multiplier per zone (Midtown slowest).
-        congestion = np.clip(rng.lognormal(0.0, 0.12, size=n), 0.75, 1.3)
-        congestion[list(_MIDTOWN)] *= 0.72
-        self.congestion: FloatArray = congestion
+        # Congestion: speed multiplier per zone (Midtown slowest), the sensors' city.
+        self.congestion: FloatArray = traffic.ZONE_CONGESTION
         self.distance: FloatArray = dist
 
 
@@ -174,20 +173,6 @@ def _get_world() -> _World:
     if _world is None:
         _world = _World()
     return _world
-
-
-def _time_speed_factor(hour: IntArray, weekend: npt.NDArray[np.bool_]) -> FloatArray:
-    # fmt: off
-    weekday_profile = np.array(
-        [1.45, 1.5, 1.5, 1.5, 1.45, 1.35, 1.1, 0.78, 0.68, 0.74, 0.85, 0.84,
-         0.82, 0.82, 0.8, 0.72, 0.66, 0.64, 0.68, 0.8, 0.92, 1.0, 1.1, 1.25]
-    )
-    weekend_profile = np.array(
-        [1.3, 1.35, 1.4, 1.45, 1.5, 1.5, 1.5, 1.45, 1.35, 1.2, 1.05, 0.95,
-         0.9, 0.88, 0.88, 0.9, 0.92, 0.92, 0.9, 0.9, 0.95, 1.0, 1.05, 1.15]
-    )
-    # fmt: on
-    return np.where(weekend, weekend_profile[hour], weekday_profile[hour])
 
 
 def generate_trips(
@@ -261,13 +246,16 @@ def generate_trips(
         default=15.0,
     )
     highway = 1.0 + 0.45 * np.clip(np.log1p(distance) / np.log1p(15.0), 0.0, 1.3)
-    time_factor = _time_speed_factor(hour, weekend)
+    time_factor = traffic.time_speed_factor(hour, weekend)
     # Rush hours hurt more in Manhattan; evening rush to the airports (Van Wyck) is worst.
     time_factor = np.where(both_manhattan & (time_factor < 1.0), time_factor**1.3, time_factor)
     van_wyck = airport_trip & ~weekend & (hour >= 15) & (hour < 20)
     time_factor = np.where(van_wyck, time_factor * 0.8, time_factor)
     zone_factor = np.sqrt(world.congestion[pu] * world.congestion[do])
-    speed = base_speed * highway * time_factor * zone_factor
+    # The day's traffic at pickup and dropoff: what a sensor sees and no request field tells.
+    slot = traffic.hour_slots(pickup_s.astype("datetime64[s]"))
+    live_factor = np.sqrt(traffic.live_factor(pu_b, slot) * traffic.live_factor(do_b, slot))
+    speed = base_speed * highway * time_factor * zone_factor * live_factor
     speed = speed * rng.lognormal(0.0, 0.17, size=n)  # driver / signal luck
     overhead = np.clip(rng.normal(1.2, 0.5, size=n), 0.2, None)
     duration_min = distance / speed * 60.0 + overhead

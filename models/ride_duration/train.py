@@ -35,9 +35,17 @@ from sklearn.linear_model import LinearRegression
 
 from models.ride_duration.card import TripData, taxi_model_card
 from models.ride_duration.data import clean_trips
-from services.domain.taxi.features import N_FEATURES, ride_features
+from services.domain.taxi.features import (
+    N_FEATURES,
+    N_SENSOR_FEATURES,
+    ride_features,
+    with_traffic,
+)
+from services.domain.taxi.traffic import traffic_speed_mph
 
 MODEL_NAME: Final = "ride_duration"
+SENSOR_MODEL_NAME: Final = "ride_duration_sensor"
+"""The sensor-aware variant: the same features and the sensor's traffic speed at pickup."""
 INPUT_NAME: Final = "features"
 OUTPUT_NAME: Final = "duration_minutes"
 TEST_FRACTION: Final = 0.2
@@ -58,9 +66,10 @@ HGB_PARAMS: Final[dict[str, Any]] = {
 FloatArray = npt.NDArray[np.float32]
 
 
-def trip_features(trips: pd.DataFrame) -> FloatArray:
-    """``ride_features`` of a TLC-schema frame (one row per trip)."""
-    return ride_features(
+def trip_features(trips: pd.DataFrame, *, traffic: bool = False) -> FloatArray:
+    """``ride_features`` of a TLC-schema frame (one row per trip); ``traffic``: with the
+    sensor's traffic speed at pickup as the last column (the sensor-aware model's input)."""
+    x = ride_features(
         pickup_datetime=trips["tpep_pickup_datetime"].to_numpy(dtype="datetime64[us]"),
         pickup_location_id=trips["PULocationID"].to_numpy(),
         dropoff_location_id=trips["DOLocationID"].to_numpy(),
@@ -69,6 +78,13 @@ def trip_features(trips: pd.DataFrame) -> FloatArray:
         ratecode_id=trips["RatecodeID"].to_numpy(dtype=np.float64),
         payment_type=trips["payment_type"].to_numpy(dtype=np.float64),
     )
+    if not traffic:
+        return x
+    speed = traffic_speed_mph(
+        trips["PULocationID"].to_numpy(dtype=np.int64),
+        trips["tpep_pickup_datetime"].to_numpy(dtype="datetime64[s]"),
+    )
+    return with_traffic(x, speed)
 
 
 def split_by_time(
@@ -126,6 +142,7 @@ def export_onnx(
     *,
     output_name: str = OUTPUT_NAME,
     doc: str = "ride_duration: trip duration in minutes from ride_features",
+    n_features: int = N_FEATURES,
 ) -> bytes:
     """ONNX bytes: input ``features`` float32 [None, N_FEATURES], output ``output_name``
     (default ``duration_minutes``) float32 [None, 1]."""
@@ -139,7 +156,7 @@ def export_onnx(
         )
         proto = to_onnx(
             model,
-            initial_types=[(INPUT_NAME, FloatTensorType([None, N_FEATURES]))],
+            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
             target_opset=ONNX_TARGET_OPSET,
         )
     graph = proto.graph
@@ -207,16 +224,19 @@ def train_model(
     source: str = "synthetic-tlc",
     test_fraction: float = TEST_FRACTION,
     params: dict[str, Any] = HGB_PARAMS,
+    sensor: bool = False,
 ) -> TrainedModel:
     """Clean, split, train, evaluate, export and check; see the module docstring.
 
     ``params``: the regressor's hyperparameters (rollout tests train deliberately weaker or
-    stronger variants with other values; see ``models.ride_duration.variants``).
+    stronger variants with other values; see ``models.ride_duration.variants``). ``sensor``:
+    the sensor-aware variant (``SENSOR_MODEL_NAME``), with the traffic speed at pickup.
     """
     started = time.perf_counter()
     data = prepare_trips(trips, source=source, seed=seed, test_fraction=test_fraction)
     train_df, test_df = data.train, data.test
-    x_train, x_test = trip_features(train_df), trip_features(test_df)
+    x_train = trip_features(train_df, traffic=sensor)
+    x_test = trip_features(test_df, traffic=sensor)
     y_train = train_df["duration_minutes"].to_numpy(dtype=np.float64)
     y_test = test_df["duration_minutes"].to_numpy(dtype=np.float64)
 
@@ -230,13 +250,20 @@ def train_model(
     rmse, mae = rmse_of(y_test, pred), mae_of(y_test, pred)
     base_rmse, base_mae = rmse_of(y_test, base_pred), mae_of(y_test, base_pred)
 
-    onnx_bytes = export_onnx(model)
+    name = SENSOR_MODEL_NAME if sensor else MODEL_NAME
+    onnx_bytes = export_onnx(
+        model,
+        doc=f"{name}: trip duration in minutes from ride_features"
+        + (" and the traffic speed at pickup" if sensor else ""),
+        n_features=N_SENSOR_FEATURES if sensor else N_FEATURES,
+    )
     diff = onnx_max_abs_diff(onnx_bytes, model, x_test)
     if diff > MAX_ONNX_ABS_DIFF:
         raise RuntimeError(f"ONNX Runtime differs from sklearn by {diff:.3g} minutes")
 
     card = taxi_model_card(
-        name=MODEL_NAME,
+        name=name,
+        sensor=sensor,
         task="regression: NYC yellow-taxi trip duration in minutes",
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
@@ -256,6 +283,17 @@ def train_model(
         fit_seconds=fit_seconds,
     )
     return TrainedModel(model=model, baseline=baseline, onnx_bytes=onnx_bytes, card=card)
+
+
+def train_sensor_model(
+    trips: pd.DataFrame,
+    *,
+    seed: int,
+    source: str = "synthetic-tlc",
+    test_fraction: float = TEST_FRACTION,
+) -> TrainedModel:
+    """The sensor-aware variant (``SENSOR_MODEL_NAME``): :func:`train_model` with ``sensor``."""
+    return train_model(trips, seed=seed, source=source, test_fraction=test_fraction, sensor=True)
 
 
 def train(

@@ -1,11 +1,12 @@
 """HTTP routes of backend: create a ride, read it, stream its results, post telemetry.
 
-``POST /v1/rides`` fans out (:mod:`services.backend.fanout`) to ride-duration and, when
-configured, the location and sensor services, each within its own deadline and all within
-``BACKEND_FANOUT_BUDGET_S``: a call that misses leaves its field null with a reason, the ride is
-still accepted. The ride, its ``rides.requested`` event and its ``Idempotency-Key`` are written in
-one transaction (transactional outbox); the relay publishes the event. A retry with the same key
-and body gets the original answer (``Idempotent-Replayed: true``), another body a 409.
+``POST /v1/rides`` answers within one budget (:mod:`services.backend.chain`): the base duration
+from ride-duration, and the location -> sensor -> sensor-aware duration chain when it fits; a
+part that misses leaves its field null with a reason, the ride is still accepted, and the
+sensor-aware duration follows as a result. The ride, its ``rides.requested`` event and its
+``Idempotency-Key`` are written in one transaction (transactional outbox); the relay publishes
+the event. A retry with the same key and body gets the original answer
+(``Idempotent-Replayed: true``), another body a 409.
 
 ``GET /v1/rides/{id}/events`` gives every event an id (:mod:`services.backend.sse`); a client
 reconnecting with ``Last-Event-ID`` gets only what changed since.
@@ -32,8 +33,7 @@ from fastapi import APIRouter, Header, Response
 from starlette.responses import StreamingResponse
 
 from services.backend import sse, store
-from services.backend.downstream import JsonClient
-from services.backend.fanout import Call, Outcome, fan_out
+from services.backend.chain import answer_ride, ride_budget_s
 from services.backend.metrics import (
     IDEMPOTENT_REPLAYS,
     RIDES_CREATED,
@@ -52,14 +52,12 @@ from services.backend.schemas import (
     Telemetry,
     TelemetryAccepted,
 )
-from services.backend.settings import BackendSettings
 from services.backend.state import StateDep
 from services.common.errors import Conflict, ModelfleetError, NotFound
 from services.common.logging import request_id_var
 from services.common.security import require_scope
 from services.common.sse import KEEP_ALIVE, MEDIA_TYPE, event_stream, openapi_content
 from services.domain.taxi.events import RESULT_UNITS
-from services.domain.taxi.times import new_york_local
 
 router = APIRouter(prefix="/v1", tags=["rides"])
 log = logging.getLogger(__name__)
@@ -79,56 +77,6 @@ def _header_doc(description: str, *, required: bool = False) -> dict[str, Any]:
     return {"description": description, "required": required, "schema": {"type": "string"}}
 
 
-def _ride_duration_body(ride: RideRequest) -> dict[str, Any]:
-    return {
-        "pickup_datetime": new_york_local(ride.pickup_datetime).isoformat(),
-        "pickup_location_id": ride.pickup_location_id,
-        "dropoff_location_id": ride.dropoff_location_id,
-        "trip_distance": ride.trip_distance,
-        "passenger_count": ride.passenger_count,
-        "payment_type": ride.payment_type,
-        "user_id": ride.user_id,  # the sticky key of ride-duration's A/B experiments
-    }
-
-
-def downstream_calls(
-    client: JsonClient, settings: BackendSettings, ride: RideRequest
-) -> dict[str, Call[dict[str, Any]] | None]:
-    """The fan-out of POST /v1/rides: ride-duration, and location/sensor when configured."""
-    ride_json = ride.model_dump(mode="json")
-    return {
-        "ride-duration": client.post_call(
-            settings.downstream("ride-duration"), _ride_duration_body(ride), path="/v1/predict"
-        ),
-        "location": client.post_call(settings.downstream("location"), ride_json),
-        "sensor": client.post_call(settings.downstream("sensor"), ride_json),
-    }
-
-
-def initial_of(outcome: Outcome[dict[str, Any]]) -> InitialDuration:
-    """ride-duration's outcome as the answer's ``initial_duration`` (a bad answer: unavailable)."""
-    data = outcome.value
-    if data is not None:
-        try:
-            return InitialDuration(
-                duration_minutes=float(data["duration_minutes"]),
-                model=ModelRef(
-                    name=str(data["model"]["name"]), version=str(data["model"]["version"])
-                ),
-                reason=None,
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("ride-duration answered an unexpected body")
-    return InitialDuration(
-        duration_minutes=None, model=None, reason=outcome.reason or "unavailable"
-    )
-
-
-def data_of(outcome: Outcome[dict[str, Any]]) -> DownstreamData:
-    """A location/sensor outcome: ``{"data": object|null, "reason": ...}``."""
-    return DownstreamData(data=outcome.value, reason=outcome.reason)
-
-
 def request_hash(ride: RideRequest) -> str:
     """The hash an Idempotency-Key is bound to: the validated request, canonical JSON."""
     canonical = orjson.dumps(ride.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -143,6 +91,7 @@ def _stored_initial(row: asyncpg.Record) -> InitialDuration:
         if row["initial_model_name"] is None
         else ModelRef(name=row["initial_model_name"], version=row["initial_model_version"]),
         reason=row["initial_reason"],
+        uses_sensor=row["initial_uses_sensor"],
     )
 
 
@@ -271,19 +220,16 @@ async def create_ride(
                 key=idempotency_key,
                 timeout_s=timeout_s,
             )
-    outcomes = await fan_out(
-        downstream_calls(state.http, settings, body), budget_s=settings.fanout_budget_s
-    )
-    initial = initial_of(outcomes["ride-duration"])
-    downstream = {name: data_of(outcomes[name]) for name in ("location", "sensor")}
+    answer = await answer_ride(state.http, settings, body, budget_s=ride_budget_s(settings))
+    initial = answer.initial
+    downstream = {"location": answer.location, "sensor": answer.sensor}
     ride_id = uuid.uuid4()
     stored = await store.insert_ride(
         pool,
         ride_id=ride_id,
         ride=body,
         request_id=request_id_var.get(),
-        initial=initial,
-        downstream=downstream,
+        answer=answer,
         idempotency=idempotency,
         timeout_s=timeout_s,
     )

@@ -20,7 +20,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.backend import api
-from services.backend.downstream import JsonClient
 from services.backend.notify import ResultNotifier
 from services.backend.relay import OutboxRelay
 from services.backend.retention import run_retention
@@ -30,6 +29,7 @@ from services.common.app import create_service_app
 from services.common.db import check_database, create_pool
 from services.common.errors import BrokerUnavailable, DependencyError
 from services.common.health import register_readiness
+from services.common.http import JsonClient
 from services.common.migrations import apply_migrations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,7 +43,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         pool = await create_pool(settings)
         await apply_migrations(pool, service="backend", directory=MIGRATIONS)
         # One client for every downstream (ride-duration, location, sensor): each call passes
-        # its own deadline (services.backend.downstream.JsonClient).
+        # its own deadline (services.common.http.JsonClient).
         http = JsonClient(max_connections=128)
         notifier = ResultNotifier(pool, settings)
         relay = OutboxRelay(pool, settings) if settings.relay else None

@@ -1,26 +1,19 @@
-"""Fan-out with latency budgets: call several downstreams at once, each within its own deadline
-and all of them within one overall budget; a call that misses degrades its own field only.
+"""Calls to downstreams within a deadline: a call that misses degrades its own field only.
 
-Every call gets ``min(its timeout, the overall budget)``; they start together, so the whole
-fan-out ends within the budget (plus scheduling noise) whatever the downstreams do. A call's
-outcome is its value, or ``None`` with a reason:
+:func:`call_within` runs one call within ``min(its own timeout, the deadline given)`` (what is
+left of the ride's budget, :mod:`services.backend.chain`). Its outcome is its value, or ``None``
+with a reason:
 
 - ``timeout``: it missed its deadline (``TimeoutError`` or :class:`DependencyTimeout`);
 - ``unavailable``: it failed (any other error: down, refused, a bad answer, a bug; logged);
-- ``not_configured``: there is nothing to call (the caller passed ``None``).
+- ``not_configured``: there is nothing to call (:func:`not_configured`).
 
 Each call is measured once: ``modelfleet_dependency_request_duration_seconds{dependency,
 operation,outcome}`` (the shared dependency histogram) and ``modelfleet_fanout_calls_total
-{downstream,outcome}`` (``downstream`` is the call's key in the mapping).
+{downstream,outcome}`` (``downstream`` is the name the call is run under).
 
-    outcomes = await fan_out(
-        {
-            "ride-duration": Call("http:ride-duration", "predict", predict, timeout_s=0.5),
-            "location": None,  # no location service configured
-        },
-        budget_s=1.5,
-    )
-    outcomes["location"].reason == "not_configured"
+    outcome = await call_within("location", Call("http:location", "get", lookup, 1.0), 0.8)
+    outcome.value, outcome.reason      # {...}, None  or  None, "timeout"
 """
 
 from __future__ import annotations
@@ -28,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from services.common.deadline import request_deadline
 from services.common.errors import DependencyTimeout
 from services.common.metrics import DEPENDENCY_LATENCY, FANOUT_CALLS
 
@@ -63,13 +57,23 @@ class Outcome(Generic[T]):
 NOT_CONFIGURED: Outcome[Any] = Outcome(None, "not_configured")
 
 
-async def _one(name: str, call: Call[T], deadline_s: float) -> Outcome[T]:
+def not_configured(name: str) -> Outcome[Any]:
+    """The outcome of a downstream with nothing to call (counted like a call)."""
+    FANOUT_CALLS.labels(name, "not_configured").inc()
+    return NOT_CONFIGURED
+
+
+async def call_within(name: str, call: Call[T], deadline_s: float) -> Outcome[T]:
+    """Run one call within ``min(deadline_s, its own timeout)``; measured under ``name``."""
+    deadline_s = min(deadline_s, call.timeout_s)
     started = time.perf_counter()
     value: T | None = None
     reason: Reason | None = None
     try:
-        async with asyncio.timeout(deadline_s):
-            value = await call.run()
+        # The deadline is also the request's for the call: its client tells the callee.
+        with request_deadline(deadline_s):
+            async with asyncio.timeout(deadline_s):
+                value = await call.run()
     except (TimeoutError, DependencyTimeout):
         reason = "timeout"
     except Exception as exc:  # the degrade boundary: one bad downstream never fails the answer
@@ -84,18 +88,3 @@ async def _one(name: str, call: Call[T], deadline_s: float) -> Outcome[T]:
     DEPENDENCY_LATENCY.labels(call.dependency, call.operation, outcome).observe(elapsed)
     FANOUT_CALLS.labels(name, outcome).inc()
     return Outcome(value, reason, elapsed)
-
-
-async def fan_out(
-    calls: Mapping[str, Call[Any] | None], *, budget_s: float
-) -> dict[str, Outcome[Any]]:
-    """Run ``calls`` concurrently within ``budget_s``; ``None`` entries are ``not_configured``."""
-    configured = {name: call for name, call in calls.items() if call is not None}
-    results = await asyncio.gather(
-        *(_one(name, call, min(call.timeout_s, budget_s)) for name, call in configured.items())
-    )
-    outcomes: dict[str, Outcome[Any]] = dict(zip(configured, results, strict=True))
-    for name in calls.keys() - configured.keys():
-        FANOUT_CALLS.labels(name, "not_configured").inc()
-        outcomes[name] = NOT_CONFIGURED
-    return outcomes

@@ -19,7 +19,7 @@ from services.domain.taxi.times import PickupDatetime
 #: The smallest trip distance a ride keeps: it is stored, and sent back, to 4 decimals.
 MIN_TRIP_DISTANCE = 0.0001
 LocationId = Annotated[int, Field(ge=1, le=265, description="NYC TLC taxi zone id (1-265).")]
-ResultKind = Literal["initial_duration", "duration", "tip", "cost"]
+ResultKind = Literal["initial_duration", "duration", "sensor_duration", "tip", "cost"]
 Timestamp = Annotated[
     datetime,
     PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
@@ -85,10 +85,15 @@ class InitialDuration(BaseModel):
     duration_minutes: float | None
     model: ModelRef | None
     reason: Reason | None = None
+    uses_sensor: bool = Field(
+        default=False,
+        description="true: the sensor-aware model answered (the chain fit the budget); false: "
+        "the base model did, and the sensor-aware duration follows as result sensor_duration.",
+    )
 
 
 class DownstreamData(BaseModel):
-    """What an external service (location, sensor) answered in budget, or null and why."""
+    """What the location or sensor service answered in budget, or null and why."""
 
     data: dict[str, Any] | None
     reason: Reason | None = None

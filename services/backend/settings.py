@@ -56,12 +56,12 @@ DownstreamTimeout = Annotated[float, Field(gt=0, le=10)]
 """The deadline of one call to a downstream, in seconds."""
 
 
-def _optional_url(data: str) -> Any:
-    """The field of an optional downstream's URL (``data``: what the ride is POSTed for)."""
+def _optional_url(service: str) -> Any:
+    """The field of an optional downstream's base URL."""
     return Field(
         default=None,
-        description=f"URL the ride is POSTed to for its {data} data; unset or empty: "
-        f"the answer's `{data}` is null with reason not_configured.",
+        description=f"Base URL of the {service} service (the chain, services/backend/chain.py); "
+        f"unset or empty: the answer's `{service}` is null with reason not_configured.",
     )
 
 
@@ -81,15 +81,21 @@ class BackendSettings(ServiceSettings):
     )
     ride_duration_timeout_s: DownstreamTimeout = _deadline(0.5, "initial-duration")
     location_url: DownstreamUrl = _optional_url("location")
-    location_timeout_s: DownstreamTimeout = _deadline(0.5, "location")
+    location_timeout_s: DownstreamTimeout = _deadline(1.0, "location")
     sensor_url: DownstreamUrl = _optional_url("sensor")
     sensor_timeout_s: DownstreamTimeout = _deadline(2.0, "sensor")
-    fanout_budget_s: float = Field(
-        default=1.5,
+    request_budget_s: float = Field(
+        default=2.0,
         gt=0,
-        le=10,
-        description="Overall budget of POST /v1/rides' downstream calls (run in parallel, each "
-        "also within its own deadline); the database write follows.",
+        le=30,
+        description="Budget of POST /v1/rides (a caller's shorter X-Request-Budget-Ms wins): "
+        "the base duration and the location -> sensor -> duration chain within it.",
+    )
+    write_reserve_s: float = Field(
+        default=0.2,
+        ge=0,
+        le=5,
+        description="Part of the budget kept for the database write after the downstream calls.",
     )
     outbox_stats_interval_s: float = Field(
         default=5.0, gt=0, description="How often the outbox backlog gauges are refreshed."

@@ -8,10 +8,10 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends
 
-from services.backend.downstream import JsonClient
 from services.backend.notify import ResultNotifier
 from services.backend.relay import OutboxRelay
 from services.backend.settings import BackendSettings
+from services.common.http import JsonClient
 from services.common.state import ServiceState, state_dependency
 
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from services.backend.schemas import DownstreamData, InitialDuration, RideRequest, Telemetry
+from services.backend.chain import RideAnswer
+from services.backend.schemas import DownstreamData, RideRequest, Telemetry
 from services.common.db import database_errors
 from services.common.errors import DatabaseUnavailable, NotFound
 from services.common.jetstream import RIDE_REQUESTED, RIDE_TELEMETRY
@@ -30,8 +31,8 @@ with ride as (
     insert into rides (ride_id, request_id, user_id, pickup_datetime, pickup_location_id,
         dropoff_location_id, trip_distance, passenger_count, payment_type,
         initial_duration_minutes, initial_model_name, initial_model_version, initial_reason,
-        downstream)
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+        downstream, initial_uses_sensor)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $18)
     returning ride_id
 )
 insert into ride_outbox (event_id, ride_id, subject, payload)
@@ -77,6 +78,7 @@ def ride_event(
     ride: EventRide,
     initial_duration_minutes: float | None,
     telemetry: Telemetry | None = None,
+    chain: RideAnswer | None = None,
 ) -> str:
     """The outbox JSON of one ride event, occurring now (``seq`` is the relay's to add)."""
     event = RideEvent(
@@ -86,11 +88,20 @@ def ride_event(
         occurred_at=datetime.now(UTC),
         ride=ride,
         initial_duration_minutes=initial_duration_minutes,
+        latitude=None if chain is None else _number(chain.location, "latitude"),
+        longitude=None if chain is None else _number(chain.location, "longitude"),
+        traffic_speed_mph=None if chain is None else _number(chain.sensor, "speed_mph"),
         telemetry=None
         if telemetry is None
         else EventTelemetry.model_validate(telemetry.model_dump()),
     )
     return event.model_dump_json(exclude={"seq"})
+
+
+def _number(data: DownstreamData, key: str) -> float | None:
+    """A number a downstream answered (None: absent or not a number)."""
+    value = None if data.data is None else data.data.get(key)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _event_ride(fields: asyncpg.Record | dict[str, Any]) -> EventRide:
@@ -104,8 +115,7 @@ async def insert_ride(
     ride_id: uuid.UUID,
     ride: RideRequest,
     request_id: str | None,
-    initial: InitialDuration,
-    downstream: dict[str, DownstreamData],
+    answer: RideAnswer,
     idempotency: IdempotencyKey | None,
     timeout_s: float,
 ) -> StoredKey | None:
@@ -116,6 +126,8 @@ async def insert_ride(
     nothing is written and the ride it names is returned instead. None: this ride was stored.
     """
     pickup = new_york_local(ride.pickup_datetime)
+    initial = answer.initial
+    downstream = {"location": answer.location, "sensor": answer.sensor}
     model = initial.model
     event_id = uuid.uuid4()
     payload = ride_event(
@@ -124,6 +136,7 @@ async def insert_ride(
         ride_id=ride_id,
         ride=_event_ride({**ride.model_dump(), "pickup_datetime": pickup}),
         initial_duration_minutes=initial.duration_minutes,
+        chain=answer,
     )
     values = (
         ride_id,
@@ -145,6 +158,7 @@ async def insert_ride(
         event_id,
         RIDE_REQUESTED,
         payload,
+        initial.uses_sensor,
     )
     async with database_errors("insert_ride"):
         if idempotency is None:

@@ -14,7 +14,7 @@
     modelfleet score [--file PATH]  batch-score new rides (or a TLC file) through Triton
     modelfleet ingest [PDF|DIR ...] catalogue products + PDFs -> chunks -> embeddings -> pgvector
     modelfleet eval chatbot         retrieval recall@1/@5, MRR (+ citation accuracy of /v1/chat)
-    modelfleet worker KIND [ARGS]   one streaming worker: tip, cost or dynamic-duration
+    modelfleet worker KIND [ARGS]   a streaming worker: tip, cost, (dynamic|sensor)-duration
     modelfleet apikey create NAME --scopes read,write | list | revoke KEY_ID   API keys
     modelfleet bench [ARGS...]      the benchmarks (bench/run.py)
     modelfleet rollout start|status|promote|abort|resume   gated rollouts (docs/rollouts.md)

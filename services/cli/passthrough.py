@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     # Same pass-through as bench: `modelfleet worker tip --port 8010` = python -m services.workers.
     worker = sub.add_parser(
         "worker",
-        help="run one streaming worker: tip, cost or dynamic-duration (services.workers)",
+        help="run one streaming worker: tip, cost, dynamic-duration, sensor-duration",
         add_help=False,
         prefix_chars="\0",
     )

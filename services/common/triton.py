@@ -1,9 +1,11 @@
 """The one Triton client of modelfleet: async gRPC, a deadline on every call, bounded retry.
 
 One :class:`TritonClient` per process (one gRPC channel). Every call has a deadline (tritonclient's
-default is none at all). Only ``UNAVAILABLE`` is retried, with jittered backoff, inside the same
-overall deadline: it means the request never reached a model (server down, model reloading).
-Errors leave this module as the :mod:`services.common.errors` tree:
+default is none at all): its own timeout, cut to what is left of the request's budget
+(:mod:`services.common.deadline`), so Triton drops a call whose caller has given up. Only
+``UNAVAILABLE`` is retried, with jittered backoff, inside the same overall deadline: it means the
+request never reached a model (server down, model reloading). Errors leave this module as the
+:mod:`services.common.errors` tree:
 
     UNAVAILABLE, NOT_FOUND (model not loaded)  -> TritonUnavailable (503)
     DEADLINE_EXCEEDED, our own deadline        -> DependencyTimeout (504)
@@ -34,6 +36,7 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from services.common.deadline import bounded
 from services.common.errors import DependencyFailed, DependencyTimeout, TritonUnavailable
 from services.common.logging import request_id_var
 from services.common.metrics import TRITON_BATCH_ROWS, TRITON_LATENCY, TRITON_RETRIES
@@ -175,7 +178,8 @@ class TritonClient:
         timeout_s: float | None = None,
     ) -> InferOutput:
         """Run one inference call; the whole call, retries included, ends by the deadline."""
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        # The call's own timeout, cut to what is left of the request's budget (if any).
+        deadline = time.monotonic() + bounded(timeout_s or self.timeout_s)
         metrics = self._metrics.get(model)
         if metrics is None:
             metrics = self._metrics[model] = _ModelMetrics.of(model)

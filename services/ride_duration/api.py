@@ -32,6 +32,7 @@ from services.ride_duration.schemas import (
     OutcomesAccepted,
     Prediction,
     Ride,
+    SensorRide,
 )
 from services.ride_duration.state import RideDurationState, StateDep
 
@@ -66,31 +67,34 @@ def _record(
     ids: list[uuid.UUID],
     rides: Sequence[Ride],
     minutes: Sequence[float],
-    answers: Sequence[Answered],
+    models: Sequence[ModelRefBody],
 ) -> None:
     if log is None:
         return
     now = datetime.now(UTC)
     request_id = request_id_var.get()
-    for prediction_id, ride, value, answered in zip(ids, rides, minutes, answers, strict=True):
+    for prediction_id, ride, value, model in zip(ids, rides, minutes, models, strict=True):
         log.add(
             (
                 prediction_id,
                 now,
                 request_id,
-                answered.route.model,
-                answered.version,
+                model["name"],
+                model["version"],
                 new_york_local(ride.pickup_datetime),
                 ride.pickup_location_id,
                 ride.dropoff_location_id,
                 ride.trip_distance,
                 ride.passenger_count,
                 value,
-                answered.route.name,
+                model["variant"],
                 ride.user_id,
             )
         )
 
+
+#: The variant name of answers from the sensor-aware model (a ride with traffic_speed_mph).
+SENSOR_VARIANT = "sensor"
 
 #: The fast routes' body limit (a batch of 1,000 rides is about 200 KB).
 PREDICT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -130,28 +134,41 @@ def _model(answered: Answered) -> ModelRefBody:
 @router.json_route(
     "POST",
     "/predict",
-    body=Ride,
+    body=SensorRide,
     response_model=Prediction,
     scope="read",
     max_body_bytes=PREDICT_MAX_BODY_BYTES,
     summary="Predict the duration of one ride",
     responses=_ERRORS,
 )
-async def predict(state: RideDurationState, ride: Ride) -> PredictionBody:
-    """POST /v1/predict: one ride, routed by its ``user_id``."""
-    answered = await state.routing.serve((ride,), key=ride.user_id, request=ride)
+async def predict(state: RideDurationState, ride: SensorRide) -> PredictionBody:
+    """POST /v1/predict: one ride, routed by its ``user_id``; with the sensor's traffic speed,
+    answered by the sensor-aware model (variant ``sensor``, outside the routing table)."""
+    if ride.traffic_speed_mph is not None:
+        minutes, version = await state.predictor.predict_with_traffic(
+            ride, ride.traffic_speed_mph, model=state.settings.sensor_model
+        )
+        model: ModelRefBody = {
+            "name": state.settings.sensor_model,
+            "version": version,
+            "variant": SENSOR_VARIANT,
+        }
+        values = [minutes]
+    else:
+        answered = await state.routing.serve((ride,), key=ride.user_id, request=ride)
+        model, values = _model(answered), answered.values
     prediction_id = uuid.uuid4()
     _record(
         state.prediction_log,
         ids=[prediction_id],
         rides=(ride,),
-        minutes=answered.values,
-        answers=(answered,),
+        minutes=values,
+        models=(model,),
     )
     return {
         "prediction_id": str(prediction_id),
-        "duration_minutes": answered.values[0],
-        "model": _model(answered),
+        "duration_minutes": values[0],
+        "model": model,
     }
 
 
@@ -175,14 +192,14 @@ async def predict_batch(state: RideDurationState, body: BatchRequest) -> BatchPr
     pairs = await state.routing.serve_each(rides, [ride.user_id for ride in rides])
     ids = [uuid.uuid4() for _ in rides]
     minutes = [value for value, _ in pairs]
-    answers = [answered for _, answered in pairs]
-    _record(state.prediction_log, ids=ids, rides=rides, minutes=minutes, answers=answers)
     models: dict[int, ModelRefBody] = {}
+    for _, answered in pairs:
+        if id(answered) not in models:
+            models[id(answered)] = _model(answered)
+    ride_models = [models[id(answered)] for _, answered in pairs]
+    _record(state.prediction_log, ids=ids, rides=rides, minutes=minutes, models=ride_models)
     predictions: list[PredictionBody] = []
-    for prediction_id, value, answered in zip(ids, minutes, answers, strict=True):
-        model = models.get(id(answered))
-        if model is None:
-            model = models[id(answered)] = _model(answered)
+    for prediction_id, value, model in zip(ids, minutes, ride_models, strict=True):
         predictions.append(
             {"prediction_id": str(prediction_id), "duration_minutes": value, "model": model}
         )

@@ -161,14 +161,14 @@ class RideDurationOip(OipModel[RideDurationState]):
         rides = batch.rides
         answered = await state.routing._answer(snapshot, route, rides)
         ids = [uuid.uuid4() for _ in rides]
+        model = api._model(answered)
         api._record(
             state.prediction_log,
             ids=ids,
             rides=rides,
             minutes=answered.values,
-            answers=[answered] * len(rides),
+            models=[model] * len(rides),
         )
-        model = api._model(answered)
         return [
             {"prediction_id": str(i), "duration_minutes": value, "model": model}
             for i, value in zip(ids, answered.values, strict=True)

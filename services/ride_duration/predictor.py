@@ -129,6 +129,16 @@ class DurationPredictor:
         minutes, served = await self._coalescer(model, version).submit(rides)
         return list(minutes), served
 
+    async def predict_with_traffic(
+        self, ride: Ride, traffic_speed_mph: float, *, model: str
+    ) -> tuple[float, str]:
+        """Minutes for one ride from the sensor-aware ``model`` (features and the traffic speed
+        at pickup) and the model version that computed them."""
+        x = features.with_traffic(ride_feature_matrix((ride,)), [traffic_speed_mph])
+        result = await self.triton.infer(model, {INPUT_NAME: x}, outputs=[OUTPUT_NAME])
+        minutes = float(result.outputs[OUTPUT_NAME].reshape(-1)[0])
+        return round(max(minutes, MIN_DURATION_MINUTES), 2), result.model_version
+
     async def predict_variant(self, route: Route, rides: Sequence[Ride]) -> tuple[list[float], str]:
         """:meth:`predict` for a variant of the routing table (a ``VariantCall``)."""
         return await self.predict(rides, model=route.model, version=route.version)

@@ -95,6 +95,19 @@ class Ride(JsonRequest):
     )
 
 
+class SensorRide(Ride):
+    """A ride of POST /v1/predict: optionally with the traffic speed a sensor read at pickup."""
+
+    traffic_speed_mph: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="The sensor's traffic speed at pickup (mph): the sensor-aware model "
+        "answers (variant `sensor`); absent: the routing table's variant does.",
+    )
+
+
 class BatchRequest(JsonRequest):
     model_config = ConfigDict(extra="forbid")
 

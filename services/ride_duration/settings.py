@@ -15,6 +15,10 @@ class RideDurationSettings(ModelServiceSettings):
 
     service_name: str = "ride-duration"
     triton_model: str = Field(default="ride_duration", description="Triton model to serve.")
+    sensor_model: str = Field(
+        default="ride_duration_sensor",
+        description="Triton model of rides sent with the sensor's traffic speed.",
+    )
     coalesce_requests: bool = Field(
         default=True, description="Group concurrent requests into one Triton call."
     )

@@ -40,7 +40,19 @@ class ServiceSpec:
 
 
 def _backend_env(settings: StackSettings) -> dict[str, str]:
-    return {"BACKEND_RIDE_DURATION_URL": f"http://{settings.host}:{settings.ride_duration_port}"}
+    return {
+        "BACKEND_RIDE_DURATION_URL": f"http://{settings.host}:{settings.ride_duration_port}",
+        "BACKEND_LOCATION_URL": f"http://{settings.host}:{settings.location_port}",
+        "BACKEND_SENSOR_URL": f"http://{settings.host}:{settings.sensor_port}",
+    }
+
+
+def _city_env(settings: StackSettings) -> dict[str, str]:
+    # The sensor-duration worker finishes the backend's chain: the location and sensor services.
+    return {
+        "WORKERS_LOCATION_URL": f"http://{settings.host}:{settings.location_port}",
+        "WORKERS_SENSOR_URL": f"http://{settings.host}:{settings.sensor_port}",
+    }
 
 
 def _classifier_env(settings: StackSettings) -> dict[str, str]:
@@ -68,6 +80,16 @@ def _worker(kind: str, port_setting: str) -> ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
+        name="location",
+        app="services.city.location:create_app",
+        port_setting="location_port",
+    ),
+    ServiceSpec(
+        name="sensor",
+        app="services.city.sensor:create_app",
+        port_setting="sensor_port",
+    ),
+    ServiceSpec(
         name="ride-duration",
         app="services.ride_duration.app:create_app",
         port_setting="ride_duration_port",
@@ -92,6 +114,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
     _worker("tip", "worker_tip_port"),
     _worker("cost", "worker_cost_port"),
     _worker("dynamic-duration", "worker_dynamic_duration_port"),
+    ServiceSpec(
+        name="worker-sensor-duration",
+        app="services.workers",
+        port_setting="worker_sensor_duration_port",
+        argv=("services.workers", "sensor-duration"),
+        env=_city_env,
+    ),
     ServiceSpec(
         name="dashboards",
         app="services.dashboards.app:create_app",

@@ -51,10 +51,14 @@ class StackSettings(BaseSettings):
     ride_duration_port: Port = Field(default=8001, ge=1, le=65535)
     classifier_port: Port = Field(default=8002, ge=1, le=65535)
     chatbot_port: Port = Field(default=8003, ge=1, le=65535)
+    # The city's simulated remote APIs (services/city) the backend's chain calls.
+    location_port: Port = Field(default=8004, ge=1, le=65535)
+    sensor_port: Port = Field(default=8005, ge=1, le=65535)
     # Streaming workers: the port of each one's /healthz, /readyz and /metrics.
     worker_tip_port: Port = Field(default=8010, ge=1, le=65535)
     worker_cost_port: Port = Field(default=8011, ge=1, le=65535)
     worker_dynamic_duration_port: Port = Field(default=8012, ge=1, le=65535)
+    worker_sensor_duration_port: Port = Field(default=8013, ge=1, le=65535)
     # Prometheus and Alertmanager (services/stack/monitoring.py) with the chart's rules and route:
     # every group evaluated every monitoring_interval_s, each alert's `for` alert_for (a laptop
     # demo sees an alert fire; the chart keeps the files' durations). monitoring=False: without.

@@ -1,8 +1,9 @@
 """``python -m services.workers KIND [--host H] [--port P]``: run one streaming worker.
 
-KIND is ``tip``, ``cost`` or ``dynamic-duration``. The process consumes its durable JetStream
-consumer and serves ``/healthz``, ``/readyz`` and ``/metrics`` on host:port (uvicorn in this
-process, uvloop). SIGTERM/SIGINT stop it cleanly: the batch in hand finishes or is redelivered.
+KIND is ``tip``, ``cost``, ``dynamic-duration`` or ``sensor-duration``. The process consumes its
+durable JetStream consumer and serves ``/healthz``, ``/readyz`` and ``/metrics`` on host:port
+(uvicorn in this process, uvloop). SIGTERM/SIGINT stop it cleanly: the batch in hand finishes or
+is redelivered.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from services.common.app import create_service_app
 from services.common.db import check_database, create_pool, database_errors
 from services.common.errors import BrokerUnavailable, DatabaseUnavailable, TritonUnavailable
 from services.common.health import register_readiness
+from services.common.http import JsonClient
 from services.common.triton import TritonClient
 from services.workers.consumer import PullConsumer
 from services.workers.handlers import make_worker
@@ -48,6 +49,7 @@ def model_of(kind: str, settings: WorkerSettings) -> str:
         "tip": settings.tip_model,
         "cost": settings.cost_model,
         "dynamic-duration": settings.duration_model,
+        "sensor-duration": settings.sensor_model,
     }[kind]
 
 
@@ -59,9 +61,10 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[WorkersState]:
         pool = await create_pool(settings)
         triton = TritonClient.from_settings(settings)
+        http = JsonClient(max_connections=16) if kind == "sensor-duration" else None
         try:
             await wait_for_results_table(pool, timeout_s=settings.startup_timeout_s)
-            spec = make_worker(kind, triton=triton, pool=pool, settings=settings)
+            spec = make_worker(kind, triton=triton, pool=pool, settings=settings, http=http)
             consumer = PullConsumer(
                 name=kind, subject=spec.subject, handler=spec.handler, settings=settings
             )
@@ -87,6 +90,8 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
                     await task
                 await consumer.close()
         finally:
+            if http is not None:
+                await http.close()
             await triton.close()
             await pool.close()
 

@@ -2,6 +2,12 @@
 
 - ``tip``: Triton ``tip_amount`` on the ride's features -> result kind ``tip`` (USD, >= 0).
 - ``cost``: Triton ``total_amount`` -> kind ``cost`` (USD, >= 0).
+- ``sensor-duration``: finishes the chain the backend's budget cut short
+  (:mod:`services.backend.chain`): the pickup place (from the event, else the location service),
+  the traffic there at pickup time (from the event, else the sensor service), then Triton
+  ``ride_duration_sensor`` -> kind ``sensor_duration`` (minutes). A ride from or to no known
+  place (zones 264/265) has none. A location or sensor outage redelivers the event, like a
+  Triton one.
 - ``dynamic-duration``: Triton ``ride_duration`` -> kind ``duration`` (minutes). On
   ``rides.requested`` it is the model's duration of the whole trip; on ``rides.telemetry`` it is
   elapsed minutes + the model's minutes for the remaining distance (pickup time moved on by the
@@ -23,15 +29,17 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.db import database_errors
+from services.common.http import JsonClient
 from services.common.jetstream import RIDE_REQUESTED
+from services.common.metrics import observe_dependency
 from services.common.triton import TritonClient
-from services.domain.taxi import features
+from services.domain.taxi import features, zones
 from services.domain.taxi.events import RideEvent
 from services.workers.consumer import Handler
 from services.workers.settings import WorkerSettings
 
 FloatMatrix = npt.NDArray[np.float32]
-KINDS: Final = ("tip", "cost", "dynamic-duration")
+KINDS: Final = ("tip", "cost", "dynamic-duration", "sensor-duration")
 MIN_DURATION_MINUTES: Final = 1.0
 MOVING_MPH: Final = 1.0
 ARRIVED_MILES: Final = 0.05
@@ -96,10 +104,46 @@ async def write_result(
     return status.endswith(" 1")
 
 
+async def traffic_speed(event: RideEvent, http: JsonClient, settings: WorkerSettings) -> float:
+    """The traffic speed at the ride's pickup place and time: the event's, else the sensor's
+    (asked at the event's place, else at the location service's)."""
+    if event.traffic_speed_mph is not None:
+        return event.traffic_speed_mph
+    latitude, longitude = event.latitude, event.longitude
+    if latitude is None or longitude is None:
+        zone = event.ride.pickup_location_id
+        with observe_dependency("http:location", "get"):
+            place = await http.get_json(
+                f"{settings.location_url}/v1/zones/{zone}",
+                timeout_s=settings.location_timeout_s,
+                name="location",
+            )
+        latitude, longitude = float(place["latitude"]), float(place["longitude"])
+    params = {
+        "latitude": str(latitude),
+        "longitude": str(longitude),
+        "at": event.ride.pickup_datetime.isoformat(),
+    }
+    with observe_dependency("http:sensor", "get"):
+        reading = await http.get_json(
+            f"{settings.sensor_url}/v1/traffic",
+            timeout_s=settings.sensor_timeout_s,
+            name="sensor",
+            params=params,
+        )
+    return float(reading["speed_mph"])
+
+
 def make_worker(
-    kind: str, *, triton: TritonClient, pool: asyncpg.Pool, settings: WorkerSettings
+    kind: str,
+    *,
+    triton: TritonClient,
+    pool: asyncpg.Pool,
+    settings: WorkerSettings,
+    http: JsonClient | None = None,
 ) -> WorkerSpec:
-    """The subject and handler of worker ``kind`` (one of ``KINDS``)."""
+    """The subject and handler of worker ``kind`` (one of ``KINDS``); ``http``: the client of
+    the sensor-duration worker's location and sensor calls."""
     timeout = settings.database_timeout_s
 
     async def predict(model: str, x: FloatMatrix) -> tuple[float, str]:
@@ -110,6 +154,7 @@ def make_worker(
         settings.tip_model: "tip_amount",
         settings.cost_model: "total_amount",
         settings.duration_model: "duration_minutes",
+        settings.sensor_model: "duration_minutes",
     }
 
     def amount(kind: str, model: str) -> Handler:
@@ -157,10 +202,35 @@ def make_worker(
             timeout_s=timeout,
         )
 
+    async def sensor_duration(event: RideEvent) -> bool:
+        ride = event.ride
+        if not (
+            zones.ZONE_KNOWN[min(ride.pickup_location_id, zones.N_ZONES)]
+            and zones.ZONE_KNOWN[min(ride.dropoff_location_id, zones.N_ZONES)]
+        ):
+            return False  # no place to read traffic at: the base duration is all there is
+        if http is None:
+            raise RuntimeError("the sensor-duration worker needs an HTTP client")
+        speed = await traffic_speed(event, http, settings)
+        minutes, version = await predict(
+            settings.sensor_model, features.with_traffic(feature_row(event), [speed])
+        )
+        return await write_result(
+            pool,
+            event,
+            kind="sensor_duration",
+            model=settings.sensor_model,
+            version=version,
+            value=max(minutes, MIN_DURATION_MINUTES),
+            timeout_s=timeout,
+        )
+
     if kind == "tip":
         return WorkerSpec(RIDE_REQUESTED, amount("tip", settings.tip_model))
     if kind == "cost":
         return WorkerSpec(RIDE_REQUESTED, amount("cost", settings.cost_model))
+    if kind == "sensor-duration":
+        return WorkerSpec(RIDE_REQUESTED, sensor_duration)
     if kind == "dynamic-duration":
         return WorkerSpec("rides.*", dynamic_duration)  # rides.requested and rides.telemetry
     raise ValueError(f"unknown worker {kind!r}; known: {', '.join(KINDS)}")

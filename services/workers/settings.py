@@ -20,6 +20,28 @@ class WorkerSettings(ServiceSettings):
     duration_model: str = Field(
         default="ride_duration", description="Triton model of the dynamic-duration worker."
     )
+    sensor_model: str = Field(
+        default="ride_duration_sensor",
+        description="Triton model of the sensor-duration worker (features + traffic speed).",
+    )
+    location_url: str = Field(
+        default="http://127.0.0.1:8004", description="Base URL of the location service."
+    )
+    location_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Deadline of the location call.",
+    )
+    sensor_url: str = Field(
+        default="http://127.0.0.1:8005", description="Base URL of the sensor service."
+    )
+    sensor_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Deadline of the sensor call.",
+    )
     fetch_batch: int = Field(default=32, ge=1, le=1000, description="Messages per pull.")
     fetch_timeout_s: float = Field(default=1.0, gt=0, description="Long-poll of one pull.")
     ack_wait_s: float = Field(

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-SERVING = frozenset({"backend", "chatbot", "classifier", "dashboards", "ride_duration", "workers"})
+SERVING = frozenset(
+    {"backend", "chatbot", "city", "classifier", "dashboards", "ride_duration", "workers"}
+)
 COMPOSERS = frozenset({"jobs", "stack", "rollout", "cli"})
 
 #: what each layer may import besides itself (a name under services/, or "models")

@@ -13,7 +13,9 @@
 4. limits the request body (the route's ``max_body_bytes``, else ``<P>_MAX_BODY_BYTES``): 413,
    with the one limiter of :mod:`services.common.request_body`; a route whose body is a JSON
    model (a fast route, a FastAPI body model) refuses another declared content type: 415;
-5. bounds the time until the response starts (``<P>_REQUEST_TIMEOUT_S``): 504.
+5. bounds the time until the response starts (``<P>_REQUEST_TIMEOUT_S``, or the caller's
+   ``X-Request-Budget-Ms`` when shorter, kept for what the request calls:
+   :mod:`services.common.deadline`): 504, at once when the caller's budget is already spent.
 
 Every policy is applied here, in one place, for fast routes and FastAPI routes alike: the layer
 finds the route a request is for (the fast-route table, else the FastAPI route that matches)
@@ -49,6 +51,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.deadline import BUDGET_HEADER, parse_budget, request_deadline
 from services.common.errors import (
     Forbidden,
     ModelfleetError,
@@ -183,6 +186,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+BUDGET_HEADER_BYTES = BUDGET_HEADER.encode()
 
 
 class SecurityLayer:
@@ -367,7 +373,13 @@ class SecurityLayer:
             policy.max_body_bytes or self.settings.max_body_bytes,
             declared=_header(scope, b"content-length"),
         )
-        deadline = asyncio.timeout(self.timeout_s)
+        budget_s = parse_budget(_header(scope, BUDGET_HEADER_BYTES))
+        if budget_s is not None and budget_s <= 0:
+            spent = RequestTimeout(f"the caller's budget ({BUDGET_HEADER}) is spent")
+            await self._refuse(spent, scope, receive, send, policy, start)
+            return
+        timeout_s = self.timeout_s if budget_s is None else min(self.timeout_s, budget_s)
+        deadline = asyncio.timeout(timeout_s)
         started = False
 
         async def send_started(message: Message) -> None:
@@ -378,12 +390,13 @@ class SecurityLayer:
             await send(message)
 
         try:
-            async with deadline:
-                await self.inner(scope, receive, send_started)
+            with request_deadline(budget_s):
+                async with deadline:
+                    await self.inner(scope, receive, send_started)
         except TimeoutError:
             if started or not deadline.expired():
                 raise
-            exc = RequestTimeout(f"no response within {self.timeout_s:g} s")
+            exc = RequestTimeout(f"no response within {timeout_s:g} s")
             await self._refuse(exc, scope, receive, send, policy, start)
 
     async def _refuse(

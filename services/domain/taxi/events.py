@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RESULT_UNITS: dict[str, str] = {
     "initial_duration": "minutes",
     "duration": "minutes",
+    "sensor_duration": "minutes",
     "tip": "USD",
     "cost": "USD",
 }
@@ -60,5 +61,10 @@ class RideEvent(BaseModel):
     occurred_at: datetime
     ride: EventRide
     initial_duration_minutes: float | None = None
+    #: What the ride's answer knew of the chain: the pickup place (location) and the traffic
+    #: speed there (sensor); the sensor-duration worker asks for what is missing.
+    latitude: float | None = None
+    longitude: float | None = None
+    traffic_speed_mph: float | None = None
     telemetry: EventTelemetry | None = None
     seq: int = Field(default=0, ge=0, description="Outbox sequence (set by the relay).")

@@ -68,6 +68,17 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
 
 N_FEATURES: Final = len(FEATURE_NAMES)
 
+SENSOR_FEATURE: Final = "traffic_speed_mph"
+"""The sensor-aware model's extra last column: the sensor's traffic speed at pickup (mph)."""
+N_SENSOR_FEATURES: Final = N_FEATURES + 1
+
+
+def with_traffic(x: npt.NDArray[np.float32], speed_mph: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The sensor-aware model's input: ``x`` (n, N_FEATURES) and the traffic speed per row."""
+    speed = np.asarray(speed_mph, dtype=np.float32).reshape(-1, 1)
+    return np.hstack([x.astype(np.float32, copy=False), speed])
+
+
 DEFAULT_PASSENGER_COUNT: Final = 1
 DEFAULT_RATECODE_ID: Final = 1
 """TLC RatecodeID 1 = standard rate (2 = JFK flat fare, 3 = Newark, 4 = Nassau/Westchester,

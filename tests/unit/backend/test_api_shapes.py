@@ -35,6 +35,7 @@ ROW: dict[str, Any] = {
     "initial_model_name": "ride_duration",
     "initial_model_version": "3",
     "initial_reason": None,
+    "initial_uses_sensor": True,
     "downstream": '{"location": {"data": {"zone": 161}, "reason": null}}',
     "created_at": AT,
 }
@@ -71,6 +72,7 @@ def test_a_stored_ride_is_sent_as_before() -> None:
         "duration_minutes": 14.25,
         "model": {"name": "ride_duration", "version": "3"},
         "reason": None,
+        "uses_sensor": True,
     }
     downstream = _stored_downstream(ROW)  # type: ignore[arg-type]
     assert {name: data.model_dump(mode="json") for name, data in downstream.items()} == {
@@ -91,7 +93,12 @@ def test_created_is_the_model_with_its_location_on_the_response() -> None:
     assert response.headers["idempotent-replayed"] == "true"
     assert created.model_dump(mode="json") == {
         "ride_id": str(ride_id),
-        "initial_duration": {"duration_minutes": None, "model": None, "reason": "timeout"},
+        "initial_duration": {
+            "duration_minutes": None,
+            "model": None,
+            "reason": "timeout",
+            "uses_sensor": False,
+        },
         "location": {"data": None, "reason": "not_configured"},
         "sensor": {"data": None, "reason": "not_configured"},
         "links": {"self": f"/v1/rides/{ride_id}", "events": f"/v1/rides/{ride_id}/events"},

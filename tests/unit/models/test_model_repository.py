@@ -133,6 +133,7 @@ def test_registry_builds_tip_and_cost_beside_ride_duration(
     results = repository.build_models(repo, seed=1, rows=ROWS, log=lambda _m: None)
     assert [r.model for r in results] == [
         "ride_duration",
+        "ride_duration_sensor",
         "tip_amount",
         "total_amount",
         "classifier",
@@ -150,15 +151,19 @@ def test_registry_builds_tip_and_cost_beside_ride_duration(
             ("last_hidden_state", [-1, 384])
         ]
         assert embedding.max_batch_size == 64 and embedding.HasField("dynamic_batching")
-    assert results[4].card["sha256"] and results[4].card["metrics"]["paraphrase_cosine"] > 0.5
-    for result in results[1:3]:
+    embedder = results[5]
+    assert embedder.card["sha256"] and embedder.card["metrics"]["paraphrase_cosine"] > 0.5
+    sensor = _config(repo / "ride_duration_sensor" / "configs" / "local.pbtxt")
+    assert [(i.name, list(i.dims)) for i in sensor.input] == [("features", [N_FEATURES + 1])]
+    for result in results[2:4]:
         config = _config(repo / result.model / "configs" / "local.pbtxt")
         assert config.name == result.model and config.backend == "python"
         assert [(o.name, list(o.dims)) for o in config.output] == [(result.model, [1])]
         assert [(i.name, list(i.dims)) for i in config.input] == [("features", [N_FEATURES])]
         card = json.loads(config.parameters["model_card.v1"].string_value)
         assert card == result.card and card["metrics"]["unit"] == "USD"
-        assert card["code_hash"] == repository.code_hash(repository.MODELS[1].code_paths)
+        spec = next(s for s in repository.MODELS if s.name == result.model)
+        assert card["code_hash"] == repository.code_hash(spec.code_paths)
         x = trip_features(clean_trips(generate_trips(200, seed=9)))
         onnx_bytes = (result.path / "model.onnx").read_bytes()
         (pred,) = onnx_session(onnx_bytes).run([result.model], {"features": x})

@@ -13,17 +13,24 @@ from tritonclient.grpc import model_config_pb2
 from models.repository import MODELS, write_configs
 from models.repository.registry import ModelSpec
 from models.repository.triton_config import HEADER, card_json, model_config, render_config
-from services.domain.taxi.features import N_FEATURES
+from services.domain.taxi.features import N_FEATURES, N_SENSOR_FEATURES
 
 FP32, INT64 = model_config_pb2.TYPE_FP32, model_config_pb2.TYPE_INT64
 TRICKY = 'say "hi" \\ back\nslash \x01 caf\u00e9 \u2603 \U0001f600\t\r end'
 """Quotes, backslashes, newlines, control and non-ASCII characters: what a card may hold."""
+CLASSIFIER = next(spec for spec in MODELS if spec.name == "classifier")
 EXPECTED: dict[str, dict[str, Any]] = {
     "ride_duration": {
         "inputs": [("features", FP32, [N_FEATURES])],
         "outputs": [("duration_minutes", FP32, [1])],
         "max_batch_size": 1024,
         "policy": "all",
+    },
+    "ride_duration_sensor": {
+        "inputs": [("features", FP32, [N_SENSOR_FEATURES])],
+        "outputs": [("duration_minutes", FP32, [1])],
+        "max_batch_size": 1024,
+        "policy": "latest",
     },
     "tip_amount": {
         "inputs": [("features", FP32, [N_FEATURES])],
@@ -38,8 +45,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "policy": "latest",
     },
     "classifier": {
-        "inputs": [("features", FP32, [MODELS[3].input_dim])],
-        "outputs": [(MODELS[3].output, FP32, [-1])],
+        "inputs": [("features", FP32, [CLASSIFIER.input_dim])],
+        "outputs": [(CLASSIFIER.output, FP32, [-1])],
         "max_batch_size": 1024,
         "policy": "latest",
     },

@@ -1,0 +1,50 @@
+"""Settings of the location (``LOCATION_``) and sensor (``SENSOR_``) services.
+
+Both stand in for remote APIs, so each answer waits a delay drawn from a lognormal distribution
+(median ``LATENCY_S``, spread ``LATENCY_SIGMA``; the deployment-architectures document's 0.5 s
+for location and 2 s for sensor) and fails with a 503 at ``FAILURE_RATE``. Set ``LATENCY_S=0``
+for a fast city (tests, demos of the chain that fits its budget).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class CityApiSettings(ServiceSettings):
+    """What both simulated APIs have: their answer's latency distribution and failure rate."""
+
+    latency_s: float = Field(
+        default=0.5, ge=0, le=60, description="Median delay of an answer (lognormal), seconds."
+    )
+    latency_sigma: float = Field(
+        default=0.25, ge=0, le=3, description="Spread of the delay: the lognormal's sigma."
+    )
+    failure_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests answered 503 (simulated outage)."
+    )
+    seed: int | None = Field(
+        default=None, description="Seed of the delays and failures (None: a new one per start)."
+    )
+
+
+class LocationSettings(CityApiSettings):
+    """Environment -> settings for location (prefix ``LOCATION_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCATION_")
+
+    service_name: str = "location"
+
+
+class SensorSettings(CityApiSettings):
+    """Environment -> settings for sensor (prefix ``SENSOR_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SENSOR_")
+
+    service_name: str = "sensor"
+    latency_s: float = Field(
+        default=2.0, ge=0, le=60, description="Median delay of an answer (lognormal), seconds."
+    )
