@@ -11,6 +11,8 @@
                                     (alias `retrain classifier`; `--catalogue FILE`)
     modelfleet demo taxi            rides at a rate, NATS killed (SIGKILL) mid-way and started
                                     again by the supervisor; every ride's results counted
+    modelfleet demo chat            a manual uploaded and asked (its page cited), then a
+                                    catalogue question answered from SQL
     modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
                                     retraining run -> new version -> F1 recovers
     modelfleet demo rollout         canary, A/B, shadow, blue/green, rolling on ride-duration

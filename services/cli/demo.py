@@ -4,6 +4,7 @@ Each scenario prints what it shows as it goes and exits 0 when the story happene
 it did not (or could not be told: the failed step says why).
 
     modelfleet demo taxi [--rate 10] [--seconds 30]   rides while NATS is killed; none lost
+    modelfleet demo chat                              a manual uploaded, asked, cited; the catalogue
     modelfleet demo drift                             F1 falls -> alert -> retraining -> F1 back
     modelfleet demo rollout                           canary, A/B, shadow, blue/green, rolling
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +48,22 @@ def cmd_demo_taxi(out: Output, settings: StackSettings, args: argparse.Namespace
         out.error(result.problem)
     elif not result.succeeded:
         out.error(f"the story did not happen as told: {result.shortfall}")
+    return EXIT_OK if result.succeeded else EXIT_FAIL
+
+
+def cmd_demo_chat(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo chat`: a manual uploaded and asked, the answer citing it; a catalogue
+    question answered from SQL (services/jobs/chat_demo.py)."""
+    from services.jobs import chat_demo as module
+
+    url = args.url or f"http://{settings.host}:{settings.chatbot_port}"
+    # The truth of the catalogue question: the stack's Postgres, unless the environment names
+    # another (as for a job run from the CLI, services/cli/servers.py).
+    database_url = os.environ.get("DATABASE_URL", settings.database_url)
+    result = asyncio.run(module.run_chat_demo(url, database_url, say=out.line))
+    failed = [s for s in result.steps if not s.ok]
+    if failed:
+        out.error(f"{failed[0].name}: {failed[0].detail}")
     return EXIT_OK if result.succeeded else EXIT_FAIL
 
 
@@ -122,6 +140,19 @@ def _add_taxi(sub: Any) -> None:
     taxi.set_defaults(func=cmd_demo_taxi)
 
 
+def _add_chat(sub: Any) -> None:
+    chat = sub.add_parser(
+        "chat",
+        help="upload a manual, ask about it (cited answer), then a catalogue question",
+        description="Upload a generated product manual (PDF), ask a question one of its pages "
+        "answers and check that the answer cites it, then ask for the cheapest product of the "
+        "catalogue's largest brand and check it against the products table. Exit 1 when a step "
+        "fails.",
+    )
+    chat.add_argument("--url", help="chatbot URL (default: the local stack's)")
+    chat.set_defaults(func=cmd_demo_chat)
+
+
 # The call chain backend -> location -> sensor -> ride-duration under one request budget
 # (issue 15, section 1) goes here as `_add_chain` / `cmd_demo_chain`, listed in SCENARIOS.
 
@@ -168,7 +199,7 @@ def _add_rollout(sub: Any) -> None:
 
 
 #: the scenarios in the order `modelfleet demo --help` lists them
-SCENARIOS: tuple[Callable[[Any], None], ...] = (_add_taxi, _add_drift, _add_rollout)
+SCENARIOS: tuple[Callable[[Any], None], ...] = (_add_taxi, _add_chat, _add_drift, _add_rollout)
 
 
 def add_parser(sub: Any) -> None:

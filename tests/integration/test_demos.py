@@ -1,10 +1,12 @@
-"""`modelfleet demo taxi` runs as a user runs it: the console script
+"""`modelfleet demo taxi` and `modelfleet demo chat` run as a user runs them: the console script
 against a stack started with `modelfleet up --detach` (its own home on free ports, the models the
 session built, no catalogue ingested), exit codes and printed counts checked.
 
 - taxi: rides at 5/s for 9 s, NATS killed with SIGKILL at 3 s and started again by the
   supervisor; exit 0, every ride posted is accepted and has its three results, some were posted
   while NATS was down, and `modelfleet status` shows NATS's restart (exit code 137).
+- chat: without a catalogue it exits 1 naming the cure, after the manual's part of the story
+  went as told; after `modelfleet ingest` it exits 0 with the catalogue answer checked.
 - taxi against a home where nothing runs: exit 1 and what to start.
 """
 
@@ -88,6 +90,39 @@ def test_demo_taxi_loses_no_ride_when_nats_is_killed(detached: StackSettings) ->
     after = _status(detached)["nats"]
     assert after["ready"] and after["pid"] != before["pid"], after
     assert after["restarts"] == before["restarts"] + 1 and after["last_exit_code"] == 137, after
+
+
+def test_demo_chat_fails_without_the_catalogue_then_answers_both(detached: StackSettings) -> None:
+    empty = run(detached, "demo", "chat")
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "catalogue question: the catalogue is empty" in empty.stderr
+    assert "`modelfleet ingest` loads it" in empty.stderr
+    # The manual's part of the story does not need the catalogue: it went as told.
+    assert "1. uploaded demo-manual-01.pdf (4 pages): ready" in empty.stdout
+    assert (
+        "   ok: the answer says" in empty.stdout and "cites demo-manual-01.pdf p. 2" in empty.stdout
+    )
+
+    ingest = run(detached, "ingest", "--rows", "500")
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+
+    done = run(detached, "demo", "chat")
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "(the same file was ingested before)" in out  # the upload is idempotent
+    truth = re.search(r"^   (.+), \d+ products, the lowest price ([\d.]+) \((.+)\)$", out, re.M)
+    assert truth is not None, out
+    brand, lowest, cheapest = truth[1], truth[2], truth[3].split(", ")
+    assert f"   Q: What is the cheapest {brand} product?" in out
+    answer = re.search(
+        rf"^   A: The cheapest of the {re.escape(brand)} is .+ at \$([\d,.]+) \((\S+)\)\.$",
+        out,
+        re.M,
+    )
+    assert answer is not None, out
+    assert answer[1].replace(",", "") == lowest and answer[2] in cheapest
+    assert re.search(rf"^   \[1\] product {answer[2]}: \"", out, re.MULTILINE), out
+    assert f"   ok: answered from SQL: {answer[2]} at {lowest} is the lowest {brand} price" in out
 
 
 def test_demo_taxi_on_a_home_where_nothing_runs_says_what_to_start(tmp_path: Path) -> None:
