@@ -9,8 +9,13 @@
     modelfleet models build [--seed 42] [--rows N] [--data PATH] [--force]
     modelfleet train classifier     retrain, gate, load the new version into Triton
                                     (alias `retrain classifier`; `--catalogue FILE`)
+    modelfleet demo taxi            rides at a rate, NATS killed (SIGKILL) mid-way and started
+                                    again by the supervisor; every ride's results counted
+    modelfleet demo chat            a manual uploaded and asked (its page cited), then a
+                                    catalogue question answered from SQL
     modelfleet demo drift           drift scenario: shifted products -> F1 falls -> alert ->
                                     retraining run -> new version -> F1 recovers
+    modelfleet demo rollout         canary, A/B, shadow, blue/green, rolling on ride-duration
     modelfleet score [--file PATH]  batch-score new rides (or a TLC file) through Triton
     modelfleet ingest [PDF|DIR ...] catalogue products + PDFs -> chunks -> embeddings -> pgvector
     modelfleet eval chatbot         retrieval recall@1/@5, MRR (+ citation accuracy of /v1/chat)
