@@ -92,7 +92,12 @@ def test_the_database_password_is_generated_into_a_kept_secret() -> None:
     env = {e["name"]: e for e in postgres["spec"]["template"]["spec"]["containers"][0]["env"]}
     ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": name, "key": "password"}
-    users = [d for d in by_kind(objects, "Deployment") if component(d) != "triton"]
+    # Every Deployment but Triton and the city's APIs (no database) reads the password.
+    users = [
+        d
+        for d in by_kind(objects, "Deployment")
+        if component(d) not in {"triton", "location", "sensor"}
+    ]
     assert users
     for deployment in users:
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -185,7 +190,12 @@ def test_keda_without_its_api_falls_back_to_the_hpa() -> None:
     objects = render(KEDA, api_versions=())
     assert by_kind(objects, "ScaledObject") == []
     hpas = {component(h) for h in by_kind(objects, "HorizontalPodAutoscaler")}
-    assert {"worker-tip", "worker-cost", "worker-dynamic-duration"} <= hpas
+    assert {
+        "worker-tip",
+        "worker-cost",
+        "worker-dynamic-duration",
+        "worker-sensor-duration",
+    } <= hpas
     assert "serves no keda.sh/v1alpha1 ScaledObject" in notes(KEDA, api_versions=())
     assert "KEDA" not in notes(KEDA)
 

@@ -100,9 +100,14 @@ def test_each_http_service_has_an_ingress_path(objects: list[Obj]) -> None:
         p["backend"]["service"]["name"] for rule in ingress["spec"]["rules"]
         for p in rule["http"]["paths"]
     }  # fmt: skip
-    # Every HTTP service; Triton is internal and the streaming workers take no requests.
-    services = {d["metadata"]["name"] for d in by_kind(objects, "Deployment")
-                if component(d) != "triton" and not component(d).startswith("worker-")}  # fmt: skip
+    # Every HTTP service; Triton is internal, the streaming workers take no requests, and the
+    # city's APIs are called by the backend and the sensor-duration worker only.
+    internal = {"triton", "location", "sensor"}
+    services = {
+        d["metadata"]["name"]
+        for d in by_kind(objects, "Deployment")
+        if component(d) not in internal and not component(d).startswith("worker-")
+    }
     assert {"mf-modelfleet-ride-duration", "mf-modelfleet-backend"} <= services <= backends
 
 
@@ -139,9 +144,9 @@ def test_network_policies_default_deny_and_only_declared_egress(
         if "app.kubernetes.io/component" in peer.get("podSelector", {}).get("matchLabels", {})
     }  # fmt: skip
     if scenario == "eks":
-        assert backend_targets == {"ride-duration"}
+        assert backend_targets == {"ride-duration", "location", "sensor"}
     else:
-        assert backend_targets == {"ride-duration", "postgresql", "nats"}
+        assert backend_targets == {"ride-duration", "location", "sensor", "postgresql", "nats"}
     triton = policies["triton"]["spec"]["egress"]
     if scenario == "eks":  # copies its model repository from S3 at start
         assert triton[1:] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]
@@ -220,7 +225,7 @@ def test_config_map_names_are_the_settings_classes_names(objects: list[Obj]) -> 
         keys = set(config_map["data"])
         assert {"DATABASE_URL", "NATS_URL", "TRITON_GRPC_URL"} <= keys
         assert keys <= known, keys - known
-    assert checked == 7
+    assert checked == 10
 
 
 WITH_CRONJOBS = {"cronJobs": {"classifier-retrain": {"enabled": True}}}
@@ -393,7 +398,12 @@ def test_every_values_key_is_commented() -> None:
 def test_keda_scales_each_worker_on_its_consumer_lag() -> None:
     objects = render({"keda": {"enabled": True}})
     scaled = {component(o): o for o in by_kind(objects, "ScaledObject")}
-    assert set(scaled) == {"worker-tip", "worker-cost", "worker-dynamic-duration"}
+    assert set(scaled) == {
+        "worker-tip",
+        "worker-cost",
+        "worker-dynamic-duration",
+        "worker-sensor-duration",
+    }
     hpas = _components(objects, "HorizontalPodAutoscaler")
     assert not hpas & set(scaled), "KEDA owns the workers' HPAs"
     for name, scaled_object in scaled.items():

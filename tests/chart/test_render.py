@@ -27,7 +27,8 @@ PER_COMPONENT = ["ServiceAccount", "ConfigMap", "Deployment", "Service",
                  "NetworkPolicy"]  # fmt: skip
 STATEFUL = ["ServiceAccount", "Service", "StatefulSet", "NetworkPolicy"]
 COMPONENTS = ("ride-duration", "triton", "backend", "classifier", "chatbot", "worker-tip",
-              "worker-cost", "worker-dynamic-duration")  # fmt: skip
+              "worker-cost", "worker-dynamic-duration", "worker-sensor-duration", "location",
+              "sensor")  # fmt: skip
 
 
 def _inventory(objects: list[Obj]) -> dict[tuple[str, str], int]:
@@ -43,7 +44,12 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
     if scenario != "eks":  # one Triton pod on an emptyDir repository (test_model_repository.py)
         del expected[("HorizontalPodAutoscaler", "triton")]
     if scenario == "eks":  # KEDA scales the workers: a ScaledObject instead of an HPA
-        for worker in ("worker-tip", "worker-cost", "worker-dynamic-duration"):
+        for worker in (
+            "worker-tip",
+            "worker-cost",
+            "worker-dynamic-duration",
+            "worker-sensor-duration",
+        ):
             del expected[("HorizontalPodAutoscaler", worker)]
             expected[("ScaledObject", worker)] = 1
     if scenario != "eks":  # EKS: RDS and an external NATS cluster

@@ -26,11 +26,12 @@ from tests.chart.scrape_config import (
 )
 
 CHART_COMPONENTS = (
-    "backend", "chatbot", "classifier", "ride-duration", "triton", "worker-cost",
-    "worker-dynamic-duration", "worker-tip",
+    "backend", "chatbot", "classifier", "location", "ride-duration", "sensor", "triton",
+    "worker-cost", "worker-dynamic-duration", "worker-sensor-duration", "worker-tip",
 )  # fmt: skip
-STACK = ["postgres", "nats", "triton", "ride-duration", "classifier", "backend", "chatbot",
-         "worker-tip", "worker-cost", "worker-dynamic-duration"]  # fmt: skip
+STACK = ["postgres", "nats", "triton", "location", "sensor", "ride-duration", "classifier",
+         "backend", "chatbot", "worker-tip", "worker-cost", "worker-dynamic-duration",
+         "worker-sensor-duration"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

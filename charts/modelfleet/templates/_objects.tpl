@@ -90,7 +90,7 @@ metadata:
     {{- with $v.track }}
     modelfleet.io/track: {{ . }}
     {{- end }}
-  {{- if or (eq .c.kind "triton") $usesDatabase }}
+  {{- if or (eq .c.kind "triton") $usesDatabase (eq .c.kind "service") }}
   # Justified checkov skips (tests/chart/test_checkov.py runs checkov on the rendered chart).
   annotations:
     {{- if eq .c.kind "triton" }}
@@ -98,6 +98,8 @@ metadata:
     {{- end }}
     {{- if $usesDatabase }}
     checkov.io/skip2: CKV_K8S_35=asyncpg reads the DB password from PGPASSWORD (libpq convention)
+    {{- else if eq .c.kind "service" }}
+    checkov.io/skip2: CKV_K8S_35=the settings class reads AUTH_API_KEY_PEPPER from the environment
     {{- end }}
   {{- end }}
 spec:
