@@ -3,15 +3,19 @@
 1. in-process ONNX Runtime (the anchor for Triton),
 2. direct Triton gRPC with tritonclient aio (the anchor for the service),
 3. the ride-duration service over HTTP (a minimal keep-alive client, one connection per worker),
+4. direct Triton over HTTP, the Open Inference Protocol with JSON tensors (the anchor for 5),
+5. the service's Open Inference Protocol route (``/v2/models/ride_duration/infer``, JSON
+   tensors of one ride), both through the same minimal client,
 
 each at concurrency 1, 8 and 32, closed loop: p50, p99, requests/s, and the ratios
-service/Triton-direct and Triton-direct/in-process.
+service/Triton-direct, OIP service/Triton HTTP and Triton-direct/in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,10 @@ class Workload:
     model: str = MODEL
     """The Triton model and output the direct variant calls and reads."""
     output: str = "duration_minutes"
+    oip_bodies: tuple[bytes, ...] = ()
+    """Open Inference Protocol bodies (JSON tensors) of the same rows, for the service."""
+    triton_oip_bodies: tuple[bytes, ...] = ()
+    """Open Inference Protocol bodies of the rows' features, for Triton's HTTP endpoint."""
 
 
 def make_workload(rows: int, *, seed: int) -> Workload:
@@ -64,7 +72,46 @@ def make_workload(rows: int, *, seed: int) -> Workload:
         for t in trips.itertuples()
     ]
     bodies = [ride.model_dump_json(exclude_none=True).encode() for ride in rides]
-    return Workload(bodies=bodies, features=ride_feature_matrix(rides))
+    x = ride_feature_matrix(rides)
+    return Workload(
+        bodies=bodies,
+        features=x,
+        oip_bodies=tuple(oip_body(ride) for ride in rides),
+        triton_oip_bodies=tuple(
+            orjson.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "features",
+                            "shape": [1, x.shape[1]],
+                            "datatype": "FP32",
+                            "data": row.tolist(),
+                        }
+                    ]
+                }
+            )
+            for row in x
+        ),
+    )
+
+
+def oip_body(ride: Ride) -> bytes:
+    """The service's OIP request for one ride (JSON tensors, as a KServe client sends them)."""
+
+    def tensor(name: str, datatype: str, value: object) -> dict[str, object]:
+        return {"name": name, "shape": [1], "datatype": datatype, "data": [value]}
+
+    return orjson.dumps(
+        {
+            "inputs": [
+                tensor("pickup_datetime", "BYTES", ride.pickup_datetime.isoformat()),
+                tensor("pickup_location_id", "INT32", ride.pickup_location_id),
+                tensor("dropoff_location_id", "INT32", ride.dropoff_location_id),
+                tensor("trip_distance", "FP64", ride.trip_distance),
+                tensor("passenger_count", "INT32", ride.passenger_count),
+            ]
+        }
+    )
 
 
 async def bench_triton(
@@ -107,13 +154,35 @@ async def bench_service(
     duration_s: float,
     warmup_s: float,
 ) -> RunResult:
+    """The minimal client POSTing the workload's bodies to its path."""
+    return await bench_post(
+        host,
+        port,
+        workload.path,
+        workload.bodies,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+    )
+
+
+async def bench_post(
+    host: str,
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+) -> RunResult:
+    """The minimal client POSTing ``bodies`` to ``path`` (one connection per worker)."""
     connections = [RawHttpConnection(host, port) for _ in range(concurrency)]
     await asyncio.gather(*(c.connect() for c in connections))
-    bodies = workload.bodies
 
     async def call(worker: int, i: int) -> None:
         status, _ = await connections[worker].request(
-            "POST", workload.path, bodies[(worker * 7919 + i) % len(bodies)]
+            "POST", path, bodies[(worker * 7919 + i) % len(bodies)]
         )
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
@@ -181,15 +250,18 @@ def ratios(results: list[RunResult]) -> str:
     by = {(r.name, r.concurrency): r for r in results}
     lines = [
         "| concurrency | service/Triton p50 | service/Triton req/s | plain service/Triton req/s "
+        "| OIP service/Triton HTTP p50 | OIP service/Triton HTTP req/s "
         "| Triton/in-process p50 | Triton/in-process req/s |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in CONCURRENCY:
         service, plain = by[("service-http", c)], by[("service-http-no-coalescing", c)]
         triton, local = by[("triton-direct", c)], by[("in-process-ort", c)]
+        oip, triton_http = by[("service-oip", c)], by[("triton-direct-http", c)]
         lines.append(
             f"| {c} | {service.p50_ms / triton.p50_ms:.2f}x | {service.rps / triton.rps:.2f}x "
-            f"| {plain.rps / triton.rps:.2f}x | {triton.p50_ms / local.p50_ms:.1f}x "
+            f"| {plain.rps / triton.rps:.2f}x | {oip.p50_ms / triton_http.p50_ms:.2f}x "
+            f"| {oip.rps / triton_http.rps:.2f}x | {triton.p50_ms / local.p50_ms:.1f}x "
             f"| {triton.rps / local.rps:.2f}x |"
         )
     return "\n".join(lines)
@@ -231,7 +303,25 @@ async def run(ctx: BenchContext) -> str:
                 host, plain_port, workload, concurrency=concurrency, **timing
             )
             plain_result.name = "service-http-no-coalescing"
-            for result in (local, direct, service, plain_result):
+            triton_http = await bench_post(
+                host,
+                settings.triton_http_port,
+                f"/v2/models/{MODEL}/infer",
+                workload.triton_oip_bodies,
+                concurrency=concurrency,
+                **timing,
+            )
+            triton_http.name = "triton-direct-http"
+            oip = await bench_post(
+                host,
+                settings.ride_duration_port,
+                f"/v2/models/{MODEL}/infer",
+                workload.oip_bodies,
+                concurrency=concurrency,
+                **timing,
+            )
+            oip.name = "service-oip"
+            for result in (local, direct, service, plain_result, triton_http, oip):
                 print_run(result)
                 results.append(result)
     finally:
@@ -244,12 +334,17 @@ async def run(ctx: BenchContext) -> str:
             f"{len(build.card['features'])} features); Triton 2.51, Python backend running ONNX "
             "Runtime, 2 instances, dynamic batching (max queue delay 200 us)",
             "- service: ride-duration, 1 uvicorn worker (uvloop, httptools), fast routes on, "
-            "prediction log on; `service-http-no-coalescing` is the same service with "
+            "prediction log on, inference over Triton's HTTP endpoint (TRITON_INFER_TRANSPORT="
+            "http, decision 53); `service-http-no-coalescing` is the same service with "
             "RIDE_DURATION_COALESCE_REQUESTS=false",
             f"- closed loop, {ctx.duration_s:g} s measured after {ctx.warmup_s:g} s warm-up per "
-            "run; clients: tritonclient aio (reads the output) for Triton, a minimal keep-alive "
-            "HTTP/1.1 client for the service (one connection per worker); the three ways answer "
-            f"the same (max difference {max_diff:.4f} min, the service rounds to 0.01)",
+            "run; clients: tritonclient aio gRPC (reads the output) for `triton-direct`, a "
+            "minimal keep-alive HTTP/1.1 client (one connection per worker) for the service "
+            "(`service-http`: POST /v1/predict), and for the Open Inference Protocol pair, JSON "
+            "tensors of one row: `triton-direct-http` (Triton's /v2/models/ride_duration/infer, "
+            "the 26 features) and `service-oip` (the service's, the ride's fields); the three "
+            f"ways answer the same (max difference {max_diff:.4f} min, the service rounds to "
+            "0.01)",
         ]
     )
     return "\n\n".join(
@@ -259,8 +354,9 @@ async def run(ctx: BenchContext) -> str:
             latency_table(results),
             "### Ratios",
             ratios(results),
-            "Goals: service p50 <= 1.3x direct Triton at concurrency 1; service throughput "
-            ">= 0.8x direct Triton at concurrency 32.",
+            "Goals (issue 17): service p50 <= 1.2x direct Triton at concurrency 1; service "
+            "throughput >= 0.9x direct Triton at concurrency 32; the OIP route within 1.3x of "
+            "direct Triton over HTTP.",
         ]
     )
 

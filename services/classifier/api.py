@@ -5,33 +5,42 @@
 before anything is written: empty text and no image -> 422, an image over
 ``CLASSIFIER_MAX_IMAGE_BYTES`` (or a body that could only hold one: the route's body limit,
 :func:`classify_body_limit`, applied by the security layer) -> 413, bytes that are no
-image -> 415. The prediction row is inserted before the response is sent, so feedback on the
-returned id works at once. ``POST /v1/feedback`` stores the label in one statement, then
-recomputes the rolling quality gauges of that model version from Postgres.
+image -> 415. A JSON body is served by the route's fast JSON door
+(:meth:`~services.common.fastroute.ServiceRouter.json_fast_path`, before FastAPI), a multipart
+upload by the FastAPI route, both through :func:`classify_product`. The prediction row is
+written behind the answer (:class:`~services.common.buffered_writer.BufferedCopyWriter`, a COPY
+every ``CLASSIFIER_PREDICTION_FLUSH_INTERVAL_S``); its id is a UUIDv7
+(:mod:`services.classifier.prediction_ids`), so ``POST /v1/feedback`` on a recent id whose row is
+not written yet waits for it (re-reading every flush interval, up to
+``CLASSIFIER_FEEDBACK_WAIT_S``) instead of answering 404; an old or foreign id is a 404 at
+once. Feedback stores the label in one statement, then recomputes the rolling quality gauges of
+that model version from Postgres.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from services.classifier import estimated_quality, metrics
+from services.classifier.prediction_ids import made_at, new_prediction_id
 from services.classifier.predictor import CategoryPredictor, product_features
 from services.classifier.quality import quality
 from services.classifier.schemas import (
     MAX_TOP_K,
-    CategoryScore,
     Classification,
     ClassifyRequest,
     Feedback,
@@ -40,7 +49,8 @@ from services.classifier.schemas import (
     something_to_classify,
 )
 from services.classifier.settings import ClassifierSettings
-from services.classifier.state import StateDep
+from services.classifier.state import ClassifierState, StateDep
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.db import database_errors
 from services.common.errors import (
     DependencyError,
@@ -50,6 +60,7 @@ from services.common.errors import (
     TritonUnavailable,
     UnsupportedMediaType,
 )
+from services.common.fastroute import ServiceRouter
 from services.common.logging import request_id_var
 from services.common.model_versions import add_models_route
 from services.common.pgtext import BLANK, NO_NUL_PATTERN
@@ -59,7 +70,47 @@ from services.domain.catalog import features
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["classifier"])
+router = ServiceRouter(prefix="/v1", tags=["classifier"])
+
+#: The columns of a prediction row, in the order :func:`classify_product` queues them.
+PREDICTION_COLUMNS = (
+    "prediction_id",
+    "created_at",
+    "request_id",
+    "model_name",
+    "model_version",
+    "title",
+    "description",
+    "has_image",
+    "category",
+    "probability",
+    "top_k",
+)
+
+
+class CategoryScoreBody(TypedDict):
+    """:class:`~services.classifier.schemas.CategoryScore` as the handlers build it."""
+
+    category: str
+    probability: float
+
+
+class ModelRefBody(TypedDict):
+    """:class:`~services.classifier.schemas.ModelRef` as the handlers build it."""
+
+    name: str
+    version: str
+
+
+class ClassificationBody(TypedDict):
+    """:class:`~services.classifier.schemas.Classification` as the handlers build it."""
+
+    prediction_id: str
+    category: str
+    probability: float
+    top_k: list[CategoryScoreBody]
+    model: ModelRefBody
+
 
 #: Room for the text fields and form framing on top of the image in a request body.
 BODY_OVERHEAD_BYTES = 64 * 1024
@@ -216,12 +267,12 @@ async def _parse_classify(
 async def classify_product(
     *,
     predictor: CategoryPredictor,
-    pool: asyncpg.Pool,
+    predictions: BufferedCopyWriter,
     settings: ClassifierSettings,
     body: ClassifyRequest,
     image: bytes | None,
-) -> Classification:
-    """Validate, featurise, infer, record; the response body of POST /v1/classify."""
+) -> ClassificationBody:
+    """Validate, featurise, infer, queue the row; the response body of POST /v1/classify."""
     title, description = body.title.strip(BLANK), body.description.strip(BLANK)
     if not title and not description and image is None:
         raise InvalidInput(
@@ -245,40 +296,37 @@ async def classify_product(
     scores = await predictor.classify(x, top_k=top_k)
     if previous is not None and previous != scores.model_version:
         metrics.forget_version(predictor.model, previous)
-    prediction_id = uuid.uuid4()
-    top = [
+    prediction_id = new_prediction_id()
+    top: list[CategoryScoreBody] = [
         {"category": c, "probability": p}
         for c, p in zip(scores.categories, scores.probabilities, strict=True)
     ]
-    async with database_errors("insert_prediction"):
-        await pool.execute(
-            "insert into classifier_predictions (prediction_id, request_id, model_name,"
-            " model_version, title, description, has_image, category, probability, top_k)"
-            " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+    category, probability = scores.categories[0], scores.probabilities[0]
+    predictions.add(
+        (
             prediction_id,
+            datetime.now(UTC),
             request_id_var.get(),
             predictor.model,
             scores.model_version,
             title,
             description,
             image is not None,
-            scores.categories[0],
-            scores.probabilities[0],
-            json.dumps(top),
-            timeout=settings.database_timeout_s,
+            category,
+            probability,
+            orjson.dumps(top).decode(),
         )
+    )
     estimated_quality.record(predictor.model, scores, prediction_id, settings)
-    metrics.PREDICTIONS.labels(predictor.model, scores.model_version, scores.categories[0]).inc()
-    metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(
-        scores.probabilities[0]
-    )
-    return Classification(
-        prediction_id=prediction_id,
-        category=scores.categories[0],
-        probability=scores.probabilities[0],
-        top_k=[CategoryScore.model_validate(score) for score in top],
-        model=ModelRef(name=predictor.model, version=scores.model_version),
-    )
+    metrics.PREDICTIONS.labels(predictor.model, scores.model_version, category).inc()
+    metrics.CONFIDENCE.labels(predictor.model, scores.model_version).observe(probability)
+    return {
+        "prediction_id": str(prediction_id),
+        "category": category,
+        "probability": probability,
+        "top_k": top,
+        "model": {"name": predictor.model, "version": scores.model_version},
+    }
 
 
 @router.post(
@@ -289,15 +337,68 @@ async def classify_product(
     openapi_extra=_CLASSIFY_BODY,
     dependencies=[require_scope("read", max_body_bytes=classify_body_limit)],
 )
-async def classify(request: Request, state: StateDep) -> Classification:
+async def classify(request: Request, state: StateDep) -> ClassificationBody:
     body, image = await _parse_classify(request, state.settings)
     return await classify_product(
         predictor=state.predictor,
-        pool=state.pool,
+        predictions=state.predictions,
         settings=state.settings,
         body=body,
         image=image,
     )
+
+
+@router.json_fast_path(
+    "POST", "/classify", body=ClassifyRequest, scope="read", max_body_bytes=classify_body_limit
+)
+async def classify_json(state: ClassifierState, body: ClassifyRequest) -> ClassificationBody:
+    """POST /v1/classify with a JSON body, served before FastAPI (the operation above)."""
+    settings = state.settings
+    image = _decode_base64(body.image, max_bytes=settings.max_image_bytes) if body.image else None
+    return await classify_product(
+        predictor=state.predictor,
+        predictions=state.predictions,
+        settings=settings,
+        body=body,
+        image=image,
+    )
+
+
+async def _prediction_row(
+    pool: asyncpg.Pool, prediction_id: uuid.UUID, *, settings: ClassifierSettings
+) -> asyncpg.Record | None:
+    async with database_errors("find_prediction"):
+        row: asyncpg.Record | None = await pool.fetchrow(
+            "select model_name, model_version, category, created_at"
+            " from classifier_predictions where prediction_id = $1",
+            prediction_id,
+            timeout=settings.database_timeout_s,
+        )
+    return row
+
+
+async def find_prediction(
+    pool: asyncpg.Pool, prediction_id: uuid.UUID, *, settings: ClassifierSettings
+) -> asyncpg.Record | None:
+    """The prediction's row; for a recent id not written yet, the row once it is written.
+
+    The row is written behind the answer (any replica's writer, a COPY every flush interval):
+    feedback on an id made less than ``CLASSIFIER_FEEDBACK_WAIT_S`` ago re-reads it every
+    flush interval until then; an older id, or one this service never makes (not a UUIDv7),
+    is looked up once. None: no such prediction.
+    """
+    row = await _prediction_row(pool, prediction_id, settings=settings)
+    made = made_at(prediction_id)
+    if row is not None or made is None:
+        return row
+    until = made + settings.feedback_wait_s
+    if time.time() >= until or made > time.time() + settings.feedback_wait_s:
+        return None
+    while row is None and (left := until - time.time()) > 0:
+        await asyncio.sleep(min(settings.prediction_flush_interval_s, left))
+        row = await _prediction_row(pool, prediction_id, settings=settings)
+    metrics.FEEDBACK_WAITS.labels("found" if row is not None else "missing").inc()
+    return row
 
 
 async def refresh_quality(
@@ -370,13 +471,7 @@ async def refresh_recent_versions(pool: asyncpg.Pool, *, settings: ClassifierSet
 )
 async def feedback(body: FeedbackRequest, state: StateDep) -> Feedback:
     settings, pool, predictor = state.settings, state.pool, state.predictor
-    async with database_errors("find_prediction"):
-        row = await pool.fetchrow(
-            "select model_name, model_version, category, created_at"
-            " from classifier_predictions where prediction_id = $1",
-            body.prediction_id,
-            timeout=settings.database_timeout_s,
-        )
+    row = await find_prediction(pool, body.prediction_id, settings=settings)
     if row is None:
         raise NotFound(f"no prediction {body.prediction_id}")
     model, version = str(row["model_name"]), str(row["model_version"])

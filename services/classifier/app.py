@@ -14,6 +14,7 @@ from services.classifier.settings import ClassifierSettings
 from services.classifier.state import ClassifierState
 from services.classifier.triggers import make_trigger
 from services.common.app import create_service_app
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.db import check_database, create_pool
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
@@ -28,7 +29,9 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[ClassifierState]:
         triton = TritonClient.from_settings(settings)
-        predictor = CategoryPredictor(triton, model=settings.triton_model)
+        predictor = CategoryPredictor(
+            triton, model=settings.triton_model, coalesce=settings.coalesce_requests
+        )
         register_readiness(app, "triton", predictor.ready)
         try:
             pool = await create_pool(settings)
@@ -50,15 +53,25 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
                 )
 
             trigger = make_trigger(settings, on_exit=on_exit)
+            predictions = BufferedCopyWriter(
+                pool,
+                table="classifier_predictions",
+                columns=api.PREDICTION_COLUMNS,
+                flush_interval_s=settings.prediction_flush_interval_s,
+                timeout_s=settings.database_timeout_s,
+            )
+            predictions.start()
             try:
                 yield ClassifierState(
                     settings=settings,
                     pool=pool,
                     triton=triton,
                     predictor=predictor,
+                    predictions=predictions,
                     retraining_trigger=trigger,
                 )
             finally:
+                await predictions.close()
                 await trigger.close()
         finally:
             await pool.close()

@@ -87,3 +87,11 @@ def forget_version(model: str, version: str) -> None:
             gauge.remove(model, version)
         except KeyError:
             pass
+
+
+FEEDBACK_WAITS = Counter(
+    "modelfleet_classifier_feedback_waits_total",
+    "Feedback that arrived before its prediction row was written and waited for it, by "
+    "outcome (found, missing: not written within CLASSIFIER_FEEDBACK_WAIT_S).",
+    ["outcome"],
+)

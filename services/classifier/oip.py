@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.classifier import api
-from services.classifier.schemas import MAX_TOP_K, Classification, ClassifyRequest
+from services.classifier.schemas import MAX_TOP_K, ClassifyRequest
 from services.classifier.state import ClassifierState
 from services.common.errors import DependencyError, InvalidInput, PayloadTooLarge
 from services.common.oip import (
@@ -139,35 +139,35 @@ class ClassifierOip(OipModel[ClassifierState]):
             served = await served_versions(state)
             if version not in served:
                 raise unknown_version(state.predictor.model, version, served)
-        results: list[Classification] = []
+        results: list[api.ClassificationBody] = []
         for body, image in products:
             results.append(
                 await api.classify_product(
                     predictor=state.predictor,
-                    pool=state.pool,
+                    predictions=state.predictions,
                     settings=settings,
                     body=body,
                     image=image,
                 )
             )
-        k = min(len(result.top_k) for result in results)
+        k = min(len(result["top_k"]) for result in results)
         return Inferred(
-            model_version=results[0].model.version,
+            model_version=results[0]["model"]["version"],
             outputs=[
-                output("prediction_id", "BYTES", [str(r.prediction_id) for r in results]),
-                output("category", "BYTES", [r.category for r in results]),
-                output("probability", "FP64", [r.probability for r in results]),
-                output("model_version", "BYTES", [r.model.version for r in results]),
+                output("prediction_id", "BYTES", [r["prediction_id"] for r in results]),
+                output("category", "BYTES", [r["category"] for r in results]),
+                output("probability", "FP64", [r["probability"] for r in results]),
+                output("model_version", "BYTES", [r["model"]["version"] for r in results]),
                 output(
                     "top_categories",
                     "BYTES",
-                    [s.category for r in results for s in r.top_k[:k]],
+                    [s["category"] for r in results for s in r["top_k"][:k]],
                     shape=[len(results), k],
                 ),
                 output(
                     "top_probabilities",
                     "FP64",
-                    [s.probability for r in results for s in r.top_k[:k]],
+                    [s["probability"] for r in results for s in r["top_k"][:k]],
                     shape=[len(results), k],
                 ),
             ],

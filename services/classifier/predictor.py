@@ -6,17 +6,21 @@ category of each output column is in the model card of the version that answered
 travels in Triton's model config, parameter ``model_card.v<N>``, key ``classes``), looked up
 once per version, so a new version with other categories is read correctly from its first call.
 The card's ``calibration.ece_after`` is read with them. ``Scores.distribution`` is the whole
-(calibrated) probability vector, for the estimated quality (``estimated_quality``).
+(calibrated) probability vector, for the estimated quality (``estimated_quality``). Concurrent
+classifications share one Triton call (:class:`services.common.batching.Coalescer`; idle, a
+call goes out at once) unless ``CLASSIFIER_COALESCE_REQUESTS=false``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from services.common.batching import Coalescer
 from services.common.errors import DependencyFailed, TritonUnavailable
 from services.common.model_versions import cards_from_config
 from services.common.triton import TritonClient
@@ -57,12 +61,34 @@ async def product_features(*, title: str, description: str, image: bytes | None)
 class CategoryPredictor:
     """Classifies products with the Triton model ``model``."""
 
-    def __init__(self, triton: TritonClient, *, model: str) -> None:
+    def __init__(
+        self,
+        triton: TritonClient,
+        *,
+        model: str,
+        coalesce: bool = True,
+        coalesce_max_rows: int = 64,
+        coalesce_max_in_flight: int = 2,
+    ) -> None:
         self.triton = triton
         self.model = model
         self._classes: dict[str, list[str]] = {}
         self._ece: dict[str, float] = {}
         self.latest_version: str | None = None
+        self._coalescer: Coalescer[FloatArray, FloatArray, str] | None = (
+            Coalescer(
+                self._infer_rows, max_items=coalesce_max_rows, max_in_flight=coalesce_max_in_flight
+            )
+            if coalesce
+            else None
+        )
+
+    async def _infer_rows(self, rows: list[FloatArray]) -> tuple[list[FloatArray], str]:
+        """One Triton call for these feature rows: a probability row each, the version."""
+        x = rows[0].reshape(1, -1) if len(rows) == 1 else np.stack(rows)
+        result = await self.triton.infer(self.model, {INPUT_NAME: x}, outputs=[OUTPUT_NAME])
+        probabilities = result.outputs[OUTPUT_NAME]
+        return [probabilities[i] for i in range(len(rows))], result.model_version
 
     async def _load_classes(self) -> None:
         cards = cards_from_config(await self.triton.model_config(self.model))
@@ -99,22 +125,27 @@ class CategoryPredictor:
 
     async def classify(self, x: FloatArray, *, top_k: int) -> Scores:
         """Top ``top_k`` categories of the one product in ``x`` and the answering version."""
-        result = await self.triton.infer(self.model, {INPUT_NAME: x}, outputs=[OUTPUT_NAME])
-        probabilities = result.outputs[OUTPUT_NAME].reshape(-1).astype(np.float64)
-        classes = await self.classes(result.model_version)
+        row = x.reshape(-1)
+        rows: Sequence[FloatArray]
+        if self._coalescer is None:
+            rows, version = await self._infer_rows([row])
+        else:
+            rows, version = await self._coalescer.submit((row,))
+        probabilities = rows[0].reshape(-1).astype(np.float64)
+        classes = self._classes.get(version) or await self.classes(version)
         if len(classes) != probabilities.shape[0]:
             raise DependencyFailed(
-                f"model {self.model!r} version {result.model_version} answered "
+                f"model {self.model!r} version {version} answered "
                 f"{probabilities.shape[0]} probabilities for {len(classes)} categories"
             )
-        self.latest_version = result.model_version
+        self.latest_version = version
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         return Scores(
             categories=[classes[int(i)] for i in order],
             probabilities=[round(float(probabilities[i]), 6) for i in order],
-            model_version=result.model_version,
+            model_version=version,
             distribution=probabilities,
-            ece=self._ece.get(result.model_version),
+            ece=self._ece.get(version),
         )
 
     async def ready(self) -> None:

@@ -24,6 +24,23 @@ class ClassifierSettings(ServiceSettings):
     )
     max_text_chars: int = Field(default=10_000, ge=100, description="Per text field.")
     default_top_k: int = Field(default=3, ge=1, le=50)
+    coalesce_requests: bool = Field(
+        default=True,
+        description="Concurrent classifications share one Triton call (idle: a call at once).",
+    )
+    prediction_flush_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="Prediction rows are written behind the answer: one COPY per interval.",
+    )
+    feedback_wait_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Feedback on a prediction made less than this long ago whose row is not "
+        "written yet waits for it (re-reads every flush interval) instead of a 404.",
+    )
     quality_window: int = Field(
         default=500,
         ge=10,

@@ -11,6 +11,7 @@ from fastapi import Depends
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
 from services.classifier.triggers import Trigger
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.state import ServiceState, state_dependency
 from services.common.triton import TritonClient
 
@@ -22,6 +23,8 @@ class ClassifierState(ServiceState):
     pool: asyncpg.Pool
     triton: TritonClient
     predictor: CategoryPredictor
+    #: Prediction rows, written behind the answers (feedback waits for a recent one).
+    predictions: BufferedCopyWriter
     #: Starts retraining runs (a Kubernetes Job, a local process, or nothing).
     retraining_trigger: Trigger
 

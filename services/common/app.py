@@ -31,8 +31,10 @@ from services.common import health
 from services.common.errors import install_error_handlers
 from services.common.fastroute import (
     FastJsonRoute,
+    FastPathRoute,
     JsonResponse,
     ServiceRouter,
+    serve_fast_path_route,
     serve_fast_route,
 )
 from services.common.logging import configure_logging
@@ -40,7 +42,12 @@ from services.common.metrics import instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
 from services.common.openapi import install_contract
 from services.common.security.apikeys import apply_security_migrations
-from services.common.security.guard import OPEN_PATHS, RoutePolicy, SecurityLayer
+from services.common.security.guard import (
+    OPEN_PATHS,
+    RoutePolicy,
+    SecurityLayer,
+    body_limit_of,
+)
 from services.common.settings import ServiceSettings
 from services.common.state import ServiceState
 
@@ -58,6 +65,7 @@ class ServiceApp(FastAPI):
     """
 
     fast_routes: dict[tuple[str, str], FastJsonRoute]
+    fast_path_routes: list[FastPathRoute]
     http_entry: ASGIApp
     security: SecurityLayer
     #: What the service's lifespan yielded (None until it has started).
@@ -73,9 +81,17 @@ class ServiceApp(FastAPI):
         """A fast route when one matches, else FastAPI."""
         if self.fast_routes:
             route = self.fast_routes.get((scope["method"], scope["path"]))
-            if route is not None:
+            if route is not None and route.serves(scope):
                 await serve_fast_route(route, self.service_state, scope, receive, send)
                 return
+        for path_route in self.fast_path_routes:
+            if path_route.method == scope["method"]:
+                matched = path_route.match(scope["path"])
+                if matched is not None:
+                    scope["app"] = self
+                    template, values = matched
+                    await serve_fast_path_route(path_route, template, values, scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -149,6 +165,16 @@ def create_service_app(
         if settings.http_fast_routes
         else {}
     )
+    app.fast_path_routes = (
+        [
+            route
+            for router in routers
+            if isinstance(router, ServiceRouter)
+            for route in router.fast_path_routes
+        ]
+        if settings.http_fast_routes
+        else []
+    )
     open_paths = OPEN_PATHS | frozenset(public_paths)
     install_contract(app, settings, open_paths=open_paths)
     app.security = SecurityLayer(
@@ -158,7 +184,12 @@ def create_service_app(
         open_paths=open_paths,
         service_pool=lambda: app.service_state.pool if app.service_state is not None else None,
         fast_policies={
-            key: RoutePolicy(route.path, route.scope, route.max_body_bytes, json_body=True)
+            key: RoutePolicy(
+                route.path,
+                route.scope,
+                body_limit_of(route.max_body_bytes, settings),
+                json_body=not route.json_door,
+            )
             for key, route in app.fast_routes.items()
         },
     )

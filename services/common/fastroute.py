@@ -54,7 +54,7 @@ from services.common.logging import REQUEST_ID_HEADER, request_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, observe_http
 from services.common.middleware import request_id_of, with_request_id
 from services.common.request_body import BodyTooLarge
-from services.common.security.guard import require_scope
+from services.common.security.guard import BodyLimit, is_json_media_type, require_scope
 from services.common.security.identity import Scope as ScopeName
 from services.common.state import state_of
 
@@ -74,10 +74,24 @@ class FastJsonRoute:
     body: type[BaseModel]
     handler: Handler
     status: int = 200
-    #: The body limit in bytes (0: the service's ``<P>_MAX_BODY_BYTES``), applied by the layer.
-    max_body_bytes: int = 0
+    #: The body limit in bytes (0: the service's ``<P>_MAX_BODY_BYTES``) or a function of the
+    #: service's settings, applied by the layer.
+    max_body_bytes: BodyLimit = 0
     #: read / write / admin, checked by services.common.security before the handler runs.
     scope: str = "admin"
+    #: True for the JSON door of an operation declared as an ordinary FastAPI route whose body
+    #: also comes in other media types (:meth:`ServiceRouter.json_fast_path`): a request with
+    #: another declared content type goes on to FastAPI.
+    json_door: bool = False
+
+    def serves(self, scope: Scope) -> bool:
+        """Whether this request is the fast route's (a JSON door only takes JSON bodies)."""
+        if not self.json_door:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                return is_json_media_type(value.decode("latin-1"))
+        return True
 
     @cached_property
     def success_metrics(self) -> tuple[CounterChild, HistogramChild]:
@@ -101,12 +115,32 @@ class JsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+#: ``handler(request, values)``: a Starlette request on the raw scope and the path's values; it
+#: answers every outcome itself (its protocol's errors included).
+PathHandler = Callable[[Request, tuple[str, ...]], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class FastPathRoute:
+    """A hot route whose path carries values (``/v2/models/{name}/infer``), served before FastAPI.
+
+    The FastAPI operations of the same paths stay the contract (and serve when fast routes are
+    off); ``match`` reads the values from a path (None: not this route), ``template`` names
+    the route in the HTTP metrics as FastAPI's would (one per shape of path).
+    """
+
+    method: str
+    match: Callable[[str], tuple[str, tuple[str, ...]] | None]
+    handler: PathHandler
+
+
 class ServiceRouter(APIRouter):
     """An APIRouter whose hot JSON routes are declared once, with :meth:`json_route`."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fast_routes: list[FastJsonRoute] = []
+        self.fast_path_routes: list[FastPathRoute] = []
 
     def json_route(
         self,
@@ -166,6 +200,39 @@ class ServiceRouter(APIRouter):
 
         return register
 
+    def json_fast_path(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: type[BaseModel],
+        scope: ScopeName,
+        max_body_bytes: BodyLimit = 0,
+    ) -> Callable[[H], H]:
+        """The fast JSON door of an operation this router declares as an ordinary FastAPI route.
+
+        For an operation whose body comes as JSON or in another media type (a multipart
+        upload): the FastAPI route is the contract and serves the other media types; JSON
+        bodies are served by ``handler(state, body)`` before FastAPI. Both must declare the
+        same scope and body limit (the layer applies the fast route's policy to both).
+        """
+
+        def register(handler: H) -> H:
+            self.fast_routes.append(
+                FastJsonRoute(
+                    method=method,
+                    path=self.prefix + path,
+                    body=body,
+                    handler=handler,
+                    max_body_bytes=max_body_bytes,
+                    scope=scope,
+                    json_door=True,
+                )
+            )
+            return handler
+
+        return register
+
 
 async def _read_body(receive: Receive) -> bytes:
     """The whole body (the layer limits it: :func:`services.common.request_body.limit_body`)."""
@@ -178,6 +245,31 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def serve_fast_path_route(
+    route: FastPathRoute,
+    template: str,
+    values: tuple[str, ...],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Serve one request of ``route``: request id, the handler's answer, metrics (no FastAPI).
+
+    ``scope["app"]`` must be the service's app (the handler's request reads its state there).
+    """
+    start = time.perf_counter()
+    request_id = request_id_of(scope)
+    token = request_id_var.set(request_id)
+    try:
+        response = await route.handler(Request(scope, receive), values)
+    except Exception:
+        response = unexpected_problem(instance=scope["path"])
+    finally:
+        request_id_var.reset(token)
+    await response(scope, receive, with_request_id(send, request_id))
+    observe_http(template, route.method, response.status_code, time.perf_counter() - start)
 
 
 async def serve_fast_route(

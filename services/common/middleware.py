@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,15 +17,27 @@ _HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _MAX_REQUEST_ID_LENGTH = 128
 
 
+#: New request ids: this process's random 64 bits, then a counter (32 hex digits, as a UUID's).
+#: A uuid4 per request read the OS's random source each time: 3.8% of ride-duration's samples
+#: at concurrency 32 (py-spy), for an id that must be unique, not unguessable.
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_SEQUENCE = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes and restarts (random prefix, sequence)."""
+    return f"{_PROCESS_PREFIX}{next(_SEQUENCE):016x}"
+
+
 def request_id_of(scope: Scope) -> str:
-    """The request's ``X-Request-ID`` if it is usable, else a new random id."""
+    """The request's ``X-Request-ID`` if it is usable, else a new id."""
     for name, value in scope["headers"]:
         if name == _HEADER_BYTES:
             request_id: str = value.decode("latin-1")[:_MAX_REQUEST_ID_LENGTH]
             if request_id and request_id.isprintable():
                 return request_id
             break
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def with_request_id(send: Send, request_id: str) -> Send:

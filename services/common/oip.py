@@ -41,7 +41,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 from starlette.responses import JSONResponse, Response
 
@@ -52,6 +52,7 @@ from services.common.errors import (
     InvalidInput,
     ModelfleetError,
 )
+from services.common.fastroute import FastPathRoute, ServiceRouter
 from services.common.request_body import BodyTooLarge
 from services.common.security import require_scope
 from services.common.security.guard import BodyLimit
@@ -684,9 +685,32 @@ def _infer_errors() -> dict[int | str, dict[str, Any]]:
 _BODY_TYPES = frozenset({"", "application/json", "application/octet-stream"})
 
 
-def oip_router(model: OipModel[Any], *, tag: str, max_body_bytes: BodyLimit) -> APIRouter:
-    """The /v2 routes of ``model``, each declaring the ``read`` scope (infer: the body limit)."""
-    router = APIRouter(prefix="/v2", tags=[tag], default_response_class=OipJsonResponse)
+_INFER_PREFIX = "/v2/models/"
+_INFER_SUFFIX = "/infer"
+INFER_TEMPLATE = "/v2/models/{model_name}/infer"
+INFER_VERSION_TEMPLATE = "/v2/models/{model_name}/versions/{model_version}/infer"
+
+
+def match_infer_path(path: str) -> tuple[str, tuple[str, ...]] | None:
+    """(route template, (model name, version or "")) of an infer path, as FastAPI matches it."""
+    if not path.startswith(_INFER_PREFIX) or not path.endswith(_INFER_SUFFIX):
+        return None
+    parts = path[len(_INFER_PREFIX) : -len(_INFER_SUFFIX)].split("/")
+    if len(parts) == 1 and parts[0]:
+        return INFER_TEMPLATE, (parts[0], "")
+    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+        return INFER_VERSION_TEMPLATE, (parts[0], parts[2])
+    return None
+
+
+def oip_router(model: OipModel[Any], *, tag: str, max_body_bytes: BodyLimit) -> ServiceRouter:
+    """The /v2 routes of ``model``, each declaring the ``read`` scope (infer: the body limit).
+
+    Inference is also a fast path route (:class:`~services.common.fastroute.FastPathRoute`):
+    served before FastAPI's routing and dependencies by the same handler, with the same
+    answers; the FastAPI operations stay the contract.
+    """
+    router = ServiceRouter(prefix="/v2", tags=[tag], default_response_class=OipJsonResponse)
     read = [require_scope("read")]
 
     @router.get(
@@ -816,6 +840,11 @@ def oip_router(model: OipModel[Any], *, tag: str, max_body_bytes: BodyLimit) -> 
         if parsed.id is not None:
             response["id"] = parsed.id
         return _json(response)
+
+    async def fast_infer(request: Request, values: tuple[str, ...]) -> Response:
+        return await answer(lambda: model_infer(request, values[0], values[1]))
+
+    router.fast_path_routes.append(FastPathRoute("POST", match_infer_path, fast_infer))
 
     body_doc = {
         "requestBody": {

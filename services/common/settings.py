@@ -69,6 +69,19 @@ class ServiceSettings(BaseSettings):
         "127.0.0.1:8101",
         description="Triton gRPC endpoint host:port. Shared by every service.",
     )
+    triton_http_url: str = shared(
+        "TRITON_HTTP_URL",
+        "http://127.0.0.1:8100",
+        description="Triton HTTP endpoint http://host:port (inference with "
+        "TRITON_INFER_TRANSPORT=http). Shared by every service.",
+    )
+    triton_infer_transport: Literal["grpc", "http"] = shared(
+        "TRITON_INFER_TRANSPORT",
+        "grpc",
+        description="How inference calls reach Triton: grpc, or http (binary tensors over "
+        "keep-alive HTTP/1.1, a quarter of the CPU per call; decision 53). Every other call "
+        "is gRPC.",
+    )
     triton_timeout_s: float = Field(default=1.0, gt=0, description="Deadline of one Triton call.")
     triton_retries: int = Field(
         default=2, ge=0, le=5, description="Extra attempts on UNAVAILABLE only."
@@ -208,4 +221,12 @@ class ServiceSettings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("TRITON_GRPC_URL must be host:port (e.g. 127.0.0.1:8101)")
+        return value
+
+    @field_validator("triton_http_url")
+    @classmethod
+    def _check_triton_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path.strip("/"):
+            raise ValueError("TRITON_HTTP_URL must look like http://host:port (e.g. triton:8000)")
         return value

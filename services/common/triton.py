@@ -1,11 +1,14 @@
 """The one Triton client of modelfleet: async gRPC, a deadline on every call, bounded retry.
 
-One :class:`TritonClient` per process (one gRPC channel). Every call has a deadline (tritonclient's
-default is none at all): its own timeout, cut to what is left of the request's budget
-(:mod:`services.common.deadline`), so Triton drops a call whose caller has given up. Only
+One :class:`TritonClient` per process (one gRPC channel). Inference calls go over gRPC too, or,
+with ``TRITON_INFER_TRANSPORT=http``, over Triton's HTTP endpoint with binary tensors
+(:mod:`services.common.triton_http`, decision 53: a quarter of gRPC's CPU per call); the
+deadline, retry, errors and metrics below are the same for both. Every call has a deadline
+(tritonclient's default is none at all): its own timeout, cut to what is left of the request's
+budget (:mod:`services.common.deadline`), so Triton drops a call whose caller has given up. Only
 ``UNAVAILABLE`` is retried, with jittered backoff, inside the same overall deadline: it means the
-request never reached a model (server down, model reloading). Errors leave this module as the
-:mod:`services.common.errors` tree:
+request never reached a model (server down, model reloading).
+Errors leave this module as the :mod:`services.common.errors` tree:
 
     UNAVAILABLE, NOT_FOUND (model not loaded)  -> TritonUnavailable (503)
     DEADLINE_EXCEEDED, our own deadline        -> DependencyTimeout (504)
@@ -41,6 +44,7 @@ from services.common.errors import DependencyFailed, DependencyTimeout, TritonUn
 from services.common.logging import request_id_var
 from services.common.metrics import TRITON_BATCH_ROWS, TRITON_LATENCY, TRITON_RETRIES
 from services.common.settings import ServiceSettings
+from services.common.triton_http import TritonHttpInfer
 
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_CAP_S = 0.5
@@ -147,25 +151,38 @@ def _replay(
 
 
 class TritonClient:
-    """Async Triton gRPC client with deadlines, retry on UNAVAILABLE and metrics."""
+    """Async Triton client with deadlines, retry on UNAVAILABLE and metrics.
 
-    def __init__(self, url: str, *, timeout_s: float, retries: int = 2) -> None:
+    ``http_url`` (``http://host:port``): inference calls go to Triton's HTTP endpoint with binary
+    tensors instead of gRPC; every other call stays on gRPC (``url``).
+    """
+
+    def __init__(self, url: str, *, timeout_s: float, retries: int = 2, http_url: str = "") -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
         self._client = InferenceServerClient(url=url, channel_args=CHANNEL_OPTIONS)
+        self._http = TritonHttpInfer(http_url) if http_url else None
         self._metrics: dict[str, _ModelMetrics] = {}
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TritonClient:
-        """The client a service's settings describe (URL, deadline, retries)."""
+        """The client a service's settings describe (URLs, transport, deadline, retries)."""
         return cls(
             settings.triton_grpc_url,
             timeout_s=settings.triton_timeout_s,
             retries=settings.triton_retries,
+            http_url=settings.triton_http_url if settings.triton_infer_transport == "http" else "",
         )
 
+    @property
+    def transport(self) -> str:
+        """``grpc`` or ``http``: how inference calls travel."""
+        return "http" if self._http is not None else "grpc"
+
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         await self._client.close()
 
     async def infer(
@@ -184,13 +201,23 @@ class TritonClient:
         if metrics is None:
             metrics = self._metrics[model] = _ModelMetrics.of(model)
         metrics.batch_rows.observe(next(iter(inputs.values())).shape[0] if inputs else 0)
+        request_id = request_id_var.get() or ""
+        if self._http is not None:
+            return await self._infer_http(
+                model,
+                inputs,
+                outputs=outputs,
+                version=version,
+                deadline=deadline,
+                request_id=request_id,
+                metrics=metrics,
+            )
         infer_inputs = []
         for name, array in inputs.items():
             item = InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
             item.set_data_from_numpy(array)
             infer_inputs.append(item)
         requested = [InferRequestedOutput(name) for name in outputs]
-        request_id = request_id_var.get() or ""
 
         async def attempt() -> Any:
             remaining = deadline - time.monotonic()
@@ -225,6 +252,52 @@ class TritonClient:
                 model_name=response.model_name,
                 model_version=response.model_version,
             )
+            metrics.latency_ok.observe(time.perf_counter() - start)
+            return output
+        except BaseException as exc:
+            TRITON_LATENCY.labels(model, type(exc).__name__).observe(time.perf_counter() - start)
+            raise
+
+    async def _infer_http(
+        self,
+        model: str,
+        inputs: Mapping[str, npt.NDArray[Any]],
+        *,
+        outputs: Sequence[str],
+        version: str,
+        deadline: float,
+        request_id: str,
+        metrics: _ModelMetrics,
+    ) -> InferOutput:
+        """:meth:`infer` over HTTP: the same deadline, retry policy, errors and metrics."""
+        http = self._http
+        assert http is not None
+
+        async def attempt() -> InferOutput:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DependencyTimeout(f"Triton did not answer for model {model!r} in time")
+            return await http.infer(
+                model,
+                inputs,
+                outputs=outputs,
+                version=version,
+                request_id=request_id,
+                timeout_s=remaining,
+            )
+
+        start = time.perf_counter()
+        try:
+            try:
+                output = await attempt()
+            except InferenceServerException as exc:
+                if not _unavailable(exc) or self.retries == 0:
+                    raise translate_error(exc, model=model) from exc
+                retrying = triton_retrying(model, retries=self.retries, deadline=deadline)
+                try:
+                    output = await retrying(_replay(exc, attempt))
+                except InferenceServerException as last:
+                    raise translate_error(last, model=model) from last
             metrics.latency_ok.observe(time.perf_counter() - start)
             return output
         except BaseException as exc:

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.errors import NotFound
 from services.common.fastroute import ServiceRouter
 from services.common.logging import request_id_var
 from services.common.model_versions import add_models_route
 from services.common.security import require_scope
 from services.domain.taxi.times import new_york_local
-from services.ride_duration.buffered_writer import BufferedCopyWriter
 from services.ride_duration.routing.live import Answered
 from services.ride_duration.schemas import (
     BatchPrediction,

@@ -9,12 +9,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.db import check_database, create_pool
 from services.common.health import register_readiness
 from services.common.migrations import apply_migrations
 from services.common.triton import TritonClient
 from services.ride_duration import api, oip, outcomes
-from services.ride_duration.buffered_writer import BufferedCopyWriter
 from services.ride_duration.predictor import DurationPredictor
 from services.ride_duration.routing import api as routing_api
 from services.ride_duration.routing import store as routing_store

@@ -2,7 +2,7 @@
 
 Features come from :mod:`services.domain.taxi.features`, the module training uses too, so the
 service and the model never disagree about them. Concurrent requests are coalesced into one
-Triton call (:class:`services.ride_duration.batching.Coalescer`) unless disabled in settings.
+Triton call (:class:`services.common.batching.Coalescer`) unless disabled in settings.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from services.common.batching import Coalescer
 from services.common.errors import TritonUnavailable
 from services.common.triton import TritonClient
 from services.domain.taxi import features
 from services.domain.taxi.times import new_york_local
-from services.ride_duration.batching import Coalescer
 from services.ride_duration.routing.table import Route
 from services.ride_duration.schemas import Ride
 

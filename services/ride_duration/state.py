@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.state import ServiceState, state_dependency
 from services.common.triton import TritonClient
-from services.ride_duration.buffered_writer import BufferedCopyWriter
 from services.ride_duration.outcomes import OutcomeTracker
 from services.ride_duration.predictor import DurationPredictor
 from services.ride_duration.routing.live import LiveRouting

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,11 @@ class StackSettings(BaseSettings):
     nats_monitor_port: Port = Field(default=8222, ge=0, le=65535)
     triton_http_port: Port = Field(default=8100, ge=1, le=65535)
     triton_grpc_port: Port = Field(default=8101, ge=1, le=65535)
+    triton_infer_transport: Literal["grpc", "http"] = Field(
+        default="http",
+        description="TRITON_INFER_TRANSPORT of the services: their inference calls over "
+        "Triton's HTTP endpoint with binary tensors (decision 53), or gRPC.",
+    )
     triton_metrics_port: Port = Field(default=8102, ge=1, le=65535)
     backend_port: Port = Field(default=8000, ge=1, le=65535)
     ride_duration_port: Port = Field(default=8001, ge=1, le=65535)
@@ -150,4 +156,6 @@ class StackSettings(BaseSettings):
             "DATABASE_URL": self.database_url,
             "NATS_URL": self.nats_url,
             "TRITON_GRPC_URL": self.triton_grpc_url,
+            "TRITON_HTTP_URL": self.triton_http_url,
+            "TRITON_INFER_TRANSPORT": self.triton_infer_transport,
         }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from services.ride_duration.buffered_writer import ROWS_REFUSED, BufferedCopyWriter
+from services.common.buffered_writer import ROWS_REFUSED, BufferedCopyWriter
 
 pytestmark = pytest.mark.integration
 

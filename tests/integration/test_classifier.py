@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,11 +25,14 @@ from PIL import Image
 from models.classifier.data import generate_catalogue
 from models.classifier.train import onnx_probabilities
 from models.repository import BuildResult
+from services.classifier.api import PREDICTION_COLUMNS
 from services.classifier.app import create_app
+from services.classifier.prediction_ids import new_prediction_id
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
 from services.classifier.state import ClassifierState
 from services.common.app import ServiceApp
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.triton import TritonClient
 from services.domain.catalog.features import feature_vector
 from services.stack.settings import StackSettings
@@ -294,6 +298,9 @@ async def test_a_notification_with_the_same_alert_twice_starts_one_run(
         pool=db,
         triton=triton,
         predictor=CategoryPredictor(triton, model=model),
+        predictions=BufferedCopyWriter(
+            db, table="classifier_predictions", columns=PREDICTION_COLUMNS
+        ),
         retraining_trigger=trigger,
     )
     alert = {
@@ -322,3 +329,74 @@ async def test_a_notification_with_the_same_alert_twice_starts_one_run(
     finally:
         await db.execute("delete from classifier_retraining_runs where model_name = $1", model)
         await triton.close()
+
+
+async def test_feedback_before_its_row_is_written_waits_for_it(
+    stack_settings: StackSettings, db: asyncpg.Pool, products: pd.DataFrame
+) -> None:
+    # the classifier in process on the stack's Triton and Postgres, its rows written behind the
+    # answers only every 1.5 s: the feedback arrives before its row and must wait, not 404
+    settings = service_settings(
+        ClassifierSettings,
+        stack_settings,
+        prediction_flush_interval_s=1.5,
+        feedback_wait_s=3.0,
+    )
+    app = create_app(settings)
+    assert isinstance(app, ServiceApp)
+    triton = TritonClient(stack_settings.triton_grpc_url, timeout_s=5.0)
+    predictions = BufferedCopyWriter(
+        db, table="classifier_predictions", columns=PREDICTION_COLUMNS, flush_interval_s=1.5
+    )
+    predictions.start()
+    app.service_state = ClassifierState(
+        settings=settings,
+        pool=db,
+        triton=triton,
+        predictor=CategoryPredictor(triton, model=settings.triton_model),
+        predictions=predictions,
+        retraining_trigger=RecordingTrigger(),
+    )
+    waits = "modelfleet_classifier_feedback_waits_total"
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http_client:
+            found_before = _counter(await http_client.get("/metrics"), waits, "found")
+            answer = await http_client.post("/v1/classify", json=_json_body(products.iloc[2]))
+            assert answer.status_code == 200, answer.text
+            prediction_id = answer.json()["prediction_id"]
+            assert uuid.UUID(prediction_id).version == 7
+            assert predictions.pending >= 1  # not written yet
+            began = time.monotonic()
+            feedback = await http_client.post(
+                "/v1/feedback",
+                json={"prediction_id": prediction_id, "true_category": answer.json()["category"]},
+            )
+            waited = time.monotonic() - began
+            assert feedback.status_code == 200, feedback.text
+            assert feedback.json()["correct"] is True
+            assert _counter(await http_client.get("/metrics"), waits, "found") == found_before + 1
+            # a recent id that is never written: a 404 once the wait is over, not before
+            never = str(new_prediction_id())
+            began = time.monotonic()
+            missing = await http_client.post(
+                "/v1/feedback", json={"prediction_id": never, "true_category": "x"}
+            )
+            assert missing.status_code == 404, missing.text
+            assert time.monotonic() - began >= 2.5
+            # an id this service never makes (not a UUIDv7): a 404 at once
+            began = time.monotonic()
+            foreign = await http_client.post(
+                "/v1/feedback", json={"prediction_id": str(uuid.uuid4()), "true_category": "x"}
+            )
+            assert foreign.status_code == 404
+            assert time.monotonic() - began < 1.0
+        assert 0.0 <= waited < 3.0
+    finally:
+        await predictions.close()
+        await triton.close()
+
+
+def _counter(response: httpx.Response, name: str, outcome: str) -> float:
+    match = re.search(rf'^{name}{{outcome="{outcome}"}} (\S+)$', response.text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

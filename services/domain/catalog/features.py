@@ -81,8 +81,8 @@ def text_features(title: str, description: str) -> FloatArray:
     names = [f"t:{t}" for t in title_tokens]
     names += [f"tb:{a}_{b}" for a, b in zip(title_tokens, title_tokens[1:], strict=False)]
     names += [f"d:{t}" for t in tokens(description)]
-    for name in names:
-        out[_bucket(name)] += 1.0
+    if names:  # one bincount, not a numpy scalar update per token (~12% of a classify)
+        out += np.bincount([_bucket(name) for name in names], minlength=TEXT_DIM)
     np.log1p(out, out=out)
     norm = float(np.linalg.norm(out))
     if norm > 0.0:

@@ -22,13 +22,14 @@ import pytest_asyncio
 from fastapi.routing import APIRoute
 
 from services.classifier import api
-from services.classifier.api import _max_body, classify_body_limit
+from services.classifier.api import PREDICTION_COLUMNS, _max_body, classify_body_limit
 from services.classifier.app import create_app
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.settings import ClassifierSettings
 from services.classifier.state import ClassifierState
 from services.classifier.triggers import Trigger
 from services.common.app import ServiceApp
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.security.guard import policy_of_route
 from services.common.triton import InferOutput, ModelVersionState, TritonClient
 
@@ -103,6 +104,9 @@ async def client(pool: FakePool) -> AsyncIterator[httpx.AsyncClient]:
         pool=cast(asyncpg.Pool, pool),
         triton=triton,
         predictor=CategoryPredictor(triton, model="classifier"),
+        predictions=BufferedCopyWriter(
+            cast(asyncpg.Pool, pool), table="classifier_predictions", columns=PREDICTION_COLUMNS
+        ),
         retraining_trigger=cast(Trigger, None),
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -23,12 +23,14 @@ from prometheus_client import REGISTRY
 from sklearn.metrics import accuracy_score, f1_score
 
 from services.classifier import estimated_quality
+from services.classifier.api import PREDICTION_COLUMNS
 from services.classifier.app import create_app
 from services.classifier.estimated_quality import Estimates, VersionWindow
 from services.classifier.predictor import CategoryPredictor
 from services.classifier.state import ClassifierState
 from services.classifier.triggers import Trigger
 from services.common.app import ServiceApp
+from services.common.buffered_writer import BufferedCopyWriter
 from services.common.triton import TritonClient
 from tests.unit.classifier.test_api import CLASSES, FakePool, FakeTriton, settings
 
@@ -143,6 +145,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         pool=cast(asyncpg.Pool, FakePool()),
         triton=triton,
         predictor=CategoryPredictor(triton, model="classifier"),
+        predictions=BufferedCopyWriter(
+            cast(asyncpg.Pool, FakePool()),
+            table="classifier_predictions",
+            columns=PREDICTION_COLUMNS,
+        ),
         retraining_trigger=cast(Trigger, None),
     )
     estimated_quality.ESTIMATES.forget("classifier", "2")

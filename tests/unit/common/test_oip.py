@@ -519,3 +519,20 @@ def test_openapi_documents_every_status_with_its_body() -> None:
             assert "422" not in operation["responses"], path
             names = [p["name"] for p in operation.get("parameters", [])]
             assert names == [n for n in ("model_name", "model_version") if "{" + n + "}" in path]
+
+
+def test_infer_paths_are_matched_as_fastapi_matches_them() -> None:
+    from services.common.oip import INFER_TEMPLATE, INFER_VERSION_TEMPLATE, match_infer_path
+
+    assert match_infer_path("/v2/models/m/infer") == (INFER_TEMPLATE, ("m", ""))
+    assert match_infer_path("/v2/models/m/versions/3/infer") == (INFER_VERSION_TEMPLATE, ("m", "3"))
+    for other in (
+        "/v2/models//infer",
+        "/v2/models/m/versions//infer",
+        "/v2/models/m/ready",
+        "/v2/models/m/infer/",
+        "/v2/models/m/x/3/infer",
+        "/v2/models/a/b/infer",
+        "/v1/predict",
+    ):
+        assert match_infer_path(other) is None, other

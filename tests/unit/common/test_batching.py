@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.ride_duration.batching import Coalescer
+from services.common.batching import Coalescer
 
 
 class Recorder:
