@@ -300,7 +300,7 @@ async def run(ctx: BenchContext) -> str:
             "and server get the chatbot's prompt over that manual's pages (about 200 tokens "
             "of text); "
             f"{ANSWERS[1]} answers at concurrency 1, {ANSWERS[4]} per worker at 4, after one "
-            "warm-up answer each"
+            "warm-up answer each",
             "- the server computes one answer at a time (llama_cpp.server's lock), the anchor too "
             "(a lock around one Llama); the chatbot queues with CHATBOT_LLM_CONCURRENCY=1; so at "
             "concurrency 4 the TTFT includes the wait for the answers ahead",
