@@ -5,15 +5,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# llama.cpp built for any x86-64 with AVX2 (requirements-llm.txt says why not native).
+LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: install up down status test lint bench fuzz clean
 
-$(STAMP): pyproject.toml requirements-nodeps.txt requirements-dev-nodeps.txt
+$(STAMP): pyproject.toml requirements-nodeps.txt requirements-dev-nodeps.txt requirements-llm.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,train,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev-nodeps.txt
+	CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-deps -r requirements-llm.txt
 	touch $(STAMP)
 
 install: $(STAMP)      ## create .venv and install modelfleet with every extra

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import uvloop
 
-from bench import chatbot, chatbot_retrieval, classifier, ride_duration, rollout, scoring, taxi
+from bench import (
+    chatbot,
+    chatbot_llm,
+    chatbot_retrieval,
+    classifier,
+    ride_duration,
+    rollout,
+    scoring,
+    taxi,
+)
 from bench.suite import BenchContext, Suite, read_sections, render_results
 from models.repository import build_models
 from services.stack.settings import StackSettings
@@ -27,6 +36,7 @@ SUITES: tuple[Suite, ...] = (
     classifier.SUITE,
     chatbot.SUITE,
     chatbot_retrieval.SUITE,
+    chatbot_llm.SUITE,
     scoring.SUITE,
     taxi.SUITE,
     rollout.SUITE,

@@ -712,12 +712,130 @@ def model_variants() -> dict[str, Any]:
     )
 
 
+def chatbot() -> dict[str, Any]:
+    """The chatbot: answers by kind, and what an LLM service is judged by, per model."""
+
+    def rate(metric: str) -> str:
+        return f"rate({metric}{{{NS}}}[5m])"
+
+    def quantiles(metric: str, by: str, qs: tuple[float, ...]) -> list[Target]:
+        buckets = rate(f"{metric}_bucket")
+        return [
+            (
+                f"histogram_quantile({q}, sum by ({by}, le) ({buckets}))",
+                f"p{round(q * 100)} {{{{{by}}}}}",
+            )
+            for q in qs
+        ]
+
+    answers = rate("modelfleet_chatbot_llm_answers_total")
+    tokens = rate("modelfleet_chatbot_llm_tokens_total")
+    llm = "Only with a generator (CHATBOT_GENERATION triton or openai; `modelfleet up --llm`). "
+    return dashboard(
+        "modelfleet-chatbot",
+        "modelfleet / Chatbot (answers and LLM generation)",
+        [
+            panel(
+                1,
+                "Answer latency p50 and p99 by how it was answered",
+                quantiles("modelfleet_chatbot_request_duration_seconds", "answer", (0.5, 0.99)),
+                "s",
+                x=0,
+                y=0,
+                description="facts (SQL), retrieval (extractive or generated), cache.",
+            ),
+            panel(
+                2,
+                "Generated answers by outcome (validation)",
+                [
+                    (
+                        f"sum by (model, outcome, check) ({answers})",
+                        "{{model}} {{outcome}} {{check}}",
+                    )
+                ],
+                "reqps",
+                x=12,
+                y=0,
+                description=llm + "failed: a check failed and the extractive answer was delivered; "
+                "cancelled: the client went away.",
+            ),
+            panel(
+                3,
+                "LLM time to first token p50 and p95 per model",
+                quantiles(
+                    "modelfleet_chatbot_llm_time_to_first_token_seconds", "model", (0.5, 0.95)
+                ),
+                "s",
+                x=0,
+                y=8,
+                description=llm + "Alert ModelfleetChatbotLlmTtftHigh: p95 above 2 s.",
+            ),
+            panel(
+                4,
+                "LLM time per output token p50 and p95 per model",
+                quantiles(
+                    "modelfleet_chatbot_llm_time_per_output_token_seconds", "model", (0.5, 0.95)
+                ),
+                "s",
+                x=12,
+                y=8,
+                description=llm + "Streamed answers, after the first token.",
+            ),
+            panel(
+                5,
+                "LLM output tokens per second per answer (p50) per model",
+                quantiles("modelfleet_chatbot_llm_output_tokens_per_second", "model", (0.5,)),
+                "none",
+                x=0,
+                y=16,
+                description=llm + "An answer's output tokens over its generation time.",
+            ),
+            panel(
+                6,
+                "LLM queue time p50 and p95 per model",
+                quantiles("modelfleet_chatbot_llm_queue_seconds", "model", (0.5, 0.95)),
+                "s",
+                x=12,
+                y=16,
+                description=llm + "Waiting for a generation slot (CHATBOT_LLM_CONCURRENCY).",
+            ),
+            panel(
+                7,
+                "LLM tokens per second in and out per model",
+                [
+                    (
+                        f"sum by (model, direction) ({tokens})",
+                        "{{model}} {{direction}}",
+                    )
+                ],
+                "none",
+                x=0,
+                y=24,
+                description=llm + "in: prompt tokens; out: answer tokens (the endpoint's usage).",
+            ),
+            panel(
+                8,
+                "Prompt length p50 and p99",
+                quantiles("modelfleet_chatbot_prompt_chars", "mode", (0.5, 0.99)),
+                "none",
+                x=12,
+                y=24,
+                description="Characters given to the generator (the question alone when "
+                "extractive).",
+            ),
+        ],
+        tags=["chatbot", "llm"],
+        namespace_of="modelfleet_chatbot_request_duration_seconds_bucket",
+    )
+
+
 DASHBOARDS = {
     "overview": overview,
     "triton": triton,
     "streaming": streaming,
     "model-quality": model_quality,
     "model-variants": model_variants,
+    "chatbot": chatbot,
 }
 
 

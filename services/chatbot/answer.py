@@ -9,15 +9,19 @@ would see earlier turns); a product-fact question (:mod:`services.chatbot.intent
 from the products table; anything else is embedded, the best chunks are retrieved
 (``CHATBOT_RETRIEVAL``: hybrid vector + full text by default; filters: source, document id), the
 ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources, and the
-extractive composer or the configured LLM writes the answer with ``[n]`` citations. Both turns
-are stored in one transaction; the body is cached.
+extractive composer or the configured LLM writes the answer with ``[n]`` citations. A generated
+answer is checked (:mod:`services.chatbot.validation`; ``CHATBOT_VALIDATE_ANSWERS``): one that
+fails is replaced by the extractive answer, marked in ``validation`` (the failed check, why, and
+the rejected text) and counted. Both turns are stored in one transaction; the body is cached.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -39,8 +43,9 @@ from services.chatbot.generation import (
 from services.chatbot.intent import Vocabulary, parse
 from services.chatbot.schemas import ChatRequest
 from services.chatbot.settings import ChatbotSettings
+from services.chatbot.validation import validate
 from services.common.db import database_errors
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import InvalidInput, ModelfleetError, NotFound
 from services.common.logging import request_id_var
 from services.domain.documents.embeddings import TextEmbedder
 
@@ -80,6 +85,7 @@ class Pending:
     start: float
     prompt: Prompt
     body: dict[str, Any]
+    passages: tuple[Passage, ...] = ()
 
 
 class VocabularyCache:
@@ -151,9 +157,18 @@ class Answerer:
         """The response body of POST /v1/chat (see :class:`schemas.ChatResponse`)."""
         plan = await self.plan(request, user=user)
         if isinstance(plan, Pending):
-            assert self.generator is not None
-            return await self.finish(plan, await self.generator.generate(plan.prompt))
+            return await self.generate(plan)
         return plan
+
+    async def generate(self, pending: Pending) -> dict[str, Any]:
+        """The body of a :class:`Pending` answer, generated in one piece (not streamed)."""
+        assert self.generator is not None
+        try:
+            generated = await self.generator.generate(pending.prompt)
+        except ModelfleetError:
+            metrics.LLM_ANSWERS.labels(self.generator.model, "error", "").inc()
+            raise
+        return await self.finish(pending, generated)
 
     async def plan(self, request: ChatRequest, *, user: str) -> dict[str, Any] | Pending:
         """Everything up to the LLM: a finished body (cache, facts, extractive), or the
@@ -212,24 +227,65 @@ class Answerer:
         """The body of a :class:`Pending` answer once its LLM text is there."""
         metrics.TOKENS.labels(self.mode, "in").inc(generated.tokens_in)
         metrics.TOKENS.labels(self.mode, "out").inc(generated.tokens_out)
-        return await self._complete(
-            pending, {**pending.body, "answer": generated.text or NOTHING_FOUND}
-        )
+        return await self._complete(pending, self._checked(pending, generated.text))
 
-    async def stream(self, pending: Pending) -> AsyncIterator[tuple[str, Any]]:
-        """SSE events of a :class:`Pending` answer as the LLM writes it: ``meta`` (citations
-        and scores), ``delta`` pieces, then ``done`` with the whole body."""
+    def _checked(self, pending: Pending, text: str) -> dict[str, Any]:
+        """The body with the generated ``text`` when it passes validation, else with the
+        extractive answer and the verdict (see module doc)."""
         assert self.generator is not None
+        model = self.generator.model
+        body = {**pending.body, "answer": text or NOTHING_FOUND}
+        if not self.settings.validate_answers:
+            metrics.LLM_ANSWERS.labels(model, "unchecked", "").inc()
+            return body
+        passages = list(pending.passages)
+        verdict = validate(text, passages, min_term_share=self.settings.validation_min_term_share)
+        if verdict.passed:
+            metrics.LLM_ANSWERS.labels(model, "passed", "").inc()
+            return {**body, "validation": {"passed": True}}
+        metrics.LLM_ANSWERS.labels(model, "failed", verdict.check).inc()
+        composed = compose_answer(
+            pending.request.question, passages, max_sentences=self.settings.answer_sentences
+        )
+        return {
+            **body,
+            "answer": composed.answer or NOTHING_FOUND,
+            "citations": [_citation_body(c) for c in composed.citations],
+            "generation": "extractive",
+            "validation": {
+                "passed": False,
+                "check": verdict.check,
+                "reason": verdict.reason,
+                "rejected": text,
+            },
+        }
+
+    async def stream(self, pending: Pending) -> AsyncGenerator[tuple[str, Any], None]:
+        """SSE events of a :class:`Pending` answer as the LLM writes it: ``meta`` (citations
+        and scores), ``delta`` pieces, then ``done`` with the whole body: the validated answer,
+        or the extractive one that replaced it (``validation.passed`` false; the deltas were
+        the rejected text). A consumer that stops (the client went away) cancels the
+        generation: counted ``cancelled``."""
+        assert self.generator is not None
+        model = self.generator.model
         yield (
             "meta",
             {**pending.body, "cached": False, "conversation_id": str(pending.conversation_id)},
         )
         generated: Generated | None = None
-        async for item in self.generator.stream(pending.prompt):
-            if isinstance(item, Generated):
-                generated = item
-            else:
-                yield "delta", {"text": item}
+        try:
+            async with contextlib.aclosing(self.generator.stream(pending.prompt)) as pieces:
+                async for item in pieces:
+                    if isinstance(item, Generated):
+                        generated = item
+                    else:
+                        yield "delta", {"text": item}
+        except (asyncio.CancelledError, GeneratorExit):
+            metrics.LLM_ANSWERS.labels(model, "cancelled", "").inc()
+            raise
+        except ModelfleetError:
+            metrics.LLM_ANSWERS.labels(model, "error", "").inc()
+            raise
         assert generated is not None, "a generator's stream ends with its Generated"
         yield "done", await self.finish(pending, generated)
 
@@ -326,7 +382,7 @@ class Answerer:
         prompt = build_prompt(request.question, sources, history)
         metrics.PROMPT_CHARS.labels(self.mode).observe(len(prompt.text))
         body["citations"] = [_citation_body(c) for c in cite_passages(request.question, sources)]
-        return replace(pending, prompt=prompt, body=body)
+        return replace(pending, prompt=prompt, body=body, passages=tuple(sources))
 
     async def _store(
         self,

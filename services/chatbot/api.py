@@ -20,6 +20,7 @@ shows the document and its status (``processing``, ``ready``, ``failed`` with th
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -186,10 +187,12 @@ async def _stream(body: dict[str, Any]) -> AsyncIterator[bytes]:
 
 async def _stream_pending(answerer: Answerer, pending: Pending, path: str) -> AsyncIterator[bytes]:
     """An LLM answer as the LLM writes it; a failure after the first event becomes an
-    ``error`` event with the problem body (the status line is already sent)."""
+    ``error`` event with the problem body (the status line is already sent). Closed at once
+    when the client goes away (the answerer's stream with it: the generation is cancelled)."""
     try:
-        async for event, data in answerer.stream(pending):
-            yield sse.json_frame(event, response_body(data) if event == "done" else data)
+        async with contextlib.aclosing(answerer.stream(pending)) as events:
+            async for event, data in events:
+                yield sse.json_frame(event, response_body(data) if event == "done" else data)
     except ModelfleetError as exc:
         count_errors(exc)
         problem = {"type": PROBLEM_TYPE_BASE + exc.type_slug, "title": exc.title}
@@ -236,8 +239,7 @@ async def chat(request: Request, state: StateDep) -> ChatResponse | Response:
     try:
         plan = await answerer.plan(parsed, user=user)
         if isinstance(plan, Pending) and not stream:
-            assert answerer.generator is not None
-            plan = await answerer.finish(plan, await answerer.generator.generate(plan.prompt))
+            plan = await answerer.generate(plan)
     except ModelfleetError as exc:
         count_errors(exc)
         raise

@@ -10,8 +10,13 @@ OpenAI-compatible endpoint.
   vLLM, llama.cpp, TGI, OpenAI itself) with ``Authorization: Bearer CHATBOT_OPENAI_API_KEY``.
 
 Both remote modes get the same prompt (:func:`build_prompt`): numbered sources and the last turns
-of the conversation. Every call has the deadline ``CHATBOT_LLM_TIMEOUT_S`` and is measured
-(``modelfleet_chatbot_llm_duration_seconds`` and the shared dependency histogram). Errors leave
+of the conversation. At most ``CHATBOT_LLM_CONCURRENCY`` generations run at once per process; the
+others wait in a queue (the local llama.cpp server computes one answer at a time, so a wait here
+is the same wait, measured and cancellable). Every call has the deadline ``CHATBOT_LLM_TIMEOUT_S``
+(queue wait included) and is measured (``modelfleet_chatbot_llm_duration_seconds``, the shared
+dependency histogram, and per model by :class:`GenerationClock`: queue time, time to first
+token, time per output token, tokens/s, tokens in and out). A stream whose consumer stops (the
+client went away) closes its HTTP call, and llama.cpp's server stops generating. Errors leave
 as the shared tree: unreachable/5xx/429 -> :class:`LlmUnavailable` (503), deadline ->
 DependencyTimeout (504), another refusal -> DependencyFailed (502).
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,6 +103,42 @@ def build_prompt(question: str, passages: list[Passage], history: list[Turn]) ->
     return Prompt(messages=messages, text=text)
 
 
+class GenerationClock:
+    """The timeline of one generation, observed into the per-model metrics: created when asked,
+    :meth:`started` when a slot is free, :meth:`piece` per piece of text, :meth:`ended` with the
+    token counts."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.asked = time.perf_counter()
+        self.start = self.asked
+        self.first: float | None = None
+
+    def started(self) -> None:
+        self.start = time.perf_counter()
+        metrics.LLM_QUEUE.labels(self.model).observe(self.start - self.asked)
+
+    def piece(self) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+            metrics.LLM_TTFT.labels(self.model).observe(self.first - self.start)
+
+    def ended(self, generated: Generated, *, streamed: bool) -> None:
+        end = time.perf_counter()
+        if self.first is None:  # not streamed (or nothing came): the first token came with all
+            self.first = end
+            metrics.LLM_TTFT.labels(self.model).observe(end - self.start)
+        if streamed and generated.tokens_out >= 2:
+            per_token = (end - self.first) / (generated.tokens_out - 1)
+            metrics.LLM_TPOT.labels(self.model).observe(per_token)
+        if end > self.start and generated.tokens_out:
+            metrics.LLM_TOKENS_PER_S.labels(self.model).observe(
+                generated.tokens_out / (end - self.start)
+            )
+        metrics.LLM_TOKENS.labels(self.model, "in").inc(generated.tokens_in)
+        metrics.LLM_TOKENS.labels(self.model, "out").inc(generated.tokens_out)
+
+
 class Generator(Protocol):
     """A remote generator: one prompt in, one answer out (deadline and metrics inside).
 
@@ -106,10 +147,11 @@ class Generator(Protocol):
     """
 
     mode: str
+    model: str
 
     async def generate(self, prompt: Prompt) -> Generated: ...
 
-    def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]: ...
+    def stream(self, prompt: Prompt) -> AsyncGenerator[str | Generated, None]: ...
 
     async def close(self) -> None: ...
 
@@ -125,8 +167,21 @@ class TritonGenerator:
         self.max_tokens_input = settings.llm_triton_max_tokens_input
         self.max_tokens = settings.llm_max_tokens
         self.timeout_s = settings.llm_timeout_s
+        self._slots = asyncio.Semaphore(settings.llm_concurrency)
 
     async def generate(self, prompt: Prompt) -> Generated:
+        clock = GenerationClock(self.model)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self._slots:
+                    clock.started()
+                    generated = await self._generate(prompt)
+        except TimeoutError as exc:
+            raise DependencyTimeout("the LLM did not answer in time") from exc
+        clock.ended(generated, streamed=False)
+        return generated
+
+    async def _generate(self, prompt: Prompt) -> Generated:
         inputs: dict[str, Any] = {
             "text_input": np.array([prompt.text.encode("utf-8")], dtype=np.object_)
         }
@@ -151,7 +206,7 @@ class TritonGenerator:
             text=text, tokens_in=count_tokens(prompt.text), tokens_out=count_tokens(text)
         )
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[str | Generated, None]:
         """One piece: the model is called once (a decoupled streaming model is not used)."""
         generated = await self.generate(prompt)
         yield generated.text
@@ -174,6 +229,7 @@ class OpenAIGenerator:
         self.model = settings.openai_model
         self.max_tokens = settings.llm_max_tokens
         self.timeout_s = settings.llm_timeout_s
+        self._slots = asyncio.Semaphore(settings.llm_concurrency)
         self._client = httpx.AsyncClient(
             base_url=settings.openai_base_url.rstrip("/") + "/",
             headers=headers,
@@ -181,6 +237,18 @@ class OpenAIGenerator:
         )
 
     async def generate(self, prompt: Prompt) -> Generated:
+        clock = GenerationClock(self.model)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self._slots:
+                    clock.started()
+                    generated = await self._generate(prompt)
+        except TimeoutError as exc:
+            raise DependencyTimeout("the LLM endpoint did not answer in time") from exc
+        clock.ended(generated, streamed=False)
+        return generated
+
+    async def _generate(self, prompt: Prompt) -> Generated:
         payload = {
             "model": self.model,
             "messages": prompt.messages,
@@ -212,7 +280,7 @@ class OpenAIGenerator:
             tokens_out=int(usage.get("completion_tokens") or count_tokens(text)),
         )
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[str | Generated]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[str | Generated, None]:
         """``"stream": true``: the endpoint's SSE chunks' ``delta.content`` as they arrive; the
         whole call (first byte to last) within the deadline."""
         payload = {
@@ -225,10 +293,12 @@ class OpenAIGenerator:
         }
         parts: list[str] = []
         usage: dict[str, Any] = {}
+        clock = GenerationClock(self.model)
         start = time.perf_counter()
         outcome = "ok"
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.timeout_s), self._slots:
+                clock.started()
                 with observe_dependency("llm", "chat_completions_stream"):
                     try:
                         async with self._client.stream(
@@ -248,6 +318,7 @@ class OpenAIGenerator:
                                 for choice in chunk.get("choices") or []:
                                     piece = (choice.get("delta") or {}).get("content")
                                     if piece:
+                                        clock.piece()
                                         parts.append(piece)
                                         yield piece
                     except httpx.HTTPError as exc:
@@ -261,11 +332,14 @@ class OpenAIGenerator:
         finally:
             metrics.LLM_LATENCY.labels(self.mode, outcome).observe(time.perf_counter() - start)
         text = "".join(parts).strip()
-        yield Generated(
+        generated = Generated(
             text=text,
             tokens_in=int(usage.get("prompt_tokens") or count_tokens(prompt.text)),
-            tokens_out=int(usage.get("completion_tokens") or count_tokens(text)),
+            # without usage, one streamed piece per token (llama.cpp's server sends one each)
+            tokens_out=int(usage.get("completion_tokens") or len(parts)),
         )
+        clock.ended(generated, streamed=True)
+        yield generated
 
     @staticmethod
     def _checked(response: httpx.Response) -> dict[str, Any]:

@@ -99,6 +99,17 @@ class CitationOut(RetrievedOut):
     quote: str = Field(description="The quoted span the statement rests on.")
 
 
+class AnswerValidation(BaseModel):
+    """How a generated answer fared in the checks (services/chatbot/validation.py)."""
+
+    passed: bool = Field(description="False: the answer is the extractive one that replaced it.")
+    check: Literal["empty", "uncited", "unknown_source", "figure", "terms"] | None = Field(
+        default=None, description="The check that failed."
+    )
+    reason: str | None = Field(default=None, description="Why it failed, in words.")
+    rejected: str | None = Field(default=None, description="The generated text that was replaced.")
+
+
 class ChatResponse(BaseModel):
     conversation_id: UUID
     answer: str
@@ -127,6 +138,10 @@ class ChatResponse(BaseModel):
         ]
         | None
     ) = Field(default=None, description="Facts: per group, [name, count].")
+    validation: AnswerValidation | None = Field(
+        default=None,
+        description="A generated answer's checks (absent for extractive, SQL and unchecked ones).",
+    )
 
 
 class AnswerDelta(BaseModel):

@@ -46,6 +46,23 @@ class ChatbotSettings(EmbeddingSettings):
         description="Deadline of one LLM call (below CHATBOT_REQUEST_TIMEOUT_S, default 30).",
     )
     llm_max_tokens: int = Field(default=256, ge=1, le=8192)
+    llm_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Generations at once per process; the rest queue (within the deadline).",
+    )
+    validate_answers: bool = Field(
+        default=True,
+        description="Check a generated answer's citations and terms; replace a failing one by"
+        " the extractive answer.",
+    )
+    validation_min_term_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of a generated answer's key terms its cited sources must contain.",
+    )
     llm_triton_model: str = Field(
         default="llm", description="Triton model with text_input/text_output BYTES tensors."
     )

@@ -1,7 +1,8 @@
 """The `modelfleet` command line: run the local stack, build the models, run the benchmarks.
 
     modelfleet up [--detach]        build the model repository, start everything, print URLs;
-                                    foreground until Ctrl-C/SIGTERM (then stops it all)
+                                    foreground until Ctrl-C/SIGTERM (then stops it all);
+                                    `--llm`: also the local LLM the chatbot generates with
     modelfleet down                 stop what `$MODELFLEET_HOME/run` records (any process's)
     modelfleet status [--json]      name, url, pid, ready per component (exit 1 if not all ready)
     modelfleet jobs [--json]        the chart's CronJobs under `up`: schedule, next and last run

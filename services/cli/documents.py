@@ -110,6 +110,7 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
                 "CITATION PREC",
                 "REFUSAL ACC",
                 "FALSE REFUSALS",
+                "LLM VALIDATED",
             ],  # fmt: skip
             [
                 [
@@ -121,6 +122,7 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
                     figure(a.citation_precision),
                     figure(a.refusal_accuracy),
                     figure(a.false_refusals),
+                    figure(a.validated),
                 ]  # fmt: skip
                 for name, a in report.answers.items()
             ],

@@ -77,6 +77,8 @@ def cmd_up(out: Output, settings: StackSettings, args: argparse.Namespace) -> in
     `--detach` runs the same in a new session (the supervisor process, its output in
     logs/supervisor.log) and returns once it serves.
     """
+    if args.llm:  # the same as MODELFLEET_LLM=true
+        settings = settings.model_copy(update={"llm": True})
     if args.detach:
         return _up_detached(out, settings, args)
     return _up(out, settings, args, mode="detached" if args.supervise else "foreground")
@@ -199,6 +201,7 @@ def _up_detached(out: Output, settings: StackSettings, args: argparse.Namespace)
     argv += [] if args.rows is None else ["--rows", str(args.rows)]
     argv += ["--no-build"] if args.no_build else []
     argv += ["--no-ingest"] if args.no_ingest else []
+    argv += ["--llm"] if settings.llm else []
     with log_path.open("ab") as log_fh:
         offset = log_fh.tell()
         daemon = subprocess.Popen(
@@ -336,6 +339,12 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--no-build", action="store_true", help="use the model repository as it is")
     up.add_argument(
         "--no-ingest", action="store_true", help="skip ingesting the catalogue for the chatbot"
+    )
+    up.add_argument(
+        "--llm",
+        action="store_true",
+        help="also serve the local LLM (llama.cpp; MODELFLEET_LLM_MODEL: a GGUF file) and let"
+        " the chatbot generate with it (MODELFLEET_LLM=true does the same)",
     )
     # `--detach` runs `up --supervise` in a new session: the supervisor with no terminal.
     up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)

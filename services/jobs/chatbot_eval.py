@@ -20,7 +20,9 @@ With ``chatbot_url``, each question also goes to ``POST /v1/chat`` (whatever ret
 generation the chatbot runs): answer accuracy (the answer contains every expected value),
 citation accuracy (the right source is among the citations), citation precision (the share of
 citations whose chunk holds the fact, or that are the right product) and refusal accuracy (a
-question no source answers gets no citation: "I do not know").
+question no source answers gets no citation: "I do not know"), and with a generator (an LLM
+mode) the share of generated answers that passed validation (the others were replaced by the
+extractive answer; services/chatbot/validation.py).
 
     report = await run_eval(settings=IngestSettings(), say=print)
     report.retrievers["hybrid"]["hard-test"].recall_at_5
@@ -161,6 +163,8 @@ class AnswerScores:
     refusal_accuracy: float | None
     false_refusals: float | None
     """Share of answerable questions the chatbot refused."""
+    validated: float | None = None
+    """Share of generated answers (an LLM mode) that passed validation; None: none generated."""
 
 
 @dataclass
@@ -352,6 +356,9 @@ def answer_scores(outcomes: Sequence[_Outcome], chunk_texts: dict[str, str]) -> 
     def share(hits: int, total: int) -> float | None:
         return hits / total if total else None
 
+    verdicts = [
+        o.body["validation"] for o in done if o.body is not None and o.body.get("validation")
+    ]
     checked = [o for o in answerable if o.question.expected]
     right = sum(
         all(
@@ -377,6 +384,7 @@ def answer_scores(outcomes: Sequence[_Outcome], chunk_texts: dict[str, str]) -> 
         citation_precision=share(precise, len(cited)),
         refusal_accuracy=share(sum(not citations(o) for o in unanswerable), len(unanswerable)),
         false_refusals=share(sum(not citations(o) for o in answerable), len(answerable)),
+        validated=share(sum(bool(v.get("passed")) for v in verdicts), len(verdicts)),
     )
 
 

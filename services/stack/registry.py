@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.stack.llm import chatbot_env
 from services.stack.service import ServiceProcess
 from services.stack.settings import StackSettings
 
@@ -110,6 +111,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         name="chatbot",
         app="services.chatbot.app:create_app",
         port_setting="chatbot_port",
+        env=chatbot_env,  # generation by the local LLM under `modelfleet up --llm`
     ),
     _worker("tip", "worker_tip_port"),
     _worker("cost", "worker_cost_port"),

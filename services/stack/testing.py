@@ -54,6 +54,7 @@ PORT_SETTINGS = (
     "prometheus_port",
     "alertmanager_port",
     "dashboards_port",
+    "llm_port",
 )
 
 

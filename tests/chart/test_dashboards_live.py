@@ -1,9 +1,10 @@
 """Every PromQL expression of every dashboard returns data from a real Prometheus.
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
-models, PostgreSQL, NATS, ride-duration, the classifier, the backend, the chatbot and the three
-streaming workers) after some load (predictions through a canary and a shadow variant with
-outcomes, classifications with feedback, rides). Its scrape jobs are the chart's rendered
+models, PostgreSQL, NATS, ride-duration, the classifier, the backend, the chatbot generating with
+the local LLM (llama.cpp, `modelfleet up --llm`) and the three streaming workers) after some load
+(predictions through a canary and a shadow variant with outcomes, classifications with feedback,
+rides, questions about an uploaded PDF, streamed). Its scrape jobs are the chart's rendered
 ServiceMonitors (tests/chart/scrape_config.py: the Services they select, their ports, path,
 interval, relabelings, and the labels the Prometheus Operator gives: job=<component> by the
 jobLabel, namespace, service, endpoint), aimed at the local processes; a ServiceMonitor that
@@ -26,6 +27,7 @@ import httpx
 import pytest
 import yaml
 
+from bench.chatbot import make_pdf, manual_pages
 from models.repository import build_repository
 from models.ride_duration.variants import publish_candidate
 from services.common.triton import TritonClient
@@ -58,6 +60,7 @@ COMPONENTS = [
     "worker-tip",
     "worker-cost",
     "worker-dynamic-duration",
+    "llm",  # no ServiceMonitor: the chatbot measures its generations (chatbot dashboard)
 ]
 
 
@@ -107,6 +110,24 @@ def _classify(base_url: str, rounds: int) -> None:
             truth = answer["top_k"][1 if i % 4 == 3 else 0]["category"]
             feedback = {"prediction_id": answer["prediction_id"], "true_category": truth}
             _expect(client.post("/v1/feedback", json=feedback), 200)
+
+
+def _questions(base_url: str, count: int) -> None:
+    """A PDF uploaded, then `count` questions about it streamed (the LLM generates; a cited
+    answer or the extractive one that replaces it)."""
+    with httpx.Client(base_url=base_url, timeout=180) as client:
+        pdf = ("nova-01.pdf", make_pdf(manual_pages(1)), "application/pdf")
+        accepted = _expect(client.post("/v1/documents", files={"file": pdf}), 202).json()
+        _wait(
+            lambda: client.get(accepted["status_url"]).json()["status"] == "ready",
+            timeout_s=60,
+            what="the PDF ingested",
+        )
+        for i in range(count):
+            body = {"question": f"How long does the Nova 01 battery last? ({i})", "stream": True}
+            with client.stream("POST", "/v1/chat", json=body) as response:
+                assert response.status_code == 200
+                assert "event: done" in response.read().decode()
 
 
 def _variants(base_url: str, triton_url: str, repository: Path) -> None:
@@ -170,17 +191,25 @@ def chart() -> list[Obj]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory, chart: list[Obj]) -> Iterator[str]:
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, chart: list[Obj], request: pytest.FixtureRequest
+) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus missing: apt-get install -y prometheus (scripts/ensure-tools)")
     home = tmp_path_factory.mktemp("dashboards-stack")
-    settings = settings_for_tests(home)
+    settings = settings_for_tests(home, llm=True)
     # Before anything starts: a ServiceMonitor that would scrape nothing fails at once.
     jobs = scrape_configs(
         chart, stack_ports(settings, COMPONENTS), namespace=NAMESPACE, host=settings.host
     )
     build_repository(settings.paths.model_repository, seed=7, rows=5_000, log=lambda _: None)
+    # Short answers within a generous deadline (the cores are shared): the stack's processes
+    # read these when they start; the test's own environment is restored after.
+    env = pytest.MonkeyPatch()
+    request.addfinalizer(env.undo)
+    env.setenv("CHATBOT_LLM_MAX_TOKENS", "16")
+    env.setenv("CHATBOT_LLM_TIMEOUT_S", "120")
     with running_stack(settings, COMPONENTS):
         port = free_port()
         config = {
@@ -215,6 +244,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, chart: list[Obj]) -> It
             )
             _rides(f"http://{settings.host}:{settings.backend_port}", count=20)
             _classify(f"http://{settings.host}:{settings.classifier_port}", rounds=8)
+            _questions(f"http://{settings.host}:{settings.chatbot_port}", count=3)
             _variants(
                 f"http://{settings.host}:{settings.ride_duration_port}",
                 settings.triton_grpc_url,

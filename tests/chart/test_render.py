@@ -62,8 +62,8 @@ def _expected(scenario: str) -> dict[tuple[str, str], int]:
         ("Ingress", "ingress"): 1,
         ("PrometheusRule", "monitoring"): 1,
         ("AlertmanagerConfig", "monitoring"): 1,  # retraining alerts -> the classifier
-        # dashboards: overview, streaming, triton, model-quality, model-variants
-        ("ConfigMap", "monitoring"): 5,
+        # dashboards: overview, streaming, triton, model-quality, model-variants, chatbot
+        ("ConfigMap", "monitoring"): 6,
         ("Pod", "test"): 1,
         ("NetworkPolicy", "test"): 1,
         # Every Triton pod by address (headless): the retraining Job loads a version on each.

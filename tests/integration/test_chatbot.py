@@ -294,6 +294,7 @@ async def test_openai_mode_against_a_fake_openai_compatible_server(
                 filters={"document_id": document["id"]},
             )
     assert (body["answer"], body["generation"]) == ("It boils a litre in 95 seconds [1].", "openai")
+    assert body["validation"] == {"passed": True}
     assert body["citations"][0]["page"] == 2
     [(path, headers, raw)] = fake.requests
     assert headers["authorization"] == "Bearer sk-test-key"
@@ -340,6 +341,40 @@ async def test_openai_mode_streams_the_endpoints_pieces(
     assert orjson.loads(fake.requests[0][2])["stream"] is True
 
 
+async def test_a_streamed_answer_that_fails_validation_is_replaced_and_counted(
+    chatbot: httpx.AsyncClient, stack_settings: StackSettings
+) -> None:
+    document = await upload(chatbot, "zephyr-openai.pdf", make_pdf(KETTLE))
+    chunks = [  # a figure the cited source does not have
+        {"choices": [{"index": 0, "delta": {"content": "It boils in 60 seconds [1]."}}]},
+    ]
+    stream = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    route = Route(body=stream, content_type="text/event-stream")
+    async with http_stub({"/v1/chat/completions": route}) as fake:
+        settings = openai_settings(stack_settings, fake.url)
+        async with asgi_client(create_app(settings)) as client:
+            events = await sse_events(
+                client,
+                {
+                    "question": "How fast does the Zephyr 3000 kettle boil water?",
+                    "filters": {"document_id": document["id"]},
+                    "stream": True,
+                },
+            )
+            text = (await client.get("/metrics")).text
+    assert [kind for kind, _ in events] == ["meta", "delta", "done"]
+    done = events[-1][1]
+    assert done["validation"]["check"] == "figure"
+    assert done["validation"]["rejected"] == "It boils in 60 seconds [1]."
+    assert done["generation"] == "extractive"
+    assert "95 seconds" in done["answer"]  # the extractive answer from the same sources
+    assert done["citations"][0]["page"] == 2
+    labels = 'check="figure",model="fake-model",outcome="failed"'
+    assert f"modelfleet_chatbot_llm_answers_total{{{labels}}}" in text
+    assert 'modelfleet_chatbot_llm_time_to_first_token_seconds_count{model="fake-model"}' in text
+    assert 'modelfleet_chatbot_llm_queue_seconds_count{model="fake-model"}' in text
+
+
 async def test_openai_mode_maps_an_overloaded_endpoint_to_503(
     stack_settings: StackSettings, chatbot: httpx.AsyncClient
 ) -> None:
@@ -369,7 +404,12 @@ async def test_triton_mode_against_a_fake_llm_on_the_real_triton(
         )
         ready = (await client.get("/readyz")).json()
     assert ready["checks"]["llm"] == "ok"
-    assert body["generation"] == "triton"
-    assert body["answer"].startswith("fake-llm (77): ")
-    assert "95 seconds" in body["answer"]  # source [1] reached the model through the prompt
+    # The fake's text carries the token limit (77), a figure none of the sources has: the
+    # validation rejects it and the extractive answer replaces it.
+    validation = body["validation"]
+    assert (validation["passed"], validation["check"]) == (False, "figure")
+    assert validation["rejected"].startswith("fake-llm (77): ")
+    assert "95 seconds" in validation["rejected"]  # source [1] reached the model via the prompt
+    assert body["generation"] == "extractive"
+    assert "95 seconds" in body["answer"]
     assert body["citations"][0]["page"] == 2

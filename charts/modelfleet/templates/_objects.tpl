@@ -77,7 +77,7 @@ _rollout.tpl) says which: the component's own, a blue/green colour, the canary o
 {{- $v := .variant }}
 {{- $ports := include "modelfleet.ports" (dict "kind" .c.kind) | fromYaml }}
 {{- $usesDatabase := has "postgresql" (default (list) .c.dependencies) }}
-{{- $image := ternary .c.image $root.Values.image (eq .c.kind "triton") }}
+{{- $image := ternary .c.image $root.Values.image (or (eq .c.kind "triton") (eq .c.kind "llm")) }}
 {{- if $v.tag }}
 {{- $image = merge (dict "tag" $v.tag) $image }}
 {{- end }}
@@ -231,6 +231,27 @@ spec:
             {{- range .c.extraArgs }}
             - {{ . | quote }}
             {{- end }}
+          {{- else if eq .c.kind "llm" }}
+          # llama.cpp's OpenAI-compatible server (docs/decisions.md, decision 52); --metrics:
+          # its Prometheus metrics on the same port.
+          command: [/app/llama-server]
+          args:
+            - --model
+            - {{ printf "/models/%s" .c.llm.modelFile | quote }}
+            - --alias
+            - {{ .c.llm.alias | quote }}
+            - --host
+            - 0.0.0.0
+            - --port
+            - "8000"
+            - --ctx-size
+            - {{ .c.llm.contextSize | quote }}
+            - --threads
+            - {{ .c.llm.threads | quote }}
+            - --metrics
+            {{- range .c.extraArgs }}
+            - {{ . | quote }}
+            {{- end }}
           {{- else }}
           command:
             {{- toYaml .c.command | nindent 12 }}
@@ -294,6 +315,22 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 2
             failureThreshold: 3
+          {{- else if eq .c.kind "llm" }}
+          # /health answers 503 while the model loads, 200 once it serves.
+          startupProbe:
+            httpGet: {path: /health, port: http}
+            periodSeconds: 5
+            failureThreshold: 60
+          livenessProbe:
+            tcpSocket: {port: http}
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: {path: /health, port: http}
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 3
           {{- else }}
           startupProbe:
             httpGet: {path: /healthz, port: http}
@@ -318,6 +355,9 @@ spec:
             {{- if eq .c.kind "triton" }}
             - {name: models, mountPath: /models}
             {{- end }}
+            {{- if eq .c.kind "llm" }}
+            - {name: models, mountPath: /models, readOnly: true}
+            {{- end }}
             {{- if include "modelfleet.retrainingTrigger" . }}
             - {name: retraining-job, mountPath: /etc/modelfleet/retraining, readOnly: true}
             - {name: kube-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
@@ -333,6 +373,13 @@ spec:
           {{- else }}
           emptyDir: {sizeLimit: {{ $root.Values.modelRepository.volume.sizeLimit }}}
           {{- end }}
+        {{- end }}
+        {{- if eq .c.kind "llm" }}
+        # The GGUF file: a volume claim someone filled (nothing is downloaded at run time).
+        - name: models
+          persistentVolumeClaim:
+            claimName: {{ required "components.llm.llm.modelClaim is required" .c.llm.modelClaim }}
+            readOnly: true
         {{- end }}
         {{- if include "modelfleet.retrainingTrigger" . }}
         # The retraining trigger's Job template, and the only API token of the chart: projected

@@ -135,6 +135,7 @@ async def test_prometheus_down_is_a_503_and_too_slow_a_504(prometheus: FakeProme
 async def test_the_list_and_the_pages(client: httpx.AsyncClient) -> None:
     listed = (await client.get("/v1/dashboards")).json()["dashboards"]
     assert {d["stem"]: d["panels"] for d in listed} == {
+        "chatbot": 8,
         "model-quality": 10,
         "model-variants": 10,
         "overview": 6,

@@ -12,8 +12,11 @@ import pytest
 
 from services import cli
 from services.stack import AlreadyRunningError, PortInUseError, procs, runfiles
+from services.stack.component import ComponentFailed
+from services.stack.llm import LlamaServer, model_file
 from services.stack.registry import ServiceSpec, service_processes
 from services.stack.runfiles import RunRecord
+from services.stack.service import ServiceProcess
 from services.stack.supervisor import Stack
 from services.stack.testing import free_port, settings_for_tests
 from services.stack.triton import list_models
@@ -155,3 +158,32 @@ def test_up_cleans_run_files_whose_processes_are_gone_and_refuses_live_ones(
     assert f"supervisor (pid {me})" in err
     assert "`modelfleet status`" in err and "`modelfleet down`" in err
     assert runfiles.read(settings.paths.run, "supervisor") == live  # left alone
+
+
+def test_the_local_llm_is_opt_in_and_the_chatbot_generates_with_it(tmp_path: Path) -> None:
+    assert "llm" not in Stack(settings_for_tests(tmp_path)).names
+    model = tmp_path / "instruct.gguf"
+    model.write_bytes(b"GGUF")
+    settings = settings_for_tests(tmp_path, llm=True, llm_model=model, llm_threads=2)
+    stack = Stack(settings)
+    assert stack.names.index("llm") < stack.names.index("chatbot")
+    llm = stack.component("llm")
+    assert isinstance(llm, LlamaServer)
+    argv = llm.command()
+    assert argv[argv.index("--model") + 1] == str(model)
+    assert argv[argv.index("--port") + 1] == str(settings.llm_port)
+    # by default llama_cpp.server ends a streamed answer when another request waits
+    assert argv[argv.index("--interrupt_requests") + 1] == "False"
+    assert argv[argv.index("--n_threads") + 1] == "2"
+    chatbot = stack.component("chatbot")
+    assert isinstance(chatbot, ServiceProcess)
+    env = chatbot.environment()
+    assert env["CHATBOT_GENERATION"] == "openai"
+    assert env["CHATBOT_OPENAI_BASE_URL"] == f"http://127.0.0.1:{settings.llm_port}/v1"
+    assert env["CHATBOT_OPENAI_MODEL"] == settings.llm_alias
+
+
+def test_a_missing_llm_model_file_fails_before_a_start(tmp_path: Path) -> None:
+    settings = settings_for_tests(tmp_path, llm=True, llm_model=tmp_path / "nowhere.gguf")
+    with pytest.raises(ComponentFailed, match=r"nowhere\.gguf"):
+        model_file(settings)
