@@ -16,6 +16,7 @@ from pathlib import Path
 import uvloop
 
 from bench import (
+    chain,
     chatbot,
     chatbot_llm,
     chatbot_retrieval,
@@ -39,6 +40,7 @@ SUITES: tuple[Suite, ...] = (
     chatbot_llm.SUITE,
     scoring.SUITE,
     taxi.SUITE,
+    chain.SUITE,
     rollout.SUITE,
 )
 """Every suite, in the order of RESULTS.md. Add a suite here."""

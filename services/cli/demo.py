@@ -4,6 +4,7 @@ Each scenario prints what it shows as it goes and exits 0 when the story happene
 it did not (or could not be told: the failed step says why).
 
     modelfleet demo taxi [--rate 10] [--seconds 30]   rides while NATS is killed; none lost
+    modelfleet demo chain [--rides 5]                 answers in a 2 s budget, the better one later
     modelfleet demo chat                              a manual uploaded, asked, cited; the catalogue
     modelfleet demo drift                             F1 falls -> alert -> retraining -> F1 back
     modelfleet demo rollout                           canary, A/B, shadow, blue/green, rolling
@@ -48,6 +49,25 @@ def cmd_demo_taxi(out: Output, settings: StackSettings, args: argparse.Namespace
         out.error(result.problem)
     elif not result.succeeded:
         out.error(f"the story did not happen as told: {result.shortfall}")
+    return EXIT_OK if result.succeeded else EXIT_FAIL
+
+
+def cmd_demo_chain(out: Output, settings: StackSettings, args: argparse.Namespace) -> int:
+    """`modelfleet demo chain`: first answers within the budget, the sensor-aware duration over
+    SSE moments later (services/jobs/chain_demo.py)."""
+    from services.jobs import chain_demo as module
+
+    if args.rides < 1:
+        out.error("need --rides >= 1")
+        return EXIT_BAD_INPUT
+    url = args.url or f"http://{settings.host}:{settings.backend_port}"
+    result = asyncio.run(
+        module.run_chain_demo(url, say=out.line, rides=args.rides, timeout_s=args.timeout)
+    )
+    if result.problem is not None:
+        out.error(result.problem)
+    elif not result.succeeded:
+        out.error("the story did not happen as told: see the rides above")
     return EXIT_OK if result.succeeded else EXIT_FAIL
 
 
@@ -153,8 +173,21 @@ def _add_chat(sub: Any) -> None:
     chat.set_defaults(func=cmd_demo_chat)
 
 
-# The call chain backend -> location -> sensor -> ride-duration under one request budget
-# (issue 15, section 1) goes here as `_add_chain` / `cmd_demo_chain`, listed in SCENARIOS.
+def _add_chain(sub: Any) -> None:
+    chain = sub.add_parser(
+        "chain",
+        help="rides through location -> sensor -> duration: in budget, the better one later",
+        description="Post rides to the backend (whose chain calls the location and sensor "
+        "services, ~0.5 s and ~2 s, under a 2 s budget): print each first answer and its time, "
+        "then the sensor-aware duration arriving over the ride's SSE stream. Exit 1 when a first "
+        "answer missed the budget or a sensor-aware duration did not arrive.",
+    )
+    chain.add_argument("--url", help="backend URL (default: the local stack's)")
+    chain.add_argument("--rides", type=int, default=5, help="rides to post (5)")
+    chain.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait per sensor-aware duration"
+    )
+    chain.set_defaults(func=cmd_demo_chain)
 
 
 def _add_drift(sub: Any) -> None:
@@ -199,7 +232,13 @@ def _add_rollout(sub: Any) -> None:
 
 
 #: the scenarios in the order `modelfleet demo --help` lists them
-SCENARIOS: tuple[Callable[[Any], None], ...] = (_add_taxi, _add_chat, _add_drift, _add_rollout)
+SCENARIOS: tuple[Callable[[Any], None], ...] = (
+    _add_taxi,
+    _add_chain,
+    _add_chat,
+    _add_drift,
+    _add_rollout,
+)
 
 
 def add_parser(sub: Any) -> None:

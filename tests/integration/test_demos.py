@@ -1,4 +1,4 @@
-"""`modelfleet demo taxi` and `modelfleet demo chat` run as a user runs them: the console script
+"""`modelfleet demo taxi`, `chain` and `chat` run as a user runs them: the console script
 against a stack started with `modelfleet up --detach` (its own home on free ports, the models the
 session built, no catalogue ingested), exit codes and printed counts checked.
 
@@ -8,6 +8,8 @@ session built, no catalogue ingested), exit codes and printed counts checked.
 - chat: without a catalogue it exits 1 naming the cure, after the manual's part of the story
   went as told; after `modelfleet ingest` it exits 0 with the catalogue answer checked.
 - taxi against a home where nothing runs: exit 1 and what to start.
+- chain: three rides through location (~0.5 s) and sensor (~2 s): every first answer within
+  the 2 s budget, every sensor-aware duration over SSE.
 """
 
 from __future__ import annotations
@@ -69,6 +71,19 @@ def detached(
         pids = _stack_pids(settings)
         _modelfleet(settings, "down", timeout=300.0)
         _assert_nothing_left(settings, pids)
+
+
+def test_demo_chain_answers_in_budget_and_the_sensor_aware_duration_follows(
+    detached: StackSettings,
+) -> None:
+    # The stack's location and sensor services have the document's delays (0.5 s and 2 s).
+    done = run(detached, "demo", "chain", "--rides", "3")
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "first answers within 2 s: 3/3; sensor-aware durations arrived: 3/3" in out
+    firsts = re.findall(r"first answer in ([0-9.]+) s: ([0-9.]+) min, (base|sensor-aware)", out)
+    assert len(firsts) == 3 and all(float(seconds) <= 2.0 for seconds, _, _ in firsts)
+    assert len(re.findall(r"sensor-aware duration [0-9.]+ min over SSE", out)) == 3
 
 
 def test_demo_taxi_loses_no_ride_when_nats_is_killed(detached: StackSettings) -> None:
