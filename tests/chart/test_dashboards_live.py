@@ -2,7 +2,8 @@
 
 A real Prometheus (Debian package `prometheus`) scrapes the local stack (real Triton with the
 models, PostgreSQL, NATS, ride-duration, the classifier, the backend, the chatbot generating with
-the local LLM (llama.cpp, `modelfleet up --llm`) and the three streaming workers) after some load
+the local LLM (llama.cpp, `modelfleet up --llm`), the location and sensor services and the four
+streaming workers) after some load
 (predictions through a canary and a shadow variant with outcomes, classifications with feedback,
 rides, questions about an uploaded PDF, streamed). Its scrape jobs are the chart's rendered
 ServiceMonitors (tests/chart/scrape_config.py: the Services they select, their ports, path,
@@ -60,6 +61,9 @@ COMPONENTS = [
     "worker-tip",
     "worker-cost",
     "worker-dynamic-duration",
+    "worker-sensor-duration",
+    "location",
+    "sensor",
     "llm",  # no ServiceMonitor: the chatbot measures its generations (chatbot dashboard)
 ]
 
@@ -210,6 +214,9 @@ def prometheus(
     request.addfinalizer(env.undo)
     env.setenv("CHATBOT_LLM_MAX_TOKENS", "16")
     env.setenv("CHATBOT_LLM_TIMEOUT_S", "120")
+    # A fast city: every ride's chain fits its budget (the rides here are sequential).
+    env.setenv("LOCATION_LATENCY_S", "0")
+    env.setenv("SENSOR_LATENCY_S", "0")
     with running_stack(settings, COMPONENTS):
         port = free_port()
         config = {
