@@ -35,6 +35,8 @@ def test_service_env_derives_the_shared_urls() -> None:
         "DATABASE_URL": "postgresql://modelfleet@127.0.0.1:5433/modelfleet",
         "NATS_URL": "nats://127.0.0.1:4222",
         "TRITON_GRPC_URL": "127.0.0.1:8101",
+        "TRITON_HTTP_URL": "http://127.0.0.1:8100",
+        "TRITON_INFER_TRANSPORT": "http",
     }
 
 
