@@ -61,7 +61,12 @@ def create_worker_app(kind: str, settings: WorkerSettings | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[WorkersState]:
         pool = await create_pool(settings)
         triton = TritonClient.from_settings(settings)
-        http = JsonClient(max_connections=16) if kind == "sensor-duration" else None
+        # As many connections as events in flight: each waits seconds on location and sensor.
+        http = (
+            JsonClient(max_connections=2 * settings.fetch_batch)
+            if kind == "sensor-duration"
+            else None
+        )
         try:
             await wait_for_results_table(pool, timeout_s=settings.startup_timeout_s)
             spec = make_worker(kind, triton=triton, pool=pool, settings=settings, http=http)
