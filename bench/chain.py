@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import asyncpg
 import numpy as np
 import orjson
 
 from bench.suite import BenchContext, Suite, when_and_where
-from bench.taxi import ride_bodies
+from bench.taxi import Completions, ride_bodies
 
 RATE = 20.0
 BUDGET_S = 2.0
@@ -64,37 +63,6 @@ class ChainResult:
     def in_budget(self) -> float:
         """Share of the rides sent whose first answer came within the budget."""
         return sum(1 for s in self.first_s if s <= BUDGET_S) / self.sent if self.sent else 0.0
-
-
-class SensorDurations:
-    """``LISTEN ride_results``: when each ride's first result (its sensor_duration) was stored."""
-
-    def __init__(self) -> None:
-        self.stored_at: dict[str, float] = {}
-        self._conn: asyncpg.Connection | None = None
-        self._changed = asyncio.Event()
-
-    def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        self.stored_at.setdefault(str(payload), time.perf_counter())
-        self._changed.set()
-
-    async def wait_for(self, ride_ids: list[str], *, timeout_s: float) -> None:
-        """Until every ride of ``ride_ids`` has its result stored, or ``timeout_s`` passed."""
-        deadline = time.monotonic() + timeout_s
-        while any(r not in self.stored_at for r in ride_ids):
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-            except TimeoutError:
-                return
-
-    async def start(self, dsn: str) -> None:
-        self._conn = await asyncpg.connect(dsn)
-        await self._conn.add_listener("ride_results", self._on_notify)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
 
 
 async def _naive_one(
@@ -156,7 +124,7 @@ async def naive_chain(
 
 
 async def budgeted(
-    backend: str, rides: list[dict[str, Any]], seconds: float, stored: SensorDurations
+    backend: str, rides: list[dict[str, Any]], seconds: float, stored: Completions
 ) -> ChainResult:
     timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
     sent_at: dict[str, float] = {}
@@ -181,7 +149,7 @@ async def budgeted(
         result.first_s.append(elapsed)
         if body["initial_duration"].get("uses_sensor"):
             result.aware_first += 1
-    result.aware_s = [stored.stored_at[r] - t for r, t in sent_at.items() if r in stored.stored_at]
+    result.aware_s = [stored.done_at[r] - t for r, t in sent_at.items() if r in stored.done_at]
     return result
 
 
@@ -213,7 +181,8 @@ async def run(ctx: BenchContext) -> str:
     backend = f"http://{host}:{settings.backend_port}"
     seconds = max(10.0, 2.5 * ctx.duration_s)
     rides = [orjson.loads(body) for body in ride_bodies(2000, seed=99)]
-    stored = SensorDurations()
+    # The stack runs one worker, sensor-duration: a ride's first result is its sensor_duration.
+    stored = Completions(results_per_ride=1)
     await stored.start(settings.database_url)
     try:
         warm = await budgeted(backend, rides, ctx.warmup_s, stored)
