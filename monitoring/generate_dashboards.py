@@ -45,6 +45,21 @@ def panel(
     }
 
 
+def collapsed_row(pid: int, title: str, panels: list[dict[str, Any]], *, y: int) -> dict[str, Any]:
+    """A collapsed row across the dashboard holding ``panels`` (Grafana queries them only when
+    the row is opened: what an optional component feeds), their ``y`` counted from the row's."""
+    return {
+        "id": pid,
+        "type": "row",
+        "title": title,
+        "collapsed": True,
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+        "panels": [
+            {**p, "gridPos": {**p["gridPos"], "y": y + 1 + p["gridPos"]["y"]}} for p in panels
+        ],
+    }
+
+
 def dashboard(
     uid: str, title: str, panels: list[dict[str, Any]], *, tags: list[str], namespace_of: str
 ) -> dict[str, Any]:
@@ -745,83 +760,99 @@ def chatbot() -> dict[str, Any]:
                 description="facts (SQL), retrieval (extractive or generated), cache.",
             ),
             panel(
-                2,
-                "Generated answers by outcome (validation)",
-                [
-                    (
-                        f"sum by (model, outcome, check) ({answers})",
-                        "{{model}} {{outcome}} {{check}}",
-                    )
-                ],
-                "reqps",
-                x=12,
-                y=0,
-                description=llm + "failed: a check failed and the extractive answer was delivered; "
-                "cancelled: the client went away.",
-            ),
-            panel(
-                3,
-                "LLM time to first token p50 and p95 per model",
-                quantiles(
-                    "modelfleet_chatbot_llm_time_to_first_token_seconds", "model", (0.5, 0.95)
-                ),
-                "s",
-                x=0,
-                y=8,
-                description=llm + "Alert ModelfleetChatbotLlmTtftHigh: p95 above 2 s.",
-            ),
-            panel(
-                4,
-                "LLM time per output token p50 and p95 per model",
-                quantiles(
-                    "modelfleet_chatbot_llm_time_per_output_token_seconds", "model", (0.5, 0.95)
-                ),
-                "s",
-                x=12,
-                y=8,
-                description=llm + "Streamed answers, after the first token.",
-            ),
-            panel(
-                5,
-                "LLM output tokens per second per answer (p50) per model",
-                quantiles("modelfleet_chatbot_llm_output_tokens_per_second", "model", (0.5,)),
-                "none",
-                x=0,
-                y=16,
-                description=llm + "An answer's output tokens over its generation time.",
-            ),
-            panel(
-                6,
-                "LLM queue time p50 and p95 per model",
-                quantiles("modelfleet_chatbot_llm_queue_seconds", "model", (0.5, 0.95)),
-                "s",
-                x=12,
-                y=16,
-                description=llm + "Waiting for a generation slot (CHATBOT_LLM_CONCURRENCY).",
-            ),
-            panel(
-                7,
-                "LLM tokens per second in and out per model",
-                [
-                    (
-                        f"sum by (model, direction) ({tokens})",
-                        "{{model}} {{direction}}",
-                    )
-                ],
-                "none",
-                x=0,
-                y=24,
-                description=llm + "in: prompt tokens; out: answer tokens (the endpoint's usage).",
-            ),
-            panel(
                 8,
                 "Prompt length p50 and p99",
                 quantiles("modelfleet_chatbot_prompt_chars", "mode", (0.5, 0.99)),
                 "none",
                 x=12,
-                y=24,
+                y=0,
                 description="Characters given to the generator (the question alone when "
                 "extractive).",
+            ),
+            collapsed_row(
+                9,
+                "Generation by an LLM (modelfleet up --llm; the chart's llm component)",
+                [
+                    panel(
+                        2,
+                        "Generated answers by outcome (validation)",
+                        [
+                            (
+                                f"sum by (model, outcome, check) ({answers})",
+                                "{{model}} {{outcome}} {{check}}",
+                            )
+                        ],
+                        "reqps",
+                        x=0,
+                        y=0,
+                        description=llm
+                        + "failed: a check failed and the extractive answer was delivered; "
+                        "cancelled: the client went away.",
+                    ),
+                    panel(
+                        3,
+                        "LLM time to first token p50 and p95 per model",
+                        quantiles(
+                            "modelfleet_chatbot_llm_time_to_first_token_seconds",
+                            "model",
+                            (0.5, 0.95),
+                        ),
+                        "s",
+                        x=12,
+                        y=0,
+                        description=llm + "Alert ModelfleetChatbotLlmTtftHigh: p95 above 2 s.",
+                    ),
+                    panel(
+                        4,
+                        "LLM time per output token p50 and p95 per model",
+                        quantiles(
+                            "modelfleet_chatbot_llm_time_per_output_token_seconds",
+                            "model",
+                            (0.5, 0.95),
+                        ),
+                        "s",
+                        x=0,
+                        y=8,
+                        description=llm + "Streamed answers, after the first token.",
+                    ),
+                    panel(
+                        5,
+                        "LLM output tokens per second per answer (p50) per model",
+                        quantiles(
+                            "modelfleet_chatbot_llm_output_tokens_per_second", "model", (0.5,)
+                        ),
+                        "none",
+                        x=12,
+                        y=8,
+                        description=llm + "An answer's output tokens over its generation time.",
+                    ),
+                    panel(
+                        6,
+                        "LLM queue time p50 and p95 per model",
+                        quantiles("modelfleet_chatbot_llm_queue_seconds", "model", (0.5, 0.95)),
+                        "s",
+                        x=0,
+                        y=16,
+                        description=llm
+                        + "Waiting for a generation slot (CHATBOT_LLM_CONCURRENCY).",
+                    ),
+                    panel(
+                        7,
+                        "LLM tokens per second in and out per model",
+                        [
+                            (
+                                f"sum by (model, direction) ({tokens})",
+                                "{{model}} {{direction}}",
+                            )
+                        ],
+                        "none",
+                        x=12,
+                        y=16,
+                        description=llm
+                        + "in: prompt tokens; out: answer tokens (the endpoint's usage).",
+                    ),
+                ],
+                y=8,
             ),
         ],
         tags=["chatbot", "llm"],

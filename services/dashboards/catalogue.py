@@ -2,8 +2,9 @@
 
 Only what the page needs is read: the dashboard's uid, title, time range and refresh; each
 panel's type, title, unit, ``gridPos`` and its Prometheus targets (``expr``, ``legendFormat``,
-``refId``; hidden targets skipped). Collapsed rows carry their panels inside them; they are
-flattened in place, the rows themselves draw nothing.
+``refId``; hidden targets skipped); its rows. A panel belongs to the row above it; a collapsed
+row carries its panels inside it, and those are drawn (and queried) only when the row is opened,
+as Grafana does: that is where a dashboard keeps what an optional component feeds.
 
 Template variables are replaced as Grafana would with "All" selected: ``$namespace`` by the
 service's ``DASHBOARDS_NAMESPACE``, any other variable by its ``allValue`` (else its current
@@ -55,6 +56,24 @@ class GridPos:
 
 
 @dataclass(frozen=True, slots=True)
+class Row:
+    """A row header across the dashboard; ``collapsed``: its panels start hidden."""
+
+    id: int
+    title: str
+    collapsed: bool
+    grid: GridPos
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "collapsed": self.collapsed,
+            "gridPos": {"x": self.grid.x, "y": self.grid.y, "w": self.grid.w, "h": self.grid.h},
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Panel:
     id: int
     type: str
@@ -63,10 +82,15 @@ class Panel:
     unit: str
     grid: GridPos
     queries: tuple[Query, ...]
+    #: the id of the row the panel is in, and whether that row starts collapsed
+    row: int | None = None
+    collapsed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "row": self.row,
+            "collapsed": self.collapsed,
             "type": self.type,
             "title": self.title,
             "description": self.description,
@@ -89,6 +113,7 @@ class Dashboard:
     panels: tuple[Panel, ...]
     #: template variable -> the value it is replaced by
     variables: Mapping[str, str] = field(default_factory=dict)
+    rows: tuple[Row, ...] = ()
 
     def panel(self, panel_id: int) -> Panel:
         for panel in self.panels:
@@ -106,6 +131,7 @@ class Dashboard:
             "refreshS": self.refresh_s,
             "variables": dict(self.variables),
             "panels": [panel.as_dict() for panel in self.panels],
+            "rows": [row.as_dict() for row in self.rows],
         }
 
 
@@ -202,12 +228,34 @@ def variable_values(templating: Mapping[str, Any], *, namespace: str) -> dict[st
     return values
 
 
-def _flat_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _grid(raw: Mapping[str, Any], *, w: int, h: int) -> GridPos:
+    grid = raw.get("gridPos") or {}
+    return GridPos(
+        x=int(grid.get("x", 0)), y=int(grid.get("y", 0)), w=int(grid.get("w", w)),
+        h=int(grid.get("h", h)),
+    )  # fmt: skip
+
+
+def _flat_panels(
+    panels: list[dict[str, Any]], rows: list[Row]
+) -> Iterator[tuple[dict[str, Any], Row | None, bool]]:
+    """Each panel with the row it is in and whether it is hidden inside that row (a collapsed
+    row's own panels); the rows met are appended to ``rows``."""
+    current: Row | None = None
     for panel in panels:
-        if panel.get("type") == "row":
-            yield from _flat_panels(panel.get("panels", []))
-        else:
-            yield panel
+        if panel.get("type") != "row":
+            yield panel, current, False
+            continue
+        row_id = panel.get("id")
+        current = Row(
+            id=row_id if isinstance(row_id, int) else 2000 + len(rows),
+            title=str(panel.get("title", "")),
+            collapsed=bool(panel.get("collapsed")),
+            grid=_grid(panel, w=24, h=1),
+        )
+        rows.append(current)
+        for inner in panel.get("panels", []):
+            yield inner, current, current.collapsed
 
 
 def _range_s(time_range: Mapping[str, Any]) -> int:
@@ -225,13 +273,15 @@ def _refresh_s(refresh: Any) -> int | None:
 def parse_dashboard(document: Mapping[str, Any], *, stem: str, namespace: str) -> Dashboard:
     """One dashboard's JSON model as the page draws it."""
     panels: list[Panel] = []
+    rows: list[Row] = []
     used: set[int] = set()
-    for index, raw in enumerate(_flat_panels(list(document.get("panels", [])))):
+    for index, (raw, row, hidden) in enumerate(
+        _flat_panels(list(document.get("panels", [])), rows)
+    ):
         panel_id = raw.get("id")
         if not isinstance(panel_id, int) or panel_id in used:
             panel_id = 1000 + index
         used.add(panel_id)
-        grid = raw.get("gridPos") or {}
         queries = tuple(
             Query(
                 ref_id=str(target.get("refId") or chr(ord("A") + n)),
@@ -248,13 +298,10 @@ def parse_dashboard(document: Mapping[str, Any], *, stem: str, namespace: str) -
                 title=str(raw.get("title", "")),
                 description=str(raw.get("description", "")),
                 unit=str(((raw.get("fieldConfig") or {}).get("defaults") or {}).get("unit", "")),
-                grid=GridPos(
-                    x=int(grid.get("x", 0)),
-                    y=int(grid.get("y", 0)),
-                    w=int(grid.get("w", 12)),
-                    h=int(grid.get("h", 8)),
-                ),
+                grid=_grid(raw, w=12, h=8),
                 queries=queries,
+                row=row.id if row else None,
+                collapsed=hidden,
             )
         )
     return Dashboard(
@@ -266,6 +313,7 @@ def parse_dashboard(document: Mapping[str, Any], *, stem: str, namespace: str) -
         refresh_s=_refresh_s(document.get("refresh")),
         panels=tuple(panels),
         variables=variable_values(document.get("templating") or {}, namespace=namespace),
+        rows=tuple(rows),
     )
 
 

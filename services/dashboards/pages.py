@@ -2,7 +2,8 @@
 
 The pages hold no data: a dashboard page carries its JSON model (panels, layout, queries) and
 ``static/dashboard.js`` fetches each panel's data from ``/v1/dashboards/<uid>/panels/<id>/data``
-and draws it with uPlot (served from the npm package, ``/static/uplot/...``).
+and draws it with uPlot (served from the npm package, ``/static/uplot/...``). A collapsed row's
+panels stay hidden and unqueried until its header is clicked, as in Grafana.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from services.dashboards.catalogue import Catalogue, Dashboard
+from services.dashboards.catalogue import Catalogue, Dashboard, GridPos, Panel, Row
 
 #: Pixels per gridPos row (Grafana: 30).
 ROW_PX = 34
@@ -52,15 +53,37 @@ def index_page(catalogue: Catalogue, *, prometheus_url: str) -> str:
     )
 
 
-def dashboard_page(dashboard: Dashboard) -> str:
-    """``/d/<uid>``: one element per panel at its gridPos; dashboard.js fills them."""
-    panels = "\n".join(
-        f'<section class="panel" id="panel-{p.id}" data-panel-id="{p.id}" '
-        f'data-type="{escape(p.type)}" data-series="" style="grid-column: {p.grid.x + 1} / span '
-        f'{p.grid.w}; grid-row: {p.grid.y + 1} / span {p.grid.h};">'
-        f'<h2 title="{escape(p.description)}">{escape(p.title)}</h2>'
+def _place(grid: GridPos) -> str:
+    return f"grid-column: {grid.x + 1} / span {grid.w}; grid-row: {grid.y + 1} / span {grid.h};"
+
+
+def _row(row: Row, panels: int) -> str:
+    """A row's header: a button that opens or closes its panels (dashboard.js)."""
+    return (
+        f'<h2 class="row" id="row-{row.id}" style="{_place(row.grid)}">'
+        f'<button type="button" data-row-id="{row.id}" aria-expanded="'
+        f'{"false" if row.collapsed else "true"}">{escape(row.title)}'
+        f' <span class="count">({panels} panels)</span></button></h2>'
+    )
+
+
+def _panel(panel: Panel) -> str:
+    hidden = " hidden" if panel.collapsed else ""
+    row = f' data-row-id="{panel.row}"' if panel.row is not None else ""
+    return (
+        f'<section class="panel" id="panel-{panel.id}" data-panel-id="{panel.id}"{row} '
+        f'data-type="{escape(panel.type)}" data-series="" style="{_place(panel.grid)}"{hidden}>'
+        f'<h2 title="{escape(panel.description)}">{escape(panel.title)}</h2>'
         f'<div class="body"><p class="status">loading...</p></div></section>'
-        for p in dashboard.panels
+    )
+
+
+def dashboard_page(dashboard: Dashboard) -> str:
+    """``/d/<uid>``: one element per row and per panel at its gridPos; dashboard.js fills the
+    panels (a collapsed row's once it is opened)."""
+    panels = "\n".join(
+        [_row(row, sum(1 for p in dashboard.panels if p.row == row.id)) for row in dashboard.rows]
+        + [_panel(p) for p in dashboard.panels]
     )
     # JSON inside <script>: "</" must not end the element early.
     model = json.dumps(dashboard.as_dict()).replace("</", "<\\/")

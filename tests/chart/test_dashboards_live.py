@@ -116,9 +116,10 @@ def _classify(base_url: str, rounds: int) -> None:
             _expect(client.post("/v1/feedback", json=feedback), 200)
 
 
-def _questions(base_url: str, count: int) -> None:
+def _questions(base_url: str, count: int, *, first: int = 0) -> None:
     """A PDF uploaded, then `count` questions about it streamed (the LLM generates; a cited
-    answer or the extractive one that replaces it)."""
+    answer or the extractive one that replaces it), numbered from `first`: a question asked
+    before is answered from the cache."""
     with httpx.Client(base_url=base_url, timeout=180) as client:
         pdf = ("nova-01.pdf", make_pdf(manual_pages(1)), "application/pdf")
         accepted = _expect(client.post("/v1/documents", files={"file": pdf}), 202).json()
@@ -127,7 +128,7 @@ def _questions(base_url: str, count: int) -> None:
             timeout_s=60,
             what="the PDF ingested",
         )
-        for i in range(count):
+        for i in range(first, first + count):
             body = {"question": f"How long does the Nova 01 battery last? ({i})", "stream": True}
             with client.stream("POST", "/v1/chat", json=body) as response:
                 assert response.status_code == 200
@@ -277,10 +278,12 @@ def _query(url: str, expr: str) -> list[dict[str, Any]]:
 
 
 def _panels() -> list[tuple[str, str, str]]:
+    """Every panel's queries, those of the panels inside collapsed rows too."""
     return [
         (path.stem, panel["title"], target["expr"])
         for path in DASHBOARDS
-        for panel in json.loads(path.read_text())["panels"]
+        for top in json.loads(path.read_text())["panels"]
+        for panel in (top.get("panels", []) if top["type"] == "row" else [top])
         for target in panel["targets"]
     ]
 

@@ -108,15 +108,24 @@ def _declared_metrics() -> set[str]:
     return names
 
 
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel that draws, those inside collapsed rows too (rows draw nothing)."""
+    return [
+        inner
+        for p in dashboard["panels"]
+        for inner in (p.get("panels", []) if p["type"] == "row" else [p])
+    ]
+
+
 def _dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
-    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    return [t["expr"] for p in _panels(dashboard) for t in p.get("targets", [])]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
 def test_dashboard_datasources_are_fixed_and_metrics_exist(path: Path) -> None:
     dashboard = json.loads(path.read_text())
     assert dashboard["uid"].startswith("modelfleet-") and dashboard["title"]
-    for panel in dashboard["panels"]:
+    for panel in _panels(dashboard):
         assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == DATASOURCE_UID

@@ -3,11 +3,15 @@ stack's own Prometheus (services/stack/monitoring.py) scrapes real services afte
 the dashboards service (services/dashboards) runs each panel's PromQL there, and every panel a
 started component feeds draws data. One screenshot per dashboard is saved (paths printed; -s).
 
-The stack is the module's own: the taxi app (backend, three workers: the streaming dashboard),
-ride-duration with a canary and a shadow variant and outcomes (model variants), the classifier
-with feedback (model quality), Triton (triton), every service (overview), then Alertmanager,
+The stack is the module's own, as `make up` starts it: the taxi app (backend, three workers: the
+streaming dashboard), ride-duration with a canary and a shadow variant and outcomes (model
+variants), the classifier with feedback (model quality), the chatbot answering questions on an
+uploaded PDF (chatbot), Triton (triton), every service (overview), then Alertmanager,
 Prometheus scraping every second, and the dashboards page. The traffic is what
-tests/chart/test_dashboards_live.py sends to show every query has data.
+tests/chart/test_dashboards_live.py sends to show every query has data. Without `--llm`, the
+chatbot dashboard's LLM panels stay in their collapsed row (as in Grafana, not queried until
+opened); opened, they are fetched (and empty: no LLM here; test_dashboards_live.py has them with
+data).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from services.dashboards.settings import DashboardsSettings
 from services.stack import monitoring
 from services.stack.testing import running_stack, settings_for_tests
 from tests.browser import Page, chromium_path, headless_chromium
-from tests.chart.test_dashboards_live import _classify, _load, _rides, _variants
+from tests.chart.test_dashboards_live import _classify, _load, _questions, _rides, _variants
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,6 +49,7 @@ COMPONENTS = [
     "ride-duration",
     "classifier",
     "backend",
+    "chatbot",
     "worker-tip",
     "worker-cost",
     "worker-dynamic-duration",
@@ -52,24 +57,8 @@ COMPONENTS = [
     "alertmanager",
     "prometheus",
 ]
-#: Panels that cannot have data on this stack, by (dashboard uid, panel title), with the reason
-#: (e.g. one fed by kube-state-metrics, an HPA or a component not started here). The chatbot
-#: dashboard's panels are fed by the chatbot generating with its LLM, which this stack does not
-#: run (minutes of llama.cpp on 2 cores): tests/chart/test_dashboards_live.py shows them with data.
-_NO_CHATBOT = "the chatbot and its LLM are not started here (test_dashboards_live.py has them)"
-NO_DATA_HERE: dict[tuple[str, str], str] = {
-    ("modelfleet-chatbot", title): _NO_CHATBOT
-    for title in (
-        "Answer latency p50 and p99 by how it was answered",
-        "Generated answers by outcome (validation)",
-        "LLM time to first token p50 and p95 per model",
-        "LLM time per output token p50 and p95 per model",
-        "LLM output tokens per second per answer (p50) per model",
-        "LLM queue time p50 and p95 per model",
-        "LLM tokens per second in and out per model",
-        "Prompt length p50 and p99",
-    )
-}
+#: The chatbot dashboard's row fed by a generator, collapsed until opened.
+LLM_ROW = "Generation by an LLM (modelfleet up --llm; the chart's llm component)"
 RANGE_S = 180  # the stack is young: its last three minutes
 WIDTH = 1400
 
@@ -108,6 +97,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         _wait(lambda: scraped <= _up_jobs(prometheus), timeout_s=60, what=f"{scraped} scraped")
         _rides(f"http://{host}:{settings.backend_port}", count=20)
         _classify(f"http://{host}:{settings.classifier_port}", rounds=8)
+        # twice, like the rest: a rate needs the counters to grow after their first scrape
+        _questions(f"http://{host}:{settings.chatbot_port}", count=3)
         _variants(
             f"http://{host}:{settings.ride_duration_port}",
             settings.triton_grpc_url,
@@ -116,6 +107,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         _load(f"http://{host}:{settings.ride_duration_port}", seconds=6)
         _rides(f"http://{host}:{settings.backend_port}", count=20)
         _classify(f"http://{host}:{settings.classifier_port}", rounds=8)
+        _questions(f"http://{host}:{settings.chatbot_port}", count=3, first=3)
         time.sleep(4)  # a few scrapes (every second) after the last request
         yield Served(f"http://{host}:{settings.dashboards_port}", prometheus)
 
@@ -170,24 +162,43 @@ async def test_every_dashboard_draws_its_panels_with_data(
             path = shots / f"{dashboard.stem}.png"
             path.write_bytes(await _screenshot(page))
             report.append(
-                f"{dashboard.uid}: {summary['withData']}/{summary['panels']} panels with data,"
+                f"{dashboard.uid}: {summary['withData']}/{summary['shown']} panels with data"
+                f" ({summary['collapsed']} in collapsed rows),"
                 f" screenshot {path}"
             )
             assert summary["panels"] == len(dashboard.panels)
+            collapsed = {p.id for p in dashboard.panels if p.collapsed}
+            assert summary["collapsed"] == len(collapsed)
+            assert summary["shown"] + summary["collapsed"] == summary["panels"]
             assert summary["errors"] == 0, json.dumps(summary["perPanel"], indent=1)
-            empty = {
-                (dashboard.uid, p["title"])
-                for p in summary["perPanel"].values()
-                if p["series"] == 0
-            }
-            assert empty == {k for k in NO_DATA_HERE if k[0] == dashboard.uid}, (
-                f"{dashboard.uid}: panels without data: {sorted(empty)}"
-            )
+            empty = [p["title"] for p in summary["perPanel"].values() if p["series"] == 0]
+            assert empty == [], f"{dashboard.uid}: panels without data: {sorted(empty)}"
             # each panel with data is a drawn uPlot chart (its canvas), its series counted
             for panel_id, series, canvases in drawn:
                 if series > 0:
                     assert canvases >= 1, (dashboard.uid, panel_id)
+            if collapsed:
+                await _open_collapsed_rows(page, dashboard.uid, collapsed)
     print("\n" + "\n".join(report))  # shown with -s
+
+
+async def _open_collapsed_rows(page: Page, uid: str, collapsed: set[int]) -> None:
+    """Clicking a collapsed row's header shows its panels and fetches them (no failure)."""
+    assert uid == "modelfleet-chatbot", f"{uid}: a collapsed row no test opens"
+    titles = await page.evaluate(
+        "[...document.querySelectorAll('h2.row button[aria-expanded=false]')]"
+        ".map((b) => b.firstChild.textContent.trim())"
+    )
+    assert titles == [LLM_ROW]
+    rounds = int(await page.evaluate("window.modelfleetDashboard.rounds"))
+    await page.evaluate("document.querySelector('h2.row button').click()")
+    await page.wait_for(f"window.modelfleetDashboard.rounds > {rounds}", timeout_s=60)
+    summary = await page.evaluate("window.modelfleetDashboard")
+    assert summary["collapsed"] == 0
+    assert {int(i) for i in summary["perPanel"]} >= collapsed
+    assert summary["errors"] == 0, json.dumps(summary["perPanel"], indent=1)
+    hidden = await page.evaluate("document.querySelectorAll('.panel[hidden]').length")
+    assert hidden == 0
 
 
 def test_the_data_route_never_lets_the_browser_reach_prometheus(served: Served) -> None:

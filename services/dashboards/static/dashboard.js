@@ -1,8 +1,12 @@
 // One dashboard page of services/dashboards: fetch each panel's data from the service (never
 // from Prometheus) and draw it with uPlot; a stat panel shows its series' last values.
 //
+// A collapsed row's panels are hidden and not queried until its header is clicked (Grafana's
+// behaviour: the place for what an optional component feeds).
+//
 // After each round of fetches the page publishes what it drew, for people and for tests:
-//   window.modelfleetDashboard = {uid, panels, withData, errors, rounds, perPanel: {id: {...}}}
+//   window.modelfleetDashboard = {uid, panels, shown, collapsed, withData, errors, rounds,
+//                                 perPanel: {id: {...}}}     (perPanel: the shown panels)
 // and every panel element carries data-series (series with at least one value) and, on a
 // failure, data-error.
 (() => {
@@ -14,9 +18,11 @@
   const COLORS = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9",
     "#705da0", "#508642", "#cca300", "#447ebc", "#c15c17", "#890f02", "#0a437c", "#6d1f62"];
   const summary = {
-    uid: model.uid, title: model.title, panels: model.panels.length,
+    uid: model.uid, title: model.title, panels: model.panels.length, shown: 0, collapsed: 0,
     withData: 0, errors: 0, rounds: 0, perPanel: {},
   };
+  const opened = new Set(model.rows.filter((r) => !r.collapsed).map((r) => r.id));
+  const isShown = (panel) => !panel.collapsed || opened.has(panel.row);
   window.modelfleetDashboard = summary;
   const charts = new Map();
 
@@ -159,15 +165,34 @@
   }
 
   async function round() {
-    const results = await Promise.all(model.panels.map(loadPanel));
-    model.panels.forEach((panel, i) => { summary.perPanel[panel.id] = results[i]; });
+    const shown = model.panels.filter(isShown);
+    const results = await Promise.all(shown.map(loadPanel));
+    summary.perPanel = {};
+    shown.forEach((panel, i) => { summary.perPanel[panel.id] = results[i]; });
+    summary.shown = shown.length;
+    summary.collapsed = model.panels.length - shown.length;
     summary.withData = results.filter((r) => r.series > 0).length;
     summary.errors = results.filter((r) => r.error !== null).length;
     summary.rounds += 1;
     document.getElementById("summary").textContent =
-      `${summary.withData} of ${summary.panels} panels with data` +
+      `${summary.withData} of ${summary.shown} panels with data` +
+      (summary.collapsed ? ` (${summary.collapsed} more in collapsed rows)` : "") +
       (summary.errors ? `, ${summary.errors} failed` : "");
     document.body.dataset.rounds = String(summary.rounds);
+  }
+
+  // A row's header opens or closes its panels; an opened row's panels are fetched at once.
+  for (const button of document.querySelectorAll("h2.row button")) {
+    button.addEventListener("click", () => {
+      const id = Number(button.dataset.rowId);
+      const open = !opened.has(id);
+      if (open) opened.add(id); else opened.delete(id);
+      button.setAttribute("aria-expanded", String(open));
+      for (const panel of model.panels.filter((p) => p.row === id && p.collapsed)) {
+        document.getElementById(`panel-${panel.id}`).hidden = !open;
+      }
+      round();
+    });
   }
 
   round();

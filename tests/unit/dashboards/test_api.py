@@ -155,6 +155,10 @@ async def test_the_list_and_the_pages(client: httpx.AsyncClient) -> None:
     assert "https://" not in page.text  # nothing from a CDN
     script = await client.get("/static/dashboard.js")
     assert script.status_code == 200 and "window.modelfleetDashboard" in script.text
+    # a collapsed row: its header button, its panels hidden until it is opened
+    chatbot = (await client.get("/d/chatbot")).text
+    assert chatbot.count('aria-expanded="false"') == 1 and "(6 panels)" in chatbot
+    assert chatbot.count('class="panel"') == 8 and chatbot.count(" hidden>") == 6
 
 
 async def test_uplot_is_served_from_the_npm_package(client: httpx.AsyncClient) -> None:

@@ -36,7 +36,9 @@ def test_every_panel_of_every_shipped_dashboard_has_a_query_with_its_variables_r
     panels = 0
     for dashboard in catalogue:
         raw = json.loads((SHIPPED / f"{dashboard.stem}.json").read_text())
-        assert len(dashboard.panels) == len(raw["panels"]), dashboard.uid
+        rows = [p for p in raw["panels"] if p["type"] == "row"]
+        inside = sum(len(r.get("panels", [])) for r in rows)
+        assert len(dashboard.panels) == len(raw["panels"]) - len(rows) + inside, dashboard.uid
         assert dashboard.variables == {"namespace": "local"}
         for panel in dashboard.panels:
             panels += 1
@@ -113,7 +115,7 @@ def test_variable_values_with_all_selected() -> None:
     }
 
 
-def test_rows_are_flattened_hidden_targets_skipped_and_ids_made_unique() -> None:
+def test_panels_keep_their_row_hidden_targets_are_skipped_and_ids_made_unique() -> None:
     document = {
         "uid": "u",
         "title": "T",
@@ -138,9 +140,13 @@ def test_rows_are_flattened_hidden_targets_skipped_and_ids_made_unique() -> None
         ],
     }
     dashboard = parse_dashboard(document, stem="file", namespace=".*")
-    assert [(p.id, p.type, p.title) for p in dashboard.panels] == [
-        (2, "stat", "a"),
-        (1001, "timeseries", "b"),
+    assert [(p.id, p.type, p.title, p.row, p.collapsed) for p in dashboard.panels] == [
+        (2, "stat", "a", 1, False),
+        (1001, "timeseries", "b", 3, True),
+    ]
+    assert [(r.id, r.title, r.collapsed) for r in dashboard.rows] == [
+        (1, "open row", False),
+        (3, "", True),
     ]
     assert [(q.ref_id, q.expr) for q in dashboard.panels[1].queries] == [("B", "x")]
     assert (dashboard.range_s, dashboard.refresh_s) == (6 * 3600, 60)
@@ -159,3 +165,16 @@ def test_a_file_that_is_not_a_dashboard_fails_the_start(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text('{"title": "no panels"}')
     with pytest.raises(ValueError, match="broken.json"):
         load_catalogue(tmp_path)
+
+
+def test_the_chatbot_dashboards_llm_panels_sit_in_a_collapsed_row() -> None:
+    """Without `--llm` nothing feeds them: they are queried only when the row is opened."""
+    chatbot = load_catalogue(SHIPPED).find("chatbot")
+    hidden = {p.title for p in chatbot.panels if p.collapsed}
+    assert hidden and all("LLM" in t or "Generated" in t for t in hidden)
+    shown = {p.title for p in chatbot.panels if not p.collapsed}
+    assert shown == {
+        "Answer latency p50 and p99 by how it was answered",
+        "Prompt length p50 and p99",
+    }
+    assert [r.collapsed for r in chatbot.rows] == [True]
