@@ -98,6 +98,10 @@ def create_app(settings: ChatbotSettings | None = None) -> FastAPI:
                 pool, embedder, corpus_changed, timeout_s=settings.ingest_timeout_s
             )
             stack.push_async_callback(ingestion.close)
+            metrics.initialise(
+                mode=generator.mode if generator else "extractive",
+                model=generator.model if generator else None,
+            )
             yield ChatbotState(
                 settings=settings,
                 pool=pool,

@@ -147,3 +147,26 @@ def user_labels(top: int) -> TopLabels:
             pass
 
     return TopLabels(top, on_evict=forget)
+
+
+#: How a question can be answered (the ``answer`` label of REQUEST_LATENCY).
+ANSWER_KINDS = ("facts", "retrieval", "cache")
+
+
+def initialise(*, mode: str, model: str | None) -> None:
+    """Create at zero every series whose labels are known at start (the generation ``mode``,
+    the generator's ``model``), as Prometheus's instrumentation guide advises: a series born
+    with its first observation has no increase for that observation, so ``rate()`` (and the
+    dashboard's percentiles) would not show a chatbot's first answers."""
+    for kind in ANSWER_KINDS:
+        REQUEST_LATENCY.labels(kind, mode)
+    for label in {mode, "extractive"}:
+        PROMPT_CHARS.labels(label)
+    for label in {mode, "extractive", "sql"}:
+        RESPONSE_CHARS.labels(label)
+    if model is None:
+        return
+    for histogram in (LLM_TTFT, LLM_TPOT, LLM_TOKENS_PER_S, LLM_QUEUE):
+        histogram.labels(model)
+    for direction in ("in", "out"):
+        LLM_TOKENS.labels(model, direction)
