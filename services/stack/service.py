@@ -1,10 +1,11 @@
 """A modelfleet FastAPI service of the local stack, run by uvicorn as its own process.
 
 `ServiceProcess` starts `python -m uvicorn --factory <module:factory>` on settings.host:port
-with uvloop and httptools, passing the shared environment (DATABASE_URL, NATS_URL,
-TRITON_GRPC_URL). Ready when `GET /readyz` answers 200. With `argv` (e.g. a streaming worker:
-`("services.workers", "tip")`) it starts `python -m <argv...> --host H --port P` instead, with the
-project root on PYTHONPATH; the probe is the same.
+with uvloop and httptools (one write per response: `HTTP_PROTOCOL`), passing the shared
+environment (DATABASE_URL, NATS_URL, TRITON_GRPC_URL). Ready when `GET /readyz` answers 200.
+With `argv` (e.g. a streaming worker: `("services.workers", "tip")`) it starts
+`python -m <argv...> --host H --port P` instead, with the project root on PYTHONPATH; the probe
+is the same.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import httpx
 
 from services.stack.component import ProcessComponent
 from services.stack.settings import StackSettings
+
+#: uvicorn's httptools protocol writing a response in one send (services/common/http_protocol.py).
+HTTP_PROTOCOL = "services.common.http_protocol:OneWriteHttpToolsProtocol"
 
 # The folder holding the `services` package: uvicorn's --app-dir, so the app imports the same
 # code whether or not the project is installed.
@@ -88,7 +92,7 @@ class ServiceProcess(ProcessComponent):
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            HTTP_PROTOCOL,
             "--no-access-log",
         ]
 
