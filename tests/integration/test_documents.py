@@ -24,6 +24,7 @@ from pypdf import PdfReader, PdfWriter
 
 from models.chatbot.corpus import generate_manuals
 from services.common.triton import TritonClient
+from services.domain.documents import store
 from services.domain.documents.embeddings import Embedder, OnnxEmbedder
 from services.domain.documents.ingest import PRODUCT_BATCH, Product, ingest_pdf, ingest_products
 from services.domain.documents.pdf import EncryptedDocument, InvalidDocument
@@ -340,11 +341,11 @@ async def test_document_frequencies_follow_every_write_of_chunks(
 
 
 async def test_full_text_weighs_the_rarer_word_of_the_question(
-    pool: asyncpg.Pool, embedder: Embedder
+    pool: asyncpg.Pool, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two pages each hold one of the question's two words: the page of the word fewer chunks
     hold comes first (IDF), in full text and in hybrid (the text ranking's first outweighs the
-    vector ranking's)."""
+    vector ranking's); pruned by max score or not, the same hits."""
     common, rare = _word(), _word()
     pages = [
         f"Notes on the {common} bracket.",
@@ -362,7 +363,17 @@ async def test_full_text_weighs_the_rarer_word_of_the_question(
         )
         assert (hits[0].page, hits[0].text_rank) == (4, 1), retrieval
         if retrieval == "fulltext":  # alone, every match is ranked, the rarer word's first
-            assert sorted(h.page for h in hits) == [1, 2, 3, 4]
+            assert sorted(h.page or 0 for h in hits) == [1, 2, 3, 4]
+        for budget in (0, 10**9):  # candidates from the rarest lexeme only / from every one
+            monkeypatch.setattr(store, "ESSENTIAL_POSTINGS", budget)
+            again = await search_chunks(
+                pool, vector, k=4, text=question, retrieval=retrieval,
+                document_id=result.document_id,
+            )  # fmt: skip
+            assert [(h.chunk_id, h.text_rank) for h in again] == [
+                (h.chunk_id, h.text_rank) for h in hits
+            ], (retrieval, budget)
+        monkeypatch.undo()
 
 
 async def test_products_are_ingested_once_and_updated_when_they_change(

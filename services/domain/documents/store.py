@@ -65,6 +65,9 @@ TEXT_MATCHES: Final = 200
 MAX_LEXEME_SHARE: Final = 0.2
 """A lexeme of the question held by more than this share of the chunks is left out of the
 full-text query (unless none of the question's lexemes is rarer): decision 51."""
+ESSENTIAL_POSTINGS: Final = 1000
+"""Max-score pruning: the rarest lexemes whose postings (chunks holding them) add up to at most
+this find the full-text candidates; the commoner ones only weigh them (decision 51)."""
 DIGIT_WEIGHT: Final = 2
 """Factor of the IDF of a lexeme with a digit (a code or a figure): decision 51."""
 TEXT_SEARCH_CONFIG: Final = "english"
@@ -183,8 +186,11 @@ def build_search(
     ``text_query`` (the question's lexemes, how many chunks hold each (``chunk_lexemes``,
     migration 0003) and their BM25 IDF, doubled for a lexeme with a digit), ``text_terms``
     (those held by at most :data:`MAX_LEXEME_SHARE` of the chunks, else the rarest),
-    ``text_matches`` (the chunks holding any of them, one GIN lookup per lexeme, weighed by
-    the sum of the IDF of the lexemes they hold; the :data:`TEXT_MATCHES` heaviest),
+    ``text_candidates`` and ``text_pruned`` (max-score pruning: the chunks holding the rarest
+    terms, up to :data:`ESSENTIAL_POSTINGS` postings, and whether they are provably the best),
+    ``text_matches`` (those candidates, or else the chunks holding any term, one GIN lookup per
+    term; weighed by the sum of the IDF of the terms they hold; the :data:`TEXT_MATCHES`
+    heaviest),
     ``text_ranked`` (by weight, then ``ts_rank``; hybrid: only the matches of the best
     weight; see decision 51), ``fused`` (weighted RRF over the rankings there are, the best
     ``k``); then the hits
@@ -252,21 +258,61 @@ def build_search(
             ")"
         )
         # A lexeme in a large share of the chunks costs the most to match and tells the least.
+        # Rarest first: ``before``, the postings of the rarer lexemes; ``rest``, the IDF of the
+        # commoner ones (the most a chunk holding none of the rarer lexemes can weigh).
         ctes.append(
             "text_terms as (\n"
-            "    select query, idf from text_query\n"
+            "    select query, idf, held,\n"
+            "           coalesce(sum(held) over rarer, 0) as before,\n"
+            "           coalesce(sum(idf) over commoner, 0) as rest\n"
+            "    from text_query\n"
             f"    where held <= {MAX_LEXEME_SHARE} * total"
             " or held = (select min(held) from text_query)\n"
+            "    window rarer as (order by held, lexeme rows between unbounded preceding"
+            " and 1 preceding),\n"
+            "           commoner as (order by held, lexeme rows between 1 following"
+            " and unbounded following)\n"
             ")"
         )
+        # Candidates (max-score pruning): the chunks holding one of the rarest lexemes, up to
+        # at most ESSENTIAL_POSTINGS postings, weighed over every term (none: no candidates).
+        # When enough of them (hybrid: one; alone: the ranking's depth) outweigh ``rest``, no
+        # other chunk can rank among them and the commoner lexemes' postings are never read;
+        # otherwise every term's postings are (the same matches, more work).
         matching = " and ".join(["c.tsv @@ t.query", *conditions])
+        need = "1" if retrieval == "hybrid" else depth
+        ctes.append(
+            "text_candidates as (\n"
+            "    select c.id, (select sum(t.idf) from text_terms t where c.tsv @@ t.query)"
+            " as weight\n"
+            "    from (\n"
+            "        select distinct m.id\n"
+            f"        from text_terms t cross join lateral (\n"
+            f"            select c.id from chunks c{join} where {matching}\n"
+            f"        ) m where t.before + t.held <= {ESSENTIAL_POSTINGS}\n"
+            "    ) k join chunks c on c.id = k.id\n"
+            ")"
+        )
+        ctes.append(
+            "text_pruned as (\n"
+            "    select count(*) filter (where weight > (\n"
+            "        select coalesce(min(rest), 0) from text_terms\n"
+            f"        where before + held <= {ESSENTIAL_POSTINGS}\n"
+            f"    )) >= {need} as exact\n"
+            "    from text_candidates\n"
+            ")"
+        )
         ctes.append(
             "text_matches as (\n"
+            "    select id, weight from text_candidates where (select exact from text_pruned)\n"
+            "    union all\n"
             "    select m.id, sum(t.idf) as weight\n"
             "    from text_terms t cross join lateral (\n"
             f"        select c.id from chunks c{join} where {matching}\n"
             "    ) m\n"
-            f"    group by m.id order by weight desc, m.id limit {TEXT_MATCHES}\n"
+            "    where not (select exact from text_pruned)\n"
+            "    group by m.id\n"
+            f"    order by weight desc, id limit {TEXT_MATCHES}\n"
             ")"
         )
         # Fused, only the matches of the best weight count (the others would add agreement

@@ -11,6 +11,7 @@ import pytest
 from services.domain.documents.store import (
     CANDIDATES,
     DIGIT_WEIGHT,
+    ESSENTIAL_POSTINGS,
     MAX_LEXEME_SHARE,
     MIGRATIONS,
     RRF_K,
@@ -73,6 +74,8 @@ def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None
         "vector_ranked",
         "text_query",
         "text_terms",
+        "text_candidates",
+        "text_pruned",
         "text_matches",
         "text_ranked",
         "fused",
@@ -89,6 +92,11 @@ def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None
     assert f"where held <= {MAX_LEXEME_SHARE} * total" in sql
     assert f"case when q.lexeme ~ '[0-9]' then {DIGIT_WEIGHT} else 1 end" in sql
     assert "c.tsv @@ t.query" in sql
+    # Max-score pruning: the rarest lexemes find the candidates; every term's postings are read
+    # only when the candidates do not outweigh what the other chunks could weigh.
+    assert f"where t.before + t.held <= {ESSENTIAL_POSTINGS}" in sql
+    assert ")) >= 1 as exact" in sql  # hybrid fuses only the best weight
+    assert "where not (select exact from text_pruned)" in sql
     # Fused, the text ranking keeps only the matches of the best weight, weighted in the RRF.
     assert "where m.weight = m.best" in sql
     assert f"sum(weight / ({RRF_K} + rank)) as fused" in sql
@@ -104,8 +112,17 @@ def test_vector_only_has_no_text_ranking_and_fulltext_no_vector_ranking() -> Non
     assert "tsv" not in vector_sql and vector_args == [VECTOR, CANDIDATES, 3]
 
     text_sql, text_args = build_search("fulltext", vector=VECTOR, text=QUESTION, k=3)
-    assert _ctes(text_sql) == ["text_query", "text_terms", "text_matches", "text_ranked", "fused"]
+    assert _ctes(text_sql) == [
+        "text_query",
+        "text_terms",
+        "text_candidates",
+        "text_pruned",
+        "text_matches",
+        "text_ranked",
+        "fused",
+    ]
     assert "where m.weight = m.best" not in text_sql  # alone, every match is ranked
+    assert ")) >= $2::int as exact" in text_sql  # as many as the ranking's depth
     ranking = text_sql.split("\nselect c.id as chunk_id")[0]
     assert "<=>" not in ranking  # the vector only gives each hit its cosine score
     assert "1 - (c.embedding <=> $1::vector) as score" in text_sql
