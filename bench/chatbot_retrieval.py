@@ -35,6 +35,7 @@ from services.domain.documents.embeddings import EMBEDDING_DIM, Embedder, OnnxEm
 from services.domain.documents.store import (
     CANDIDATES,
     EF_SEARCH,
+    ESSENTIAL_POSTINGS,
     MAX_LEXEME_SHARE,
     RRF_K,
     TEXT_RRF_WEIGHT,
@@ -307,7 +308,9 @@ async def run(ctx: BenchContext) -> str:
                     f"fused by RRF k={RRF_K}, the text ranking weighted {TEXT_RRF_WEIGHT}, "
                     "one statement); "
                     f"full text leaves out the lexemes held by more than {MAX_LEXEME_SHARE:.0%} "
-                    "of the chunks; an exact scan for the ANN recall",
+                    "of the chunks, weighs matches by IDF and prunes them by max score (the "
+                    f"rarest lexemes, up to {ESSENTIAL_POSTINGS:,} postings, find the "
+                    "candidates); an exact scan for the ANN recall",
                     f"- loading the chunks (COPY) and building the indexes: {load_s:.0f} s",
                 ]
             ),
