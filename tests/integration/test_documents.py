@@ -24,6 +24,7 @@ from pypdf import PdfReader, PdfWriter
 
 from models.chatbot.corpus import generate_manuals
 from services.common.triton import TritonClient
+from services.domain.documents import store
 from services.domain.documents.embeddings import Embedder, OnnxEmbedder
 from services.domain.documents.ingest import PRODUCT_BATCH, Product, ingest_pdf, ingest_products
 from services.domain.documents.pdf import EncryptedDocument, InvalidDocument
@@ -269,6 +270,110 @@ async def test_a_model_number_is_found_by_full_text_and_hybrid_but_not_first_by_
         if retrieval != "vector":
             assert products[0].external_id == charger.product_id, retrieval
         assert await pages(retrieval, document=uuid.uuid4()) == [], retrieval
+
+
+def _word() -> str:
+    """An invented word of letters only (its own lexeme, in no other chunk)."""
+    return "zq" + "".join(random.choices("bcdfghjklmnpqrstvwxz", k=10))
+
+
+async def _lexeme(pool: asyncpg.Pool, word: str) -> str:
+    lexeme: str = await pool.fetchval(
+        "select (tsvector_to_array(to_tsvector('english', $1)))[1]", word
+    )
+    return lexeme
+
+
+async def _held(pool: asyncpg.Pool, lexeme: str) -> int:
+    return int(
+        await pool.fetchval(
+            "select coalesce(max(chunks), 0) from chunk_lexemes where lexeme = $1", lexeme
+        )
+    )
+
+
+async def _assert_frequencies_are_exact(pool: asyncpg.Pool) -> None:
+    """chunk_lexemes holds, for every lexeme, the chunks whose tsv has it (and under '' all
+    chunks): compared with ts_stat over the chunks in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        wrong = await conn.fetch(
+            "select coalesce(l.lexeme, s.word) as lexeme, l.chunks, s.ndoc "
+            "from chunk_lexemes l full join ts_stat('select tsv from chunks') s "
+            "on s.word = l.lexeme "
+            "where coalesce(l.lexeme, s.word) <> '' "
+            "and coalesce(l.chunks, 0) <> coalesce(s.ndoc, 0)"
+        )
+        total = await conn.fetchval("select chunks from chunk_lexemes where lexeme = ''")
+        assert total == await conn.fetchval("select count(*) from chunks")
+    assert [tuple(row) for row in wrong] == []
+
+
+async def test_document_frequencies_follow_every_write_of_chunks(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    """The triggers of migration 0003 keep chunk_lexemes exact through creations, concurrent
+    ingestions (no deadlock), replacements and a document deleted with its chunks."""
+    word = _word()
+    lexeme = await _lexeme(pool, word)
+    name = _name()
+    await ingest_pdf(
+        pool, embedder, name, _pdf(f"The {word} valve.", f"Clean the {word} often.", "Unrelated.")
+    )
+    assert await _held(pool, lexeme) == 2
+    await _assert_frequencies_are_exact(pool)
+
+    others = [_name(), _name()]
+    await asyncio.gather(
+        *(
+            ingest_pdf(pool, embedder, other, _pdf(f"A {word} spare for {other}.", f"{word}."))
+            for other in others
+        )
+    )
+    assert await _held(pool, lexeme) == 2 + 4
+
+    await ingest_pdf(pool, embedder, name, _pdf(f"The {word} valve, revised.", "Nothing else."))
+    assert await _held(pool, lexeme) == 1 + 4
+    await pool.execute(
+        "delete from documents where source = 'pdf' and external_id = any($1::text[])", others
+    )
+    assert await _held(pool, lexeme) == 1
+    await _assert_frequencies_are_exact(pool)
+
+
+async def test_full_text_weighs_the_rarer_word_of_the_question(
+    pool: asyncpg.Pool, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pages each hold one of the question's two words: the page of the word fewer chunks
+    hold comes first (IDF), in full text and in hybrid (the text ranking's first outweighs the
+    vector ranking's); pruned by max score or not, the same hits."""
+    common, rare = _word(), _word()
+    pages = [
+        f"Notes on the {common} bracket.",
+        f"More notes on the {common} bracket.",
+        f"The {common} bracket again.",
+        f"Notes on the {rare} hinge.",
+    ]
+    result = await ingest_pdf(pool, embedder, _name(), _pdf(*pages))
+    question = f"Which page covers the {common} or the {rare}?"
+    (vector,) = await embedder.embed([question])
+    modes: tuple[Retrieval, ...] = ("fulltext", "hybrid")
+    for retrieval in modes:
+        hits = await search_chunks(
+            pool, vector, k=4, text=question, retrieval=retrieval, document_id=result.document_id
+        )
+        assert (hits[0].page, hits[0].text_rank) == (4, 1), retrieval
+        if retrieval == "fulltext":  # alone, every match is ranked, the rarer word's first
+            assert sorted(h.page or 0 for h in hits) == [1, 2, 3, 4]
+        for budget in (0, 10**9):  # candidates from the rarest lexeme only / from every one
+            monkeypatch.setattr(store, "ESSENTIAL_POSTINGS", budget)
+            again = await search_chunks(
+                pool, vector, k=4, text=question, retrieval=retrieval,
+                document_id=result.document_id,
+            )  # fmt: skip
+            assert [(h.chunk_id, h.text_rank) for h in again] == [
+                (h.chunk_id, h.text_rank) for h in hits
+            ], (retrieval, budget)
+        monkeypatch.undo()
 
 
 async def test_products_are_ingested_once_and_updated_when_they_change(

@@ -10,10 +10,11 @@ start:
     hits = await search_chunks(pool, query_vector, k=5, text=question, retrieval="hybrid")
     hits[0].title, hits[0].page, hits[0].text, hits[0].score  # score = cosine similarity
 
-Retrieval (:data:`Retrieval`): ``vector`` (HNSW, cosine), ``fulltext`` (the question's words
-against ``tsv``, ranked by ``ts_rank``) or ``hybrid``: both rankings, :data:`CANDIDATES` deep,
-fused by reciprocal rank fusion (:func:`rrf`, k = :data:`RRF_K`), in ONE statement
-(:func:`build_search`: CTEs for each ranking and the fusion).
+Retrieval (:data:`Retrieval`): ``vector`` (HNSW, cosine), ``fulltext`` (the question's rarer
+lexemes against ``tsv``, ranked by the sum of their IDF from ``chunk_lexemes``, the document
+frequencies a trigger keeps, then ``ts_rank``) or ``hybrid``: both rankings, :data:`CANDIDATES`
+deep, fused by weighted reciprocal rank fusion (:func:`rrf`, k = :data:`RRF_K`), in ONE
+statement (:func:`build_search`: CTEs for each ranking and the fusion).
 
 Vectors travel as pgvector's text form (``'[0.1,...]'::vector``): no codec to register on the
 shared pool.
@@ -52,12 +53,23 @@ SEARCH_TIMEOUT_S: Final = 2.0
 Retrieval = Literal["hybrid", "vector", "fulltext"]
 RETRIEVALS: Final[tuple[Retrieval, ...]] = ("hybrid", "vector", "fulltext")
 RRF_K: Final = 60
-"""Reciprocal rank fusion: a chunk scores sum(1 / (RRF_K + rank)) over the rankings it is in."""
+"""Reciprocal rank fusion: a chunk scores sum(weight / (RRF_K + rank)) over the rankings it is
+in (weight 1 for the vector ranking, :data:`TEXT_RRF_WEIGHT` for the text ranking)."""
+TEXT_RRF_WEIGHT: Final = 1.5
+"""Weight of the text ranking in the fusion: its first match outscores the vector ranking's
+first chunk instead of tying with it (decision 51)."""
 CANDIDATES: Final = 20
 """Depth of each ranking before the fusion (decision 51)."""
 TEXT_MATCHES: Final = 200
-"""Full-text matches (best ``ts_rank`` first) whose coverage is counted: bounds the work of a
-question whose words are in most chunks."""
+"""Full-text matches (heaviest first) that ``ts_rank`` orders further: bounds its work."""
+MAX_LEXEME_SHARE: Final = 0.2
+"""A lexeme of the question held by more than this share of the chunks is left out of the
+full-text query (unless none of the question's lexemes is rarer): decision 51."""
+ESSENTIAL_POSTINGS: Final = 1000
+"""Max-score pruning: the rarest lexemes whose postings (chunks holding them) add up to at most
+this find the full-text candidates; the commoner ones only weigh them (decision 51)."""
+DIGIT_WEIGHT: Final = 2
+"""Factor of the IDF of a lexeme with a digit (a code or a figure): decision 51."""
 TEXT_SEARCH_CONFIG: Final = "english"
 """The text search configuration of ``chunks.tsv`` (migration 0002; decision 51): the query
 must be parsed with the same one."""
@@ -115,17 +127,27 @@ class DocumentInfo:
     updated_at: datetime
 
 
-def rrf(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion of rankings (ids, best first): (id, score) best first.
+def rrf(
+    rankings: Sequence[Sequence[int]],
+    *,
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of rankings (ids, best first): (id, score) best first.
 
-    An id scores ``sum(1 / (k + rank))`` over the rankings it is in (rank 1-based); ties go to
-    the smaller id. The SQL of :func:`build_search` computes the same (the tests hold them
-    equal); this is its reference.
+    An id scores ``sum(weight / (k + rank))`` over the rankings it is in (rank 1-based; every
+    weight 1 unless ``weights``, one per ranking); ties go to the smaller id. The SQL of
+    :func:`build_search` computes the same with weights (1, :data:`TEXT_RRF_WEIGHT`) for the
+    (vector, text) rankings (the tests hold them equal); this is its reference.
     """
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
@@ -161,11 +183,17 @@ def build_search(
     ``vector`` is the query's pgvector literal, ``text`` the question (full text and hybrid).
     CTEs: ``vector_ranked`` (HNSW order, ``candidates`` deep; without a filter each source is
     searched on its own and the two merged by distance, see :func:`search_chunks`),
-    ``text_matches`` (``tsv @@`` the OR of the question's lexemes, the :data:`TEXT_MATCHES`
-    best by ``ts_rank`` (no length normalisation) and their ``coverage``: how many of the
-    lexemes the chunk holds, those with a digit counting double), ``text_ranked``
-    (by coverage, then ``ts_rank``; hybrid: only the matches of the best coverage; see
-    decision 51), ``fused`` (RRF over the rankings there are, the best ``k``); then the hits
+    ``text_query`` (the question's lexemes, how many chunks hold each (``chunk_lexemes``,
+    migration 0003) and their BM25 IDF, doubled for a lexeme with a digit), ``text_terms``
+    (those held by at most :data:`MAX_LEXEME_SHARE` of the chunks, else the rarest),
+    ``text_candidates`` and ``text_pruned`` (max-score pruning: the chunks holding the rarest
+    terms, up to :data:`ESSENTIAL_POSTINGS` postings, and whether they are provably the best),
+    ``text_matches`` (those candidates, or else the chunks holding any term, one GIN lookup per
+    term; weighed by the sum of the IDF of the terms they hold; the :data:`TEXT_MATCHES`
+    heaviest),
+    ``text_ranked`` (by weight, then ``ts_rank``; hybrid: only the matches of the best
+    weight; see decision 51), ``fused`` (weighted RRF over the rankings there are, the best
+    ``k``); then the hits
     with their cosine score. Filters apply inside every ranking.
     """
     if retrieval not in RETRIEVALS:
@@ -212,56 +240,113 @@ def build_search(
     if retrieval in ("fulltext", "hybrid"):
         words = params.add(text, "text")
         join = " join documents d on d.id = c.document_id" if source is not None else ""
-        matches = " and ".join(["c.tsv @@ (select query from text_query)", *conditions])
+        # IDF (BM25's, never negative), rounded so that equal sets of lexemes weigh exactly the
+        # same whatever the order of the sum; '' is the count of all chunks (migration 0003).
         ctes.append(
             "text_query as (\n"
-            "    select coalesce(string_agg(quote_literal(lexeme), ' | '), '')::tsquery as query,\n"
-            "           coalesce(array_agg(quote_literal(lexeme)::tsquery), '{}') as lexemes\n"
+            "    select q.lexeme, quote_literal(q.lexeme)::tsquery as query, t.total,\n"
+            "           coalesce(l.chunks, 0) as held,\n"
+            "           round((ln(1 + (t.total - coalesce(l.chunks, 0) + 0.5)"
+            " / (coalesce(l.chunks, 0) + 0.5))\n"
+            f"                  * case when q.lexeme ~ '[0-9]' then {DIGIT_WEIGHT} else 1 end"
+            ")::numeric, 6) as idf\n"
             f"    from unnest(tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', {words})))"
-            " as lexeme\n)"
+            " as q (lexeme)\n"
+            "    cross join (select coalesce(max(chunks), 0) as total from chunk_lexemes"
+            " where lexeme = '') t\n"
+            "    left join chunk_lexemes l on l.lexeme = q.lexeme\n"
+            ")"
+        )
+        # A lexeme in a large share of the chunks costs the most to match and tells the least.
+        # Rarest first: ``before``, the postings of the rarer lexemes; ``rest``, the IDF of the
+        # commoner ones (the most a chunk holding none of the rarer lexemes can weigh).
+        ctes.append(
+            "text_terms as (\n"
+            "    select query, idf, held,\n"
+            "           coalesce(sum(held) over rarer, 0) as before,\n"
+            "           coalesce(sum(idf) over commoner, 0) as rest\n"
+            "    from text_query\n"
+            f"    where held <= {MAX_LEXEME_SHARE} * total"
+            " or held = (select min(held) from text_query)\n"
+            "    window rarer as (order by held, lexeme rows between unbounded preceding"
+            " and 1 preceding),\n"
+            "           commoner as (order by held, lexeme rows between 1 following"
+            " and unbounded following)\n"
+            ")"
+        )
+        # Candidates (max-score pruning): the chunks holding one of the rarest lexemes, up to
+        # at most ESSENTIAL_POSTINGS postings, weighed over every term (none: no candidates).
+        # When enough of them (hybrid: one; alone: the ranking's depth) outweigh ``rest``, no
+        # other chunk can rank among them and the commoner lexemes' postings are never read;
+        # otherwise every term's postings are (the same matches, more work).
+        matching = " and ".join(["c.tsv @@ t.query", *conditions])
+        need = "1" if retrieval == "hybrid" else depth
+        ctes.append(
+            "text_candidates as (\n"
+            "    select c.id, (select sum(t.idf) from text_terms t where c.tsv @@ t.query)"
+            " as weight\n"
+            "    from (\n"
+            "        select distinct m.id\n"
+            f"        from text_terms t cross join lateral (\n"
+            f"            select c.id from chunks c{join} where {matching}\n"
+            f"        ) m where t.before + t.held <= {ESSENTIAL_POSTINGS}\n"
+            "    ) k join chunks c on c.id = k.id\n"
+            ")"
+        )
+        ctes.append(
+            "text_pruned as (\n"
+            "    select count(*) filter (where weight > (\n"
+            "        select coalesce(min(rest), 0) from text_terms\n"
+            f"        where before + held <= {ESSENTIAL_POSTINGS}\n"
+            f"    )) >= {need} as exact\n"
+            "    from text_candidates\n"
+            ")"
         )
         ctes.append(
             "text_matches as (\n"
-            "    select id, relevance,\n"
-            "           (select sum(case when l::text ~ '[0-9]' then 2 else 1 end)\n"
-            "            from unnest(q.lexemes) l where tsv @@ l) as coverage\n"
-            "    from (\n"
-            "        select c.id, c.tsv,\n"
-            "               ts_rank(c.tsv, (select query from text_query)) as relevance\n"
-            f"        from chunks c{join}\n"
-            f"        where {matches}\n"
-            f"        order by relevance desc, c.id limit {TEXT_MATCHES}\n"
-            "    ) best cross join text_query q\n)"
+            "    select id, weight from text_candidates where (select exact from text_pruned)\n"
+            "    union all\n"
+            "    select m.id, sum(t.idf) as weight\n"
+            "    from text_terms t cross join lateral (\n"
+            f"        select c.id from chunks c{join} where {matching}\n"
+            "    ) m\n"
+            "    where not (select exact from text_pruned)\n"
+            "    group by m.id\n"
+            f"    order by weight desc, id limit {TEXT_MATCHES}\n"
+            ")"
         )
-        # Fused, only the matches holding the most lexemes count (the others would add
-        # agreement with the vector ranking on the question's common words); alone, all of
-        # them, those holding more lexemes first.
-        best_only = "where coverage = best" if retrieval == "hybrid" else ""
+        # Fused, only the matches of the best weight count (the others would add agreement
+        # with the vector ranking on the question's commoner words); alone, all of them.
+        best_only = "where m.weight = m.best" if retrieval == "hybrid" else ""
+        relevance = (
+            "ts_rank(c.tsv, (select string_agg(query::text, ' | ')::tsquery from text_terms))"
+        )
         ctes.append(
             "text_ranked as (\n"
-            "    select id,\n"
-            "           row_number() over (order by coverage desc, relevance desc, id) as rank\n"
-            "    from (\n"
-            "        select id, relevance, coverage, max(coverage) over () as best\n"
-            "        from text_matches\n"
-            f"    ) hits {best_only}\n"
-            f"    order by coverage desc, relevance desc, id limit {depth}\n)"
+            "    select m.id,\n"
+            f"           row_number() over (order by m.weight desc, {relevance} desc, m.id)"
+            " as rank\n"
+            "    from (select id, weight, max(weight) over () as best from text_matches) m\n"
+            f"    join chunks c on c.id = m.id {best_only}\n"
+            f"    order by rank limit {depth}\n)"
         )
         ranked.append(("text_ranked", "text_rank"))
     columns = [name for _, name in ranked]
+    weights = {"vector_rank": 1.0, "text_rank": TEXT_RRF_WEIGHT}
     parts = [
-        "select id, rank, "
+        f"select id, rank, {weights[column]}::float8, "
         + ", ".join("rank" if name == column else "null::bigint" for name in columns)
         + f" from {cte}"
         for cte, column in ranked
     ]
     ranks = "\n        union all\n        ".join(parts)
+    names = ", ".join(["id", "rank", "weight", *columns])
     ctes.append(
         "fused as (\n"
-        f"    select id, sum(1.0::float8 / ({RRF_K} + rank)) as fused, "
+        f"    select id, sum(weight / ({RRF_K} + rank)) as fused, "
         + ", ".join(f"min({name}) as {name}" for name in columns)
         + "\n"
-        f"    from (\n        {ranks}\n    ) ranks ({', '.join(['id', 'rank', *columns])})\n"
+        f"    from (\n        {ranks}\n    ) ranks ({names})\n"
         f"    group by id order by fused desc, id limit {params.add(k, 'int')}\n)"
     )
     rank_columns = "".join(f", f.{name}::int" for name in columns)

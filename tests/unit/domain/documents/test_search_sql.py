@@ -10,8 +10,12 @@ import pytest
 
 from services.domain.documents.store import (
     CANDIDATES,
+    DIGIT_WEIGHT,
+    ESSENTIAL_POSTINGS,
+    MAX_LEXEME_SHARE,
     MIGRATIONS,
     RRF_K,
+    TEXT_RRF_WEIGHT,
     TEXT_SEARCH_CONFIG,
     build_search,
     rrf,
@@ -44,6 +48,19 @@ def test_rrf_of_one_ranking_keeps_its_order() -> None:
     assert rrf([]) == []
 
 
+def test_weighted_rrf_puts_the_text_rankings_first_ahead_of_the_vector_rankings_first() -> None:
+    # Unweighted, the two first places tie (the smaller id wins); with the text ranking
+    # weighted, its first is first, and a chunk in both rankings still beats both.
+    vector, text = [7, 8], [9, 8]
+    assert [item for item, _ in rrf([vector, [9]])] == [7, 9, 8]
+    weighted = rrf([vector, [9]], weights=[1.0, TEXT_RRF_WEIGHT])
+    assert [item for item, _ in weighted] == [9, 7, 8]
+    assert dict(weighted)[9] == pytest.approx(TEXT_RRF_WEIGHT / (RRF_K + 1))
+    assert rrf([vector, text], weights=[1.0, TEXT_RRF_WEIGHT])[0][0] == 8
+    with pytest.raises(ValueError, match="one weight per ranking"):
+        rrf([vector, text], weights=[1.0])
+
+
 def _ctes(sql: str) -> list[str]:
     return re.findall(r"(?m)^(?:with )?(\w+) as \(", sql)
 
@@ -56,6 +73,9 @@ def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None
         "vector_1",
         "vector_ranked",
         "text_query",
+        "text_terms",
+        "text_candidates",
+        "text_pruned",
         "text_matches",
         "text_ranked",
         "fused",
@@ -66,10 +86,22 @@ def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None
         assert f"where d.source = '{source}' and {guard}" in sql
     assert sql.count("order by c.embedding <=> $1::vector limit $2::int") == 2
     assert f"to_tsvector('{TEXT_SEARCH_CONFIG}', $3::text)" in sql
-    assert "c.tsv @@ (select query from text_query)" in sql
-    # Fused, the text ranking keeps only the matches holding the most of the question's words.
-    assert "where coverage = best" in sql
-    assert f"sum(1.0::float8 / ({RRF_K} + rank)) as fused" in sql
+    # Document frequencies (migration 0003): common lexemes dropped, the others weighed by IDF
+    # (a lexeme with a digit counting more), one GIN lookup per lexeme.
+    assert "left join chunk_lexemes l on l.lexeme = q.lexeme" in sql
+    assert f"where held <= {MAX_LEXEME_SHARE} * total" in sql
+    assert f"case when q.lexeme ~ '[0-9]' then {DIGIT_WEIGHT} else 1 end" in sql
+    assert "c.tsv @@ t.query" in sql
+    # Max-score pruning: the rarest lexemes find the candidates; every term's postings are read
+    # only when the candidates do not outweigh what the other chunks could weigh.
+    assert f"where t.before + t.held <= {ESSENTIAL_POSTINGS}" in sql
+    assert ")) >= 1 as exact" in sql  # hybrid fuses only the best weight
+    assert "where not (select exact from text_pruned)" in sql
+    # Fused, the text ranking keeps only the matches of the best weight, weighted in the RRF.
+    assert "where m.weight = m.best" in sql
+    assert f"sum(weight / ({RRF_K} + rank)) as fused" in sql
+    assert f"select id, rank, {TEXT_RRF_WEIGHT}::float8, " in sql
+    assert "select id, rank, 1.0::float8, " in sql
     assert "limit $4::int" in sql.split("fused as (")[1]
     assert args == [VECTOR, CANDIDATES, QUESTION, 5]
 
@@ -80,8 +112,17 @@ def test_vector_only_has_no_text_ranking_and_fulltext_no_vector_ranking() -> Non
     assert "tsv" not in vector_sql and vector_args == [VECTOR, CANDIDATES, 3]
 
     text_sql, text_args = build_search("fulltext", vector=VECTOR, text=QUESTION, k=3)
-    assert _ctes(text_sql) == ["text_query", "text_matches", "text_ranked", "fused"]
-    assert "where coverage = best" not in text_sql  # alone, every match is ranked
+    assert _ctes(text_sql) == [
+        "text_query",
+        "text_terms",
+        "text_candidates",
+        "text_pruned",
+        "text_matches",
+        "text_ranked",
+        "fused",
+    ]
+    assert "where m.weight = m.best" not in text_sql  # alone, every match is ranked
+    assert ")) >= $2::int as exact" in text_sql  # as many as the ranking's depth
     ranking = text_sql.split("\nselect c.id as chunk_id")[0]
     assert "<=>" not in ranking  # the vector only gives each hit its cosine score
     assert "1 - (c.embedding <=> $1::vector) as score" in text_sql
@@ -128,3 +169,14 @@ def test_text_retrievers_need_the_question(text: str | None) -> None:
 def test_the_query_is_parsed_with_the_configuration_of_the_stored_tsvector() -> None:
     migration = (Path(MIGRATIONS) / "0002_chunks_full_text.sql").read_text()
     assert f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, text)" in migration
+
+
+def test_every_write_to_chunks_keeps_the_document_frequencies() -> None:
+    migration = (Path(MIGRATIONS) / "0003_chunk_lexemes.sql").read_text()
+    for event in ("insert", "delete", "update", "truncate"):
+        assert re.search(rf"after {event} on chunks", migration), event
+    # The count of all chunks ('') is taken first in each trigger: the lock writers queue on.
+    for function in ("chunk_lexemes_add", "chunk_lexemes_remove"):
+        body = migration.split(f"function {function}()")[1].split("$$;")[0]
+        first = body.split("begin", 1)[1].split(";")[0]
+        assert "''" in first, function
