@@ -7,6 +7,11 @@ question word, each scoring at least ``RELATIVE_FLOOR`` of the best) become the 
 followed by its citation mark ``[n]``. The same sentence scoring picks the quoted span of every
 citation in the LLM modes.
 
+The answerer composes with :func:`compose_from` instead: the statements
+:mod:`services.chatbot.answerability` found about the question's subject, ranked by how well they
+support it, and only the passages of the delivered statements cited. :func:`compose_answer` is
+what ``CHATBOT_REFUSE_UNANSWERABLE=false`` answers with (every source, no refusal).
+
     composed = compose_answer("What is the battery life?", passages, max_sentences=2)
     composed.answer     # "The battery lasts 12 hours on a charge. [1]"
     composed.citations  # [Citation(n=1, document=..., page=3, quote="The battery lasts ...")]
