@@ -8,11 +8,16 @@ Order: the conversation is loaded (404 when unknown); the answer cache is asked 
 would see earlier turns); a product-fact question (:mod:`services.chatbot.intent`) is answered
 from the products table; anything else is embedded, the best chunks are retrieved
 (``CHATBOT_RETRIEVAL``: hybrid vector + full text by default; filters: source, document id), the
-ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources, and the
-extractive composer or the configured LLM writes the answer with ``[n]`` citations. A generated
+ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources. A question they do
+not answer (:mod:`services.chatbot.answerability`: a code or figure of it in no statement, or
+its subject's statements not saying what it asks) is answered "I do not know" with no
+citations (``refusal``), before any LLM; otherwise the extractive composer (its statements'
+passages cited) or the configured LLM (given the subject's passages) writes the answer with
+``[n]`` citations. A generated
 answer is checked (:mod:`services.chatbot.validation`; ``CHATBOT_VALIDATE_ANSWERS``): one that
 fails is replaced by the extractive answer, marked in ``validation`` (the failed check, why, and
-the rejected text) and counted. Both turns are stored in one transaction; the body is cached.
+the rejected text) and counted; a validated one cites the sources it marks. Both turns are
+stored in one transaction; the body is cached.
 """
 
 from __future__ import annotations
