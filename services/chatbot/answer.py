@@ -8,17 +8,23 @@ Order: the conversation is loaded (404 when unknown); the answer cache is asked 
 would see earlier turns); a product-fact question (:mod:`services.chatbot.intent`) is answered
 from the products table; anything else is embedded, the best chunks are retrieved
 (``CHATBOT_RETRIEVAL``: hybrid vector + full text by default; filters: source, document id), the
-ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources, and the
-extractive composer or the configured LLM writes the answer with ``[n]`` citations. A generated
+ones whose cosine score is at least ``CHATBOT_MIN_SCORE`` are the sources. A question they do
+not answer (:mod:`services.chatbot.answerability`: a code or figure of it in no statement, or
+its subject's statements not saying what it asks) is answered "I do not know" with no
+citations (``refusal``), before any LLM; otherwise the extractive composer (its statements'
+passages cited) or the configured LLM (given the subject's passages) writes the answer with
+``[n]`` citations. A generated
 answer is checked (:mod:`services.chatbot.validation`; ``CHATBOT_VALIDATE_ANSWERS``): one that
 fails is replaced by the extractive answer, marked in ``validation`` (the failed check, why, and
-the rejected text) and counted. Both turns are stored in one transaction; the body is cached.
+the rejected text) and counted; a validated one cites the sources it marks. Both turns are
+stored in one transaction; the body is cached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -29,8 +35,15 @@ import asyncpg
 import orjson
 
 from services.chatbot import metrics
+from services.chatbot.answerability import Assessment, assess, similarities, subject
 from services.chatbot.cache import AnswerCache, cache_key
-from services.chatbot.compose import Citation, Passage, cite_passages, compose_answer
+from services.chatbot.compose import (
+    Citation,
+    Passage,
+    cite_passages,
+    compose_answer,
+    compose_from,
+)
 from services.chatbot.facts import FactAnswer, answer_fact, load_vocabulary
 from services.chatbot.generation import (
     Generated,
@@ -70,6 +83,9 @@ from conversation, (values
 order by turn.n
 """
 NOTHING_FOUND = "I could not find anything about that in the catalogue or the documents."
+#: The answer to a question no source answers (the reason follows it).
+I_DO_NOT_KNOW = "I do not know"
+_MARK = re.compile(r"\[(\d+)\]")
 VOCABULARY_MAX_AGE_S = 60.0
 
 
@@ -86,6 +102,7 @@ class Pending:
     prompt: Prompt
     body: dict[str, Any]
     passages: tuple[Passage, ...] = ()
+    assessment: Assessment | None = None
 
 
 class VocabularyCache:
@@ -239,14 +256,28 @@ class Answerer:
             metrics.LLM_ANSWERS.labels(model, "unchecked", "").inc()
             return body
         passages = list(pending.passages)
-        verdict = validate(text, passages, min_term_share=self.settings.validation_min_term_share)
+        verdict = validate(
+            text,
+            passages,
+            min_term_share=self.settings.validation_min_term_share,
+            question=pending.request.question,
+        )
         if verdict.passed:
             metrics.LLM_ANSWERS.labels(model, "passed", "").inc()
-            return {**body, "validation": {"passed": True}}
+            marks = {int(m) for m in _MARK.findall(text)}
+            cited = [c for c in body["citations"] if c["n"] in marks]
+            return {**body, "citations": cited, "validation": {"passed": True}}
         metrics.LLM_ANSWERS.labels(model, "failed", verdict.check).inc()
-        composed = compose_answer(
-            pending.request.question, passages, max_sentences=self.settings.answer_sentences
-        )
+        if pending.assessment is None:  # CHATBOT_REFUSE_UNANSWERABLE=false
+            composed = compose_answer(
+                pending.request.question, passages, max_sentences=self.settings.answer_sentences
+            )
+        else:
+            composed = compose_from(
+                pending.assessment.evidence,
+                passages,
+                max_sentences=self.settings.answer_sentences,
+            )
         return {
             **body,
             "answer": composed.answer or NOTHING_FOUND,
@@ -369,9 +400,23 @@ class Answerer:
             "count": None,
             "groups": None,
         }
+        if not self.settings.refuse_unanswerable:
+            return await self._unchecked(pending, body, sources, history)
+        assessment = await self._assess(request.question, sources)
+        if not assessment.answerable:
+            metrics.REFUSALS.labels(assessment.check).inc()
+            body["answer"] = (
+                NOTHING_FOUND
+                if assessment.check == "no_sources"
+                else f"{I_DO_NOT_KNOW}: {assessment.reason}."
+            )
+            body["citations"] = []
+            body["generation"] = "extractive"
+            body["refusal"] = {"check": assessment.check, "reason": assessment.reason}
+            return await self._complete(pending, body)
         if self.generator is None:
-            composed = compose_answer(
-                request.question, sources, max_sentences=self.settings.answer_sentences
+            composed = compose_from(
+                assessment.evidence, sources, max_sentences=self.settings.answer_sentences
             )
             metrics.PROMPT_CHARS.labels("extractive").observe(len(request.question))
             metrics.TOKENS.labels(self.mode, "in").inc(count_tokens(request.question))
@@ -379,10 +424,56 @@ class Answerer:
             body["answer"] = composed.answer or NOTHING_FOUND
             body["citations"] = [_citation_body(c) for c in composed.citations]
             return await self._complete(pending, body)
-        prompt = build_prompt(request.question, sources, history)
+        # The model sees the passages that hold the question's subject, best evidence first.
+        order = list(dict.fromkeys(e.passage for e in assessment.evidence))
+        given = [sources[i] for i in order] or sources
+        renumbered = replace(
+            assessment,
+            evidence=[replace(e, passage=order.index(e.passage)) for e in assessment.evidence],
+        )
+        prompt = build_prompt(request.question, given, history)
         metrics.PROMPT_CHARS.labels(self.mode).observe(len(prompt.text))
-        body["citations"] = [_citation_body(c) for c in cite_passages(request.question, sources)]
+        body["citations"] = [_citation_body(c) for c in cite_passages(request.question, given)]
+        return replace(
+            pending, prompt=prompt, body=body, passages=tuple(given), assessment=renumbered
+        )
+
+    async def _unchecked(
+        self,
+        pending: Pending,
+        body: dict[str, Any],
+        sources: list[Passage],
+        history: list[Turn],
+    ) -> dict[str, Any] | Pending:
+        """``CHATBOT_REFUSE_UNANSWERABLE=false``: whatever retrieval brings is answered (the
+        best matching sentences of every source; an LLM sees every source)."""
+        question = pending.request.question
+        if self.generator is None:
+            composed = compose_answer(
+                question, sources, max_sentences=self.settings.answer_sentences
+            )
+            body["answer"] = composed.answer or NOTHING_FOUND
+            body["citations"] = [_citation_body(c) for c in composed.citations]
+            return await self._complete(pending, body)
+        prompt = build_prompt(question, sources, history)
+        metrics.PROMPT_CHARS.labels(self.mode).observe(len(prompt.text))
+        body["citations"] = [_citation_body(c) for c in cite_passages(question, sources)]
         return replace(pending, prompt=prompt, body=body, passages=tuple(sources))
+
+    async def _assess(self, question: str, sources: list[Passage]) -> Assessment:
+        """Is the question answered by the sources (services/chatbot/answerability.py)? The
+        question and the subject's statements are embedded only when something specific is
+        asked (their similarity is the support of a statement without an asked word)."""
+        if not sources:
+            return Assessment(answerable=False, check="no_sources", reason="nothing retrieved")
+        draft = subject(question, sources)
+        scores = None
+        if draft.units and draft.asked:
+            texts = [draft.masked_question, *draft.masked_units()]
+            with metrics.EMBEDDING_LATENCY.time():
+                vectors = await self.embedder.embed([t or "." for t in texts])
+            scores = similarities(vectors)
+        return assess(draft, scores, min_support=self.settings.min_support)
 
     async def _store(
         self,

@@ -7,6 +7,11 @@ question word, each scoring at least ``RELATIVE_FLOOR`` of the best) become the 
 followed by its citation mark ``[n]``. The same sentence scoring picks the quoted span of every
 citation in the LLM modes.
 
+The answerer composes with :func:`compose_from` instead: the statements
+:mod:`services.chatbot.answerability` found about the question's subject, ranked by how well they
+support it, and only the passages of the delivered statements cited. :func:`compose_answer` is
+what ``CHATBOT_REFUSE_UNANSWERABLE=false`` answers with (every source, no refusal).
+
     composed = compose_answer("What is the battery life?", passages, max_sentences=2)
     composed.answer     # "The battery lasts 12 hours on a charge. [1]"
     composed.citations  # [Citation(n=1, document=..., page=3, quote="The battery lasts ...")]
@@ -15,7 +20,9 @@ citation in the LLM modes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.chatbot.intent import singular
 from services.domain.documents.chunking import sentence_spans
@@ -63,6 +70,24 @@ class Citation:
     page: int | None = None
     product_id: str | None = None
     chunk_id: str | None = None
+
+
+class Supported(Protocol):
+    """A statement of a passage and how well it supports the question
+    (:class:`services.chatbot.answerability.Evidence`)."""
+
+    @property
+    def passage(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def lexical(self) -> float: ...
+    @property
+    def support(self) -> float: ...
+    @property
+    def terms(self) -> frozenset[str]: ...
+    @property
+    def asked_terms(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True)
@@ -150,6 +175,43 @@ def compose_answer(question: str, passages: list[Passage], *, max_sentences: int
             number_of[p_index] = len(citations) + 1
             citations.append(cite(number_of[p_index], passages[p_index], sentence))
         parts.append(f"{sentence} [{number_of[p_index]}]")
+    return ComposedAnswer(answer=" ".join(parts), citations=citations)
+
+
+def compose_from(
+    evidence: Sequence[Supported], passages: Sequence[Passage], *, max_sentences: int
+) -> ComposedAnswer:
+    """An answer from ranked evidence (:mod:`services.chatbot.answerability`), citing only the
+    passages its sentences come from.
+
+    The best statement comes first. Another joins (up to ``max_sentences``) when it scores at
+    least ``RELATIVE_FLOOR`` of the best and is from a passage already cited, or when it holds
+    asked words the answer does not have yet (the second fact of a two-fact question); a
+    passage that would only repeat what is said is not cited.
+    """
+    if not evidence:
+        return ComposedAnswer(answer="", citations=[])
+    best = evidence[0]
+    chosen = [best]
+    covered = set(best.terms)
+    for item in evidence[1:]:
+        if len(chosen) == max_sentences:
+            break
+        if any(item.text == c.text for c in chosen):
+            continue
+        same_passage = any(item.passage == c.passage for c in chosen)
+        adds = bool(item.lexical > 0 and item.asked_terms - covered)
+        if (same_passage and item.support >= RELATIVE_FLOOR * best.support) or adds:
+            chosen.append(item)
+            covered |= item.terms
+    citations: list[Citation] = []
+    number_of: dict[int, int] = {}
+    parts: list[str] = []
+    for item in chosen:
+        if item.passage not in number_of:
+            number_of[item.passage] = len(citations) + 1
+            citations.append(cite(number_of[item.passage], passages[item.passage], item.text))
+        parts.append(f"{item.text} [{number_of[item.passage]}]")
     return ComposedAnswer(answer=" ".join(parts), citations=citations)
 
 

@@ -4,7 +4,9 @@ Scope (on purpose small, and tested): English questions that ask for
 
 - the cheapest / most expensive item: "cheapest laptop under $500", "most expensive monitor",
   "priciest Sonix headphones", "lowest priced speaker";
-- a count: "how many products by Acme", "how many laptops under $1000", "number of Voltra items";
+- a count: "how many products by Acme", "how many laptops under $1000", "number of Voltra items"
+  (what is counted, a word of the four after "how many", is a brand, a category or
+  product/item: "how many months does the Acme warranty last" is not a count);
 - a count per group: "how many products per brand", "products in each category";
 - a list within a price range: "Sonix speakers between $50 and $100", "laptops under $500".
 
@@ -42,6 +44,8 @@ _UNDER = re.compile(
 _OVER = re.compile(
     r"\b(?:over|above|more than|pricier than|at least|from|min(?:imum)?|>)\s*" + _AMOUNT
 )
+#: Words after "how many" that may name what is counted ("how many Sonix wireless headphones").
+COUNTED_WORDS = 4
 _GENERIC = re.compile(r"\b(products?|items?|things?|goods|articles?)\b")
 _WORD = re.compile(r"[a-z0-9][a-z0-9&'-]*")
 _STOP_SUBJECT = {
@@ -113,6 +117,18 @@ def _find_sequence(haystack: list[str], needle: tuple[str, ...]) -> bool:
     return n > 0 and any(tuple(haystack[i : i + n]) == needle for i in range(len(haystack) - n + 1))
 
 
+def _counts_catalogue(text: str, brand: str | None, category: str | None) -> bool:
+    """Does a count question count catalogue things: is one of the (at most four) words right
+    after "how many" a generic word, the brand's or the category's? ("how many months is the
+    Nimbra fitness tracker's warranty" counts months, not fitness products.)"""
+    found = _COUNT.search(text)
+    if found is None:
+        return False
+    counted = set(_words(text[found.end() :])[:COUNTED_WORDS])
+    named = set(_words(brand or "")) | set(_words(category or ""))
+    return bool(counted & named) or any(_GENERIC.fullmatch(word) for word in counted)
+
+
 def parse(question: str, vocabulary: Vocabulary) -> ProductQuery | None:
     """The product-fact query a question asks, or None when it is not one (see module doc)."""
     text = " ".join(question.lower().split())
@@ -174,6 +190,8 @@ def parse(question: str, vocabulary: Vocabulary) -> ProductQuery | None:
         title_terms = tuple(kept)
     generic = bool(_GENERIC.search(text))
     if brand is None and category is None and not title_terms and not generic:
+        return None
+    if kind == "count" and not _counts_catalogue(text, brand, category):
         return None
     if kind == "count_by" and group_by is None:
         return None

@@ -119,6 +119,13 @@ LLM_ANSWERS = Counter(
     " failed: replaced by the extractive answer), cancelled (client gone), error.",
     ["model", "outcome", "check"],
 )
+REFUSALS = Counter(
+    "modelfleet_chatbot_refusals_total",
+    "Questions answered 'I do not know' (no citations), by the check that refused them:"
+    " no_sources, identifier (a code or figure of the question in no source), unsupported"
+    " (the sources about its subject do not say what it asks).",
+    ["check"],
+)
 TOKENS = Counter(
     "modelfleet_chatbot_tokens_total",
     "Tokens in (prompt) and out (answer); from the endpoint's usage when it reports it,"

@@ -103,11 +103,22 @@ class AnswerValidation(BaseModel):
     """How a generated answer fared in the checks (services/chatbot/validation.py)."""
 
     passed: bool = Field(description="False: the answer is the extractive one that replaced it.")
-    check: Literal["empty", "uncited", "unknown_source", "figure", "terms"] | None = Field(
-        default=None, description="The check that failed."
+    check: Literal["empty", "uncited", "unknown_source", "subject", "figure", "terms"] | None = (
+        Field(default=None, description="The check that failed.")
     )
     reason: str | None = Field(default=None, description="Why it failed, in words.")
     rejected: str | None = Field(default=None, description="The generated text that was replaced.")
+
+
+class Refusal(BaseModel):
+    """Why the answer is "I do not know" (services/chatbot/answerability.py)."""
+
+    check: Literal["no_sources", "identifier", "unsupported"] = Field(
+        description="no_sources: nothing retrieved above CHATBOT_MIN_SCORE; identifier: no source"
+        " holds the question's codes or figures; unsupported: the sources about its subject do"
+        " not say what it asks."
+    )
+    reason: str = Field(description="Why, in words.")
 
 
 class ChatResponse(BaseModel):
@@ -141,6 +152,11 @@ class ChatResponse(BaseModel):
     validation: AnswerValidation | None = Field(
         default=None,
         description="A generated answer's checks (absent for extractive, SQL and unchecked ones).",
+    )
+    refusal: Refusal | None = Field(
+        default=None,
+        description="Present when no source answers the question: the answer says so and cites"
+        " nothing.",
     )
 
 

@@ -30,6 +30,18 @@ class ChatbotSettings(EmbeddingSettings):
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0, description="Chunks below this cosine score are not cited."
     )
+    refuse_unanswerable: bool = Field(
+        default=True,
+        description="Answer 'I do not know' (no citations) when no retrieved statement holds the"
+        " question's codes and figures and what it asks (services/chatbot/answerability.py).",
+    )
+    min_support: float = Field(
+        default=0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine of the question and a statement (the subject's words removed from"
+        " both) that counts as support when no asked word is in it.",
+    )
     answer_sentences: int = Field(
         default=2, ge=1, le=10, description="Extractive mode: sentences in an answer."
     )

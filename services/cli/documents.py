@@ -58,6 +58,9 @@ def cmd_eval(out: Output, settings: StackSettings, args: argparse.Namespace) -> 
             product_questions=args.questions,
             hard_per_kind=args.hard_per_kind,
             chatbot_url=url,
+            chat_sets=args.chat_sets or module.SETS,
+            chat_concurrency=args.chat_concurrency,
+            chat_timeout_s=args.chat_timeout,
             say=out.line,
         )
     )
@@ -150,6 +153,18 @@ def add_parser(sub: Any) -> None:
     evaluate.add_argument("--chatbot-url", help="chatbot URL (default: the local stack's)")
     evaluate.add_argument("--no-chat", action="store_true", help="retrieval figures only")
     evaluate.add_argument("--questions", type=int, default=100, help="catalogue questions")
+    evaluate.add_argument(
+        "--chat-sets",
+        nargs="+",
+        choices=["today", "hard-dev", "hard-test"],
+        help="sets asked to /v1/chat (default: all; a local LLM answers one at a time)",
+    )
+    evaluate.add_argument(
+        "--chat-concurrency", type=int, default=4, help="questions to /v1/chat at a time"
+    )
+    evaluate.add_argument(
+        "--chat-timeout", type=float, default=30.0, help="seconds per /v1/chat answer"
+    )
     evaluate.add_argument(
         "--hard-per-kind", type=int, default=40, help="hard questions per kind (both splits)"
     )

@@ -107,6 +107,29 @@ async def test_uploaded_pdf_answers_with_the_right_page(chatbot: httpx.AsyncClie
     assert body["retrieved"][0]["score"] > 0.5
 
 
+async def test_a_question_no_source_answers_is_refused_without_citations(
+    chatbot: httpx.AsyncClient,
+) -> None:
+    status = await upload(chatbot, "zephyr-refusal.pdf", make_pdf(KETTLE))
+    only = {"filters": {"document_id": status["id"]}}
+    answered = await ask(chatbot, "How fast does the Zephyr 3000 kettle boil water?", **only)
+    assert "refusal" not in answered or answered["refusal"] is None
+    assert [c["page"] for c in answered["citations"]] == [2]  # only where the answer comes from
+    other_model = await ask(chatbot, "How fast does the Zephyr 4000 kettle boil water?", **only)
+    assert other_model["citations"] == []
+    assert other_model["refusal"]["check"] == "identifier"
+    assert other_model["answer"].startswith("I do not know")
+    assert "4000" in other_model["refusal"]["reason"]
+    unsaid = await ask(
+        chatbot, "Which smartphone app controls the Zephyr 3000 kettle remotely?", **only
+    )
+    assert unsaid["citations"] == []
+    assert unsaid["refusal"]["check"] == "unsupported"
+    text = (await chatbot.get("/metrics")).text
+    assert 'modelfleet_chatbot_refusals_total{check="identifier"}' in text
+    assert 'modelfleet_chatbot_refusals_total{check="unsupported"}' in text
+
+
 async def test_product_question_is_answered_from_sql(
     chatbot: httpx.AsyncClient, db: asyncpg.Pool, nats: NatsClient, stack_settings: StackSettings
 ) -> None:
@@ -336,7 +359,8 @@ async def test_openai_mode_streams_the_endpoints_pieces(
     ]
     done = events[-1][1]
     assert done["answer"] == "It boils in 95 seconds [1]."
-    assert events[0][1]["citations"] == done["citations"]
+    # meta: every source the model was given; done: the ones the validated answer cites
+    assert done["citations"] == [c for c in events[0][1]["citations"] if c["n"] == 1]
     assert done["citations"][0]["page"] == 2
     assert orjson.loads(fake.requests[0][2])["stream"] is True
 

@@ -129,8 +129,28 @@ def test_a_pdf_question_is_answered_by_the_local_llm_streamed(llm_chatbot: str) 
     assert _metric(metrics, "modelfleet_chatbot_llm_answers_total", model=model, outcome=outcome)
 
 
+def test_a_question_no_source_answers_is_refused_before_the_llm(llm_chatbot: str) -> None:
+    with httpx.Client(base_url=llm_chatbot, timeout=180) as client:
+        document_id = _upload(client)
+        before = client.get("/metrics").text
+        question = "How fast does the Zephyr 4000 kettle boil water?"  # the manual's is a 3000
+        body = {"question": question, "filters": {"document_id": document_id}}
+        response = client.post("/v1/chat", json=body)
+        after = client.get("/metrics").text
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["citations"] == [] and answer["refusal"]["check"] == "identifier"
+    assert answer["answer"].startswith("I do not know") and answer.get("validation") is None
+    asked = "modelfleet_chatbot_llm_queue_seconds_count"  # one sample per generation asked
+    assert _metric(after, asked, model="local-llm") == _metric(before, asked, model="local-llm")
+
+
 def test_a_client_that_goes_away_cancels_the_generation(llm_chatbot: str) -> None:
-    body = {"question": "Write everything the kettle manual says, word for word.", "stream": True}
+    body = {
+        "question": "Describe the Zephyr 3000 kettle: how fast does it boil water, how far does"
+        " its base rotate, and what does its warranty cover?",
+        "stream": True,
+    }
     with httpx.Client(base_url=llm_chatbot, timeout=180) as client:
         with client.stream("POST", "/v1/chat", json=body) as response:
             assert response.status_code == 200

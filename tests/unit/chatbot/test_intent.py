@@ -85,6 +85,9 @@ def test_a_department_is_a_category_segment() -> None:
         "how many pages does the manual have",
         "what happens under 5 volts",
         "Tell me about Sonix",  # a brand, but no operation
+        # a count, but of something else than catalogue items
+        "If the Sonix laptop breaks, for how many months will the maker repair it?",
+        "How many speed settings does the Voltra blender have?",
     ],
 )
 def test_other_questions_go_to_retrieval(question: str) -> None:

@@ -49,3 +49,16 @@ def test_the_term_share_is_a_setting() -> None:
     answer = "It boils a litre quickly and quietly [1]."
     assert not validate(answer, PASSAGES, min_term_share=0.9).passed
     assert validate(answer, PASSAGES, min_term_share=0.3).passed
+
+
+def test_an_answer_citing_another_subject_than_the_question_names_fails() -> None:
+    question = "How fast does the Zephyr 3000 kettle boil water?"
+    assert validate("In 95 seconds [1].", PASSAGES, min_term_share=0.5, question=question).passed
+    verdict = validate(
+        "In 95 seconds [1].",
+        PASSAGES,
+        min_term_share=0.5,
+        question="How fast does the Zephyr 4000 kettle boil water?",
+    )
+    assert (verdict.passed, verdict.check) == (False, "subject")
+    assert "4000" in verdict.reason
