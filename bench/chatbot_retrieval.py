@@ -37,6 +37,7 @@ from services.domain.documents.store import (
     EF_SEARCH,
     ESSENTIAL_POSTINGS,
     MAX_LEXEME_SHARE,
+    MIN_TEXT_COVERAGE,
     RRF_K,
     TEXT_RRF_WEIGHT,
     TEXT_SEARCH_CONFIG,
@@ -305,8 +306,9 @@ async def run(ctx: BenchContext) -> str:
                     f"sequential, through `search_chunks`: vector (HNSW m 16, ef_construction 64, "
                     f"ef_search {EF_SEARCH}, per source, iterative scan), full text (GIN on the "
                     f"'{TEXT_SEARCH_CONFIG}' tsvector), hybrid (both rankings {CANDIDATES} deep, "
-                    f"fused by RRF k={RRF_K}, the text ranking weighted {TEXT_RRF_WEIGHT}, "
-                    "one statement); "
+                    f"fused by RRF k={RRF_K}, the text ranking weighted {TEXT_RRF_WEIGHT} and "
+                    f"fused only when its best match holds {MIN_TEXT_COVERAGE:.0%} of the "
+                    "question's weight, one statement); "
                     f"full text leaves out the lexemes held by more than {MAX_LEXEME_SHARE:.0%} "
                     "of the chunks, weighs matches by IDF and prunes them by max score (the "
                     f"rarest lexemes, up to {ESSENTIAL_POSTINGS:,} postings, find the "

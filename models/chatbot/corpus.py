@@ -236,9 +236,11 @@ def catalogue_questions(
 # questions asking two facts at once. Generated from the same manuals and catalogue.
 
 HARD_KINDS: Final = (
-    "model-number", "catalogue-code", "number-unit", "rare-term", "paraphrase", "multi-fact",
-    "no-answer",
+    "model-number", "catalogue-code", "number-unit", "rare-term", "paraphrase",
+    "paraphrase-unnamed", "multi-fact", "no-answer",
 )  # fmt: skip
+LATER_KINDS: Final = frozenset({"paraphrase-unnamed"})
+"""Kinds generated from a stream of their own (see :func:`hard_questions`)."""
 PARAPHRASES: Final = {
     "warranty": "If the {item} breaks, for how many months will the maker repair it for free?",
     "weight": "What does the {item} tip the scales at?",
@@ -250,7 +252,38 @@ PARAPHRASES: Final = {
     "support": "What number do I dial to reach a person about the {item}?",
     "cleaning": "How do I keep the casing of the {item} spotless?",
 }
-"""Each topic asked in words far from the manual's own sentence."""
+"""Each topic asked in words far from the manual's own sentence (the product still named)."""
+UNNAMED: Final = {
+    "warranty": "How long is the guarantee on the {thing}?",
+    "weight": "What does the {thing} tip the scales at?",
+    "battery": "How long can the {thing} run cordless between top-ups?",
+    "colours": "What shades is the {thing} offered in?",
+    "factory": "In which town is the {thing} put together?",
+    "returns": "How long do I have to send back the {thing} if I never used it?",
+    "power": "How much electricity does the {thing} pull when running flat out?",
+    "support": "What number do I dial to reach a person about the {thing}?",
+    "cleaning": "How do I keep the casing of the {thing} spotless?",
+}
+"""Each topic asked with no word of the manual's sentence, about a product described, not named."""
+DESCRIPTIONS: Final = {
+    "blender": "smoothie maker",
+    "desk lamp": "reading light",
+    "kettle": "tea boiler",
+    "camera drone": "quadcopter",
+    "bluetooth speaker": "wireless loudspeaker",
+    "air purifier": "pollen filtering unit",
+    "robot vacuum": "automatic floor sweeper",
+    "electric toothbrush": "sonic dental brush",
+    "coffee grinder": "espresso bean mill",
+    "smart thermostat": "connected heating controller",
+    "e-bike": "pedal-assist bicycle",
+    "hair dryer": "blow drier",
+    "rice cooker": "grain steamer",
+    "fitness tracker": "activity wristband",
+    "projector": "home cinema beamer",
+    "standing fan": "pedestal ventilator",
+}
+"""Each thing of :data:`NOUNS` in other words: what a user calls it without the manual at hand."""
 REVERSE: Final = {
     "warranty": "Which product has a warranty of {answer}?",
     "weight": "Which product weighs {answer}?",
@@ -307,6 +340,11 @@ def _unique(values: Sequence[str]) -> set[str]:
 
 def _code(item: str) -> str:
     return item.rsplit(" ", 1)[-1]
+
+
+def _noun(item: str) -> str:
+    """The thing a manual's item is ("Zephyr camera drone K42" -> "camera drone")."""
+    return item.split(" ", 1)[1].rsplit(" ", 1)[0]
 
 
 def _sample(rng: np.random.Generator, items: Sequence[_T], count: int) -> list[_T]:
@@ -370,6 +408,20 @@ def _manual_hard(
     return out
 
 
+def _unnamed_hard(
+    facts: Sequence[Fact], rng: np.random.Generator, per_kind: int
+) -> list[tuple[str, str, tuple[Fact, ...], tuple[str, ...]]]:
+    """Paraphrases sharing no word with the manual: the product described by what it is (only
+    where one product of the manuals is that thing), the topic in other words."""
+    nouns = _unique([_noun(f.item) for f in {f.item: f for f in facts}.values()])
+    described = [f for f in facts if _noun(f.item) in nouns]
+    return [
+        ("paraphrase-unnamed", UNNAMED[f.topic].format(thing=DESCRIPTIONS[_noun(f.item)]), (f,),
+         (f.answer,))
+        for f in _sample(rng, described, per_kind)
+    ]  # fmt: skip
+
+
 def _catalogue_hard(
     products: Sequence[Product], rng: np.random.Generator, per_kind: int
 ) -> list[tuple[str, str, str, tuple[str, ...]]]:
@@ -413,9 +465,15 @@ def hard_questions(
     """The hard set (kinds :data:`HARD_KINDS`, at most ``per_kind`` questions each, number-unit
     from both halves), reproducible by ``seed``; each kind split in halves, dev and test."""
     rng = np.random.default_rng([seed, 1])
+    # The kinds added later draw from their own stream: the earlier kinds' questions and
+    # splits stay what they were.
+    later = np.random.default_rng([seed, 2])
     drafts: list[HardQuestion] = [
         HardQuestion(kind, question, "", facts=facts_, answers=answers)
-        for kind, question, facts_, answers in _manual_hard(facts, rng, per_kind)
+        for kind, question, facts_, answers in (
+            *_manual_hard(facts, rng, per_kind),
+            *_unnamed_hard(facts, later, per_kind),
+        )
     ] + [
         HardQuestion(kind, question, "", product_id=product_id, answers=answers)
         for kind, question, product_id, answers in _catalogue_hard(products, rng, per_kind)
@@ -427,7 +485,7 @@ def hard_questions(
     questions: list[HardQuestion] = []
     for kind in HARD_KINDS:
         of_kind = [q for q in drafts if q.kind == kind]
-        order = rng.permutation(len(of_kind))
+        order = (later if kind in LATER_KINDS else rng).permutation(len(of_kind))
         for position, index in enumerate(order):
             split = "dev" if position % 2 == 0 else "test"
             draft = of_kind[int(index)]

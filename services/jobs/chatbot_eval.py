@@ -7,7 +7,9 @@ The evaluation sets are generated (``models.chatbot.corpus``), nothing is downlo
 - the hard set (:func:`models.chatbot.corpus.hard_questions`, from the same manuals and
   catalogue): products named by their model number only, catalogue model codes, numbers with
   units and rare terms (which product weighs 3.4 kilograms?), paraphrases far from the
-  manual's words, two facts in one question, and questions no source answers. It is split by
+  manual's words (naming the product, or describing it: "the guarantee on the smoothie
+  maker", no word in common with the manual), two facts in one question, and questions no
+  source answers. It is split by
   seed into ``hard-dev`` (look at it while tuning retrieval) and ``hard-test`` (report it).
 
 The manuals (``eval-manual-NN.pdf``) and the catalogue are ingested first (idempotent), then

@@ -354,7 +354,7 @@ async def test_full_text_weighs_the_rarer_word_of_the_question(
         f"Notes on the {rare} hinge.",
     ]
     result = await ingest_pdf(pool, embedder, _name(), _pdf(*pages))
-    question = f"Which page covers the {common} or the {rare}?"
+    question = f"The {common} or the {rare}?"  # the rarer word holds half of it
     (vector,) = await embedder.embed([question])
     modes: tuple[Retrieval, ...] = ("fulltext", "hybrid")
     for retrieval in modes:
@@ -374,6 +374,32 @@ async def test_full_text_weighs_the_rarer_word_of_the_question(
                 (h.chunk_id, h.text_rank) for h in hits
             ], (retrieval, budget)
         monkeypatch.undo()
+
+
+async def test_hybrid_leaves_out_a_text_match_holding_little_of_the_question(
+    pool: asyncpg.Pool, embedder: Embedder
+) -> None:
+    """A question in words the corpus does not have (a paraphrase): the only full-text match
+    holds one word of four, under MIN_TEXT_COVERAGE of the question's weight, so hybrid ranks
+    as the vector ranking does; the same word with one unknown word beside it is enough."""
+    known = _word()
+    pages = [f"Notes on the {known} bracket.", "The hinge is made of brushed steel."]
+    result = await ingest_pdf(pool, embedder, _name(), _pdf(*pages))
+
+    async def search(question: str, retrieval: Retrieval) -> list[ChunkHit]:
+        (vector,) = await embedder.embed([question])
+        return await search_chunks(
+            pool, vector, k=2, text=question, retrieval=retrieval, document_id=result.document_id
+        )
+
+    weak = f"Which {known} {_word()} {_word()} {_word()}?"
+    assert (await search(weak, "fulltext"))[0].page == 1  # alone, full text still answers
+    hybrid, vector = await search(weak, "hybrid"), await search(weak, "vector")
+    assert [h.chunk_id for h in hybrid] == [h.chunk_id for h in vector]
+    assert all(h.text_rank is None for h in hybrid)
+    strong = f"Which {known} {_word()}?"
+    hits = await search(strong, "hybrid")
+    assert (hits[0].page, hits[0].text_rank) == (1, 1)
 
 
 async def test_products_are_ingested_once_and_updated_when_they_change(

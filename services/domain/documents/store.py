@@ -70,6 +70,9 @@ ESSENTIAL_POSTINGS: Final = 1000
 this find the full-text candidates; the commoner ones only weigh them (decision 51)."""
 DIGIT_WEIGHT: Final = 2
 """Factor of the IDF of a lexeme with a digit (a code or a figure): decision 51."""
+MIN_TEXT_COVERAGE: Final = 0.4
+"""Hybrid: the full-text matches join the fusion only when the best holds this share of the
+question's weight, like Elasticsearch's ``minimum_should_match`` (decision 51)."""
 TEXT_SEARCH_CONFIG: Final = "english"
 """The text search configuration of ``chunks.tsv`` (migration 0002; decision 51): the query
 must be parsed with the same one."""
@@ -192,7 +195,8 @@ def build_search(
     term; weighed by the sum of the IDF of the terms they hold; the :data:`TEXT_MATCHES`
     heaviest),
     ``text_ranked`` (by weight, then ``ts_rank``; hybrid: only the matches of the best
-    weight; see decision 51), ``fused`` (weighted RRF over the rankings there are, the best
+    weight, and none when that weight is under :data:`MIN_TEXT_COVERAGE` of the question's;
+    see decision 51), ``fused`` (weighted RRF over the rankings there are, the best
     ``k``); then the hits
     with their cosine score. Filters apply inside every ranking.
     """
@@ -317,7 +321,15 @@ def build_search(
         )
         # Fused, only the matches of the best weight count (the others would add agreement
         # with the vector ranking on the question's commoner words); alone, all of them.
-        best_only = "where m.weight = m.best" if retrieval == "hybrid" else ""
+        # Fused, they count only when the best holds MIN_TEXT_COVERAGE of the question's weight
+        # (the IDF of every term): a weaker match says the question's own words are not in the
+        # corpus, and the vector ranking alone decides (decision 51).
+        best_only = (
+            "where m.weight = m.best"
+            f" and m.best >= {MIN_TEXT_COVERAGE} * (select sum(idf) from text_terms)"
+            if retrieval == "hybrid"
+            else ""
+        )
         relevance = (
             "ts_rank(c.tsv, (select string_agg(query::text, ' | ')::tsquery from text_terms))"
         )

@@ -3,13 +3,16 @@ answer figures."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import pytest
 
 from models.chatbot.corpus import (
+    DESCRIPTIONS,
     HARD_KINDS,
+    NOUNS,
     Fact,
     catalogue_questions,
     generate_manuals,
@@ -129,6 +132,14 @@ def test_the_hard_set_is_reproducible_split_and_asks_what_it_says() -> None:
             assert not q.answerable and not q.answers
         if q.kind == "multi-fact":
             assert len({f.topic for f in q.facts}) == 2 and len(q.answers) == 2
+        if q.kind == "paraphrase-unnamed":
+            # No word in common with the manual's sentence (the product's name included), and
+            # one product only is the thing it describes.
+            (fact,) = q.facts
+            assert not _words(q.question) & _words(fact.sentence), q.question
+            noun = fact.item.split(" ", 1)[1].rsplit(" ", 1)[0]
+            assert DESCRIPTIONS[noun] in q.question
+            assert sum(noun in item for item in items) == 1
         if q.kind == "number-unit" and q.facts:
             (fact,) = q.facts
             same = [f for f in corpus.facts if f.topic == fact.topic and f.answer == fact.answer]
@@ -138,6 +149,17 @@ def test_the_hard_set_is_reproducible_split_and_asks_what_it_says() -> None:
     coded = {q.product_id for q in questions if q.kind == "catalogue-code"}
     assert coded <= {"P0", "P1", "P2"}
     assert not any("20.45" in q.question for q in questions)
+
+
+def _words(text: str) -> set[str]:
+    """The words of more than three letters, cut to five (a crude stem)."""
+    return {w[:5] for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 3}
+
+
+def test_every_thing_of_the_manuals_has_a_description_in_other_words() -> None:
+    assert set(DESCRIPTIONS) == set(NOUNS)
+    for noun, description in DESCRIPTIONS.items():
+        assert not _words(noun) & _words(description), noun
 
 
 def _outcome(question: Question, answer: str, *citations: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from services.domain.documents.store import (
     ESSENTIAL_POSTINGS,
     MAX_LEXEME_SHARE,
     MIGRATIONS,
+    MIN_TEXT_COVERAGE,
     RRF_K,
     TEXT_RRF_WEIGHT,
     TEXT_SEARCH_CONFIG,
@@ -99,6 +100,8 @@ def test_hybrid_is_one_statement_of_ctes_two_rankings_and_their_fusion() -> None
     assert "where not (select exact from text_pruned)" in sql
     # Fused, the text ranking keeps only the matches of the best weight, weighted in the RRF.
     assert "where m.weight = m.best" in sql
+    # ... and only when the best holds MIN_TEXT_COVERAGE of the question's weight.
+    assert f"m.best >= {MIN_TEXT_COVERAGE} * (select sum(idf) from text_terms)" in sql
     assert f"sum(weight / ({RRF_K} + rank)) as fused" in sql
     assert f"select id, rank, {TEXT_RRF_WEIGHT}::float8, " in sql
     assert "select id, rank, 1.0::float8, " in sql
@@ -122,6 +125,7 @@ def test_vector_only_has_no_text_ranking_and_fulltext_no_vector_ranking() -> Non
         "fused",
     ]
     assert "where m.weight = m.best" not in text_sql  # alone, every match is ranked
+    assert "m.best >=" not in text_sql  # however little of the question it holds
     assert ")) >= $2::int as exact" in text_sql  # as many as the ranking's depth
     ranking = text_sql.split("\nselect c.id as chunk_id")[0]
     assert "<=>" not in ranking  # the vector only gives each hit its cosine score
