@@ -105,6 +105,10 @@ class LlamaServer(ProcessComponent):
         argv += ["--model_alias", self.settings.llm_alias]
         argv += ["--host", self.settings.host, "--port", str(self.settings.llm_port)]
         argv += ["--n_ctx", str(self.settings.llm_ctx), "--interrupt_requests", "False"]
+        # The server's default keeps the logits of every prompt token (for logprobs, which the
+        # chatbot never asks): with Gemma 3's 262,144-token vocabulary that doubled the time
+        # to first token (decision 52).
+        argv += ["--logits_all", "False"]
         if self.settings.llm_threads:
             argv += ["--n_threads", str(self.settings.llm_threads)]
         return argv

@@ -174,6 +174,8 @@ def test_the_local_llm_is_opt_in_and_the_chatbot_generates_with_it(tmp_path: Pat
     assert argv[argv.index("--port") + 1] == str(settings.llm_port)
     # by default llama_cpp.server ends a streamed answer when another request waits
     assert argv[argv.index("--interrupt_requests") + 1] == "False"
+    # ... and keeps every prompt token's logits unless told not to (twice the first token's time)
+    assert argv[argv.index("--logits_all") + 1] == "False"
     assert argv[argv.index("--n_threads") + 1] == "2"
     chatbot = stack.component("chatbot")
     assert isinstance(chatbot, ServiceProcess)
