@@ -320,10 +320,10 @@ def build_search(
             ")"
         )
         # Fused, only the matches of the best weight count (the others would add agreement
-        # with the vector ranking on the question's commoner words); alone, all of them.
-        # Fused, they count only when the best holds MIN_TEXT_COVERAGE of the question's weight
-        # (the IDF of every term): a weaker match says the question's own words are not in the
-        # corpus, and the vector ranking alone decides (decision 51).
+        # with the vector ranking on the question's commoner words), and only when the best
+        # holds MIN_TEXT_COVERAGE of the question's weight (the IDF of every term): a weaker
+        # match says the question's own words are not in the corpus, and the vector ranking
+        # alone decides (decision 51). Alone, every match counts.
         best_only = (
             "where m.weight = m.best"
             f" and m.best >= {MIN_TEXT_COVERAGE} * (select sum(idf) from text_terms)"
