@@ -139,11 +139,16 @@ def overview() -> dict[str, Any]:
                 [
                     (f"histogram_quantile(0.50, sum by (job, le) ({buckets}))", "p50 {{job}}"),
                     (f"histogram_quantile(0.99, sum by (job, le) ({buckets}))", "p99 {{job}}"),
+                    (
+                        f"max by (job) (modelfleet_latency_budget_seconds{{{NS}}})",
+                        "budget {{job}}",
+                    ),
                 ],
                 "s",
                 x=0,
                 y=8,
-                description="Budget: p99 under 250 ms (ModelfleetLatencyP99OverBudget).",
+                description="Each service's p99 against its budget (its LATENCY_BUDGET_S or its"
+                " design's; ModelfleetLatencyP99OverBudget).",
             ),
             panel(
                 4,

@@ -124,6 +124,10 @@ class BackendSettings(ServiceSettings):
         default=5000, ge=1, le=100_000, description="Rows deleted per table per transaction."
     )
 
+    def designed_latency_s(self) -> float:
+        """POST /v1/rides may wait for the chain up to its budget, then writes the ride."""
+        return self.request_budget_s + self.write_reserve_s
+
     def downstream(self, name: DownstreamName) -> Downstream:
         """The URL and deadline of ``name`` as one value (what a call to it needs)."""
         match name:

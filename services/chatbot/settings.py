@@ -108,3 +108,10 @@ class ChatbotSettings(EmbeddingSettings):
                 "CHATBOT_GENERATION=openai needs CHATBOT_OPENAI_BASE_URL and CHATBOT_OPENAI_MODEL"
             )
         return self
+
+    def designed_latency_s(self) -> float:
+        """With an LLM, an answer that is not streamed waits for it, up to its deadline (the
+        streamed ones count their time to the first event; their TTFT has an alert of its own)."""
+        if self.generation == "extractive":
+            return super().designed_latency_s()
+        return self.llm_timeout_s

@@ -8,10 +8,16 @@ for a fast city (tests, demos of the chain that fits its budget).
 
 from __future__ import annotations
 
+import math
+from typing import Final
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.settings import DEFAULT_LATENCY_BUDGET_S, ServiceSettings
+
+P99_Z: Final = 2.326
+"""The standard normal's 99th percentile: a lognormal's p99 is its median x exp(P99_Z sigma)."""
 
 
 class CityApiSettings(ServiceSettings):
@@ -29,6 +35,10 @@ class CityApiSettings(ServiceSettings):
     seed: int | None = Field(
         default=None, description="Seed of the delays and failures (None: a new one per start)."
     )
+
+    def designed_latency_s(self) -> float:
+        """The simulated delay's own p99: the lognormal's median x exp(2.326 sigma)."""
+        return max(self.latency_s * math.exp(P99_Z * self.latency_sigma), DEFAULT_LATENCY_BUDGET_S)
 
 
 class LocationSettings(CityApiSettings):

@@ -1,7 +1,8 @@
 """The app factory every service uses: one FastAPI app, the same plumbing everywhere.
 
 It wires, once: JSON logs, the request-id middleware, problem+json errors, ``/healthz`` and
-``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics),
+``/readyz``, ``/metrics`` (prometheus-fastapi-instrumentator plus the process's own metrics and
+its latency budget, :meth:`~services.common.settings.ServiceSettings.latency_budget`),
 the security layer (authentication, scopes, rate limits, body limits, request deadline, CORS;
 :mod:`services.common.security`), the hot JSON routes of the service's routers
 (:class:`~services.common.fastroute.ServiceRouter`), the OpenAPI document's statuses, media
@@ -38,7 +39,7 @@ from services.common.fastroute import (
     serve_fast_route,
 )
 from services.common.logging import configure_logging
-from services.common.metrics import instrumentator_http_metrics
+from services.common.metrics import export_latency_budget, instrumentator_http_metrics
 from services.common.middleware import RequestIdMiddleware
 from services.common.openapi import install_contract
 from services.common.security.apikeys import apply_security_migrations
@@ -152,6 +153,7 @@ def create_service_app(
         excluded_handlers=_UNINSTRUMENTED,
     )
     instrumentator.add(instrumentator_http_metrics)
+    export_latency_budget(settings.latency_budget())
     instrumentator.instrument(app).expose(app, include_in_schema=False, should_gzip=False)
     app.add_middleware(RequestIdMiddleware)
     fast_routes = [

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator.metrics import Info
 
 #: Sub-millisecond to seconds: Triton calls here take ~0.5 ms, database calls ~1 ms.
@@ -83,6 +83,26 @@ TRITON_BATCH_ROWS = Histogram(
 )
 
 
+LATENCY_BUDGET = Gauge(
+    "modelfleet_latency_budget_seconds",
+    "The p99 request duration this service is held to (its LATENCY_BUDGET_S, rounded up to a"
+    " bucket bound of http_request_duration_seconds): ModelfleetLatencyP99OverBudget.",
+)
+
+_EVENT_STREAM = "text/event-stream"
+
+
+def export_latency_budget(seconds: float) -> float:
+    """Export the service's latency budget; returns what is exported.
+
+    The alert compares it with ``histogram_quantile`` over :data:`HTTP_LATENCY`, which
+    interpolates inside a bucket: requests that all take 2.0 s read as a p99 near 2.5 s. So the
+    budget is rounded up to the bucket bound that holds it (2.2 s -> 2.5 s)."""
+    bound = next((b for b in LATENCY_BUCKETS if b >= seconds), seconds)
+    LATENCY_BUDGET.set(bound)
+    return bound
+
+
 def observe_http(handler: str, method: str, status: int | str, duration_s: float) -> None:
     """Record one served request (called by the instrumentator and by fast routes alike)."""
     HTTP_REQUESTS.labels(handler, method, str(status)).inc()
@@ -90,8 +110,17 @@ def observe_http(handler: str, method: str, status: int | str, duration_s: float
 
 
 def instrumentator_http_metrics(info: Info) -> None:
-    """prometheus-fastapi-instrumentator instrumentation feeding :data:`HTTP_REQUESTS`."""
-    observe_http(info.modified_handler, info.method, info.modified_status, info.modified_duration)
+    """prometheus-fastapi-instrumentator instrumentation feeding :data:`HTTP_REQUESTS`.
+
+    An event stream (SSE) counts its time to the response's start: how long it then stays open
+    is how long the client listens (a ride's events, a streamed answer), not how slow the
+    service is; the chatbot measures its streamed answers' own latencies (time to first token).
+    """
+    streamed = (info.response is not None) and info.response.headers.get(
+        "content-type", ""
+    ).startswith(_EVENT_STREAM)
+    duration = info.modified_duration_without_streaming if streamed else info.modified_duration
+    observe_http(info.modified_handler, info.method, info.modified_status, duration)
 
 
 @contextmanager

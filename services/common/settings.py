@@ -16,11 +16,14 @@ when the settings are read, so ``database_url`` can be logged and the password n
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LATENCY_BUDGET_S: Final = 0.25
+"""The p99 request duration a service is held to unless it says otherwise."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -43,6 +46,14 @@ class ServiceSettings(BaseSettings):
     environment: Literal["local", "test", "staging", "production"] = "local"
     log_level: LogLevel = "INFO"
     log_json: bool = True
+    latency_budget_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="p99 request duration this service is held to (exported as"
+        " modelfleet_latency_budget_seconds; ModelfleetLatencyP99OverBudget). Unset: what the"
+        " service's design gives (250 ms for most).",
+    )
 
     database_url: str = shared(
         "DATABASE_URL",
@@ -212,6 +223,16 @@ class ServiceSettings(BaseSettings):
             if urlsplit(url.strip()).scheme not in {"nats", "tls", "ws", "wss"}:
                 raise ValueError("NATS_URL must look like nats://host:port[,nats://host:port]")
         return value
+
+    def latency_budget(self) -> float:
+        """The p99 request duration this service is held to: ``LATENCY_BUDGET_S``, else
+        :meth:`designed_latency_s`."""
+        return self.latency_budget_s or self.designed_latency_s()
+
+    def designed_latency_s(self) -> float:
+        """The p99 this service is designed for when ``LATENCY_BUDGET_S`` is unset; a service
+        whose requests wait by design (a budgeted chain, a simulated remote API) overrides it."""
+        return DEFAULT_LATENCY_BUDGET_S
 
     @field_validator("triton_grpc_url")
     @classmethod
